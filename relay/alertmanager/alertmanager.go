@@ -1,0 +1,338 @@
+// Package alertmanager decodes and checks the JSON that Prometheus
+// Alertmanager's webhook receiver posts (payload version "4"), and derives
+// the key under which Alertmanager itself would consider two notifications
+// the same.
+//
+// Field names follow Alertmanager's notify/webhook.Message and
+// template.Data, so templates written for Alertmanager read the same data.
+package alertmanager
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Version is the only webhook payload version relay accepts.
+const Version = "4"
+
+// Status values of a group or an alert.
+const (
+	StatusFiring   = "firing"
+	StatusResolved = "resolved"
+)
+
+// KV is a set of labels or annotations.
+type KV map[string]string
+
+// Names returns the sorted keys.
+func (kv KV) Names() []string {
+	names := make([]string, 0, len(kv))
+	for k := range kv {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Values returns the values ordered by their sorted keys.
+func (kv KV) Values() []string {
+	names := kv.Names()
+	vals := make([]string, len(names))
+	for i, n := range names {
+		vals[i] = kv[n]
+	}
+	return vals
+}
+
+// Pair is one label or annotation.
+type Pair struct{ Name, Value string }
+
+// Pairs is a list of label or annotation pairs.
+type Pairs []Pair
+
+// Names returns the names in order.
+func (ps Pairs) Names() []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
+}
+
+// Values returns the values in order.
+func (ps Pairs) Values() []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Value
+	}
+	return out
+}
+
+// String renders the pairs as "a=1, b=2".
+func (ps Pairs) String() string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = p.Name + "=" + p.Value
+	}
+	return strings.Join(parts, ", ")
+}
+
+// SortedPairs returns the pairs sorted by name, with "alertname" first as
+// Alertmanager does.
+func (kv KV) SortedPairs() Pairs {
+	names := kv.Names()
+	pairs := make(Pairs, 0, len(names))
+	if v, ok := kv["alertname"]; ok {
+		pairs = append(pairs, Pair{"alertname", v})
+	}
+	for _, n := range names {
+		if n == "alertname" {
+			continue
+		}
+		pairs = append(pairs, Pair{n, kv[n]})
+	}
+	return pairs
+}
+
+// Remove returns a copy without the given keys.
+func (kv KV) Remove(keys []string) KV {
+	out := make(KV, len(kv))
+	for k, v := range kv {
+		if !slices.Contains(keys, k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Alert is one alert of a notification.
+type Alert struct {
+	Status       string    `json:"status"`
+	Labels       KV        `json:"labels"`
+	Annotations  KV        `json:"annotations"`
+	StartsAt     time.Time `json:"startsAt"`
+	EndsAt       time.Time `json:"endsAt"`
+	GeneratorURL string    `json:"generatorURL"`
+	Fingerprint  string    `json:"fingerprint"`
+}
+
+// Alerts is a list of alerts.
+type Alerts []Alert
+
+// Firing returns the firing alerts.
+func (as Alerts) Firing() Alerts { return as.withStatus(StatusFiring) }
+
+// Resolved returns the resolved alerts.
+func (as Alerts) Resolved() Alerts { return as.withStatus(StatusResolved) }
+
+func (as Alerts) withStatus(s string) Alerts {
+	out := Alerts{}
+	for _, a := range as {
+		if a.Status == s {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Message is a webhook notification: Alertmanager's template data plus the
+// webhook envelope.
+type Message struct {
+	Version           string `json:"version"`
+	GroupKey          string `json:"groupKey"`
+	TruncatedAlerts   int    `json:"truncatedAlerts"`
+	Receiver          string `json:"receiver"`
+	Status            string `json:"status"`
+	Alerts            Alerts `json:"alerts"`
+	GroupLabels       KV     `json:"groupLabels"`
+	CommonLabels      KV     `json:"commonLabels"`
+	CommonAnnotations KV     `json:"commonAnnotations"`
+	ExternalURL       string `json:"externalURL"`
+}
+
+// Decode parses one notification from body. It rejects trailing data and
+// checks the result with Validate. Every error wraps ErrMalformed.
+func Decode(body []byte) (*Message, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var m Message
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: unexpected data after the JSON object", ErrMalformed)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// ErrMalformed is wrapped by every decoding and validation error.
+var ErrMalformed = errors.New("malformed alertmanager notification")
+
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("field %q: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+		}
+		return fmt.Sprintf("expected a JSON object, got JSON %s", typ.Value)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	default:
+		return err.Error()
+	}
+}
+
+// Limits on what one notification may hold. They are far above anything
+// Alertmanager sends and keep hostile input from costing much.
+const (
+	MaxAlerts    = 1000
+	MaxLabels    = 200
+	maxStringLen = 64 << 10
+)
+
+// Validate checks the fields relay relies on and names the first one that is
+// wrong.
+func (m *Message) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	}
+	if m.Version != Version {
+		return bad("version is %q, want %q", m.Version, Version)
+	}
+	if m.GroupKey == "" {
+		return bad("groupKey is empty")
+	}
+	if m.Status != StatusFiring && m.Status != StatusResolved {
+		return bad("status is %q, want %q or %q", m.Status, StatusFiring, StatusResolved)
+	}
+	if m.TruncatedAlerts < 0 {
+		return bad("truncatedAlerts is negative")
+	}
+	if len(m.Alerts) == 0 {
+		return bad("alerts is empty")
+	}
+	if len(m.Alerts) > MaxAlerts {
+		return bad("%d alerts, at most %d accepted", len(m.Alerts), MaxAlerts)
+	}
+	for name, kv := range map[string]KV{"groupLabels": m.GroupLabels, "commonLabels": m.CommonLabels, "commonAnnotations": m.CommonAnnotations} {
+		if err := checkKV(name, kv); err != nil {
+			return bad("%v", err)
+		}
+	}
+	for _, s := range []struct{ name, v string }{{"groupKey", m.GroupKey}, {"receiver", m.Receiver}, {"externalURL", m.ExternalURL}} {
+		if err := checkString(s.name, s.v); err != nil {
+			return bad("%v", err)
+		}
+	}
+	for i, a := range m.Alerts {
+		field := fmt.Sprintf("alerts[%d]", i)
+		if a.Status != StatusFiring && a.Status != StatusResolved {
+			return bad("%s.status is %q, want %q or %q", field, a.Status, StatusFiring, StatusResolved)
+		}
+		if a.StartsAt.IsZero() {
+			return bad("%s.startsAt is missing", field)
+		}
+		if err := checkKV(field+".labels", a.Labels); err != nil {
+			return bad("%v", err)
+		}
+		if err := checkKV(field+".annotations", a.Annotations); err != nil {
+			return bad("%v", err)
+		}
+		for _, s := range []struct{ name, v string }{{".fingerprint", a.Fingerprint}, {".generatorURL", a.GeneratorURL}} {
+			if err := checkString(field+s.name, s.v); err != nil {
+				return bad("%v", err)
+			}
+		}
+	}
+	return nil
+}
+
+func checkKV(field string, kv KV) error {
+	if len(kv) > MaxLabels {
+		return fmt.Errorf("%s has %d entries, at most %d accepted", field, len(kv), MaxLabels)
+	}
+	for k, v := range kv {
+		if err := checkString(field+" name", k); err != nil {
+			return err
+		}
+		if err := checkString(fmt.Sprintf("%s[%q]", field, k), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkString rejects what cannot be stored or shown: NUL characters
+// (PostgreSQL text cannot hold them), invalid UTF-8 and absurd lengths.
+func checkString(field, s string) error {
+	switch {
+	case len(s) > maxStringLen:
+		return fmt.Errorf("%s is %d bytes long, at most %d accepted", field, len(s), maxStringLen)
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Errorf("%s contains a NUL character", field)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
+	return nil
+}
+
+// DedupKey returns a hex SHA-256 over what Alertmanager's own notification
+// log compares when it decides whether a notification was already sent:
+// the route, receiver, group key, group status, each alert's fingerprint,
+// status and start time, and the number of truncated alerts. EndsAt is left
+// out on purpose: HA peers can disagree on it for the same notification.
+func (m *Message) DedupKey(route string) string {
+	type alertKey struct {
+		Fingerprint string `json:"f"`
+		Status      string `json:"s"`
+		StartsAt    string `json:"t"`
+	}
+	alerts := make([]alertKey, len(m.Alerts))
+	for i, a := range m.Alerts {
+		fp := a.Fingerprint
+		if fp == "" {
+			// Senders other than Alertmanager may omit the fingerprint; the
+			// sorted labels identify the alert just as well.
+			fp = "labels:" + a.Labels.SortedPairs().String()
+		}
+		alerts[i] = alertKey{fp, a.Status, a.StartsAt.UTC().Format(time.RFC3339Nano)}
+	}
+	sort.Slice(alerts, func(i, j int) bool {
+		if alerts[i].Fingerprint != alerts[j].Fingerprint {
+			return alerts[i].Fingerprint < alerts[j].Fingerprint
+		}
+		return alerts[i].StartsAt < alerts[j].StartsAt
+	})
+	key := struct {
+		Route     string     `json:"route"`
+		Receiver  string     `json:"receiver"`
+		GroupKey  string     `json:"groupKey"`
+		Status    string     `json:"status"`
+		Alerts    []alertKey `json:"alerts"`
+		Truncated int        `json:"truncated"`
+	}{route, m.Receiver, m.GroupKey, m.Status, alerts, m.TruncatedAlerts}
+	b, err := json.Marshal(key)
+	if err != nil {
+		panic(fmt.Sprintf("marshal dedup key: %v", err)) // only strings and ints: cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,114 @@
+// Package relay holds the vocabulary shared by every part of the relay:
+// deliveries and their states, delivery targets, send outcomes and the
+// sentinel errors callers branch on. It imports no other relay package.
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Callers test them with errors.Is; the HTTP layer maps them
+// to status codes in one place.
+var (
+	// ErrNotFound means the thing asked for does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid means input from outside is malformed or breaks a rule.
+	ErrInvalid = errors.New("invalid input")
+	// ErrUnavailable means a dependency of ours (the database) cannot be
+	// reached right now; the caller should retry later.
+	ErrUnavailable = errors.New("temporarily unavailable")
+)
+
+// State is where a delivery stands in its life.
+type State string
+
+// Delivery states. A delivery is created pending, is sending while a worker
+// holds its lease, and ends delivered or dead. Nothing is ever deleted.
+const (
+	StatePending   State = "pending"
+	StateSending   State = "sending"
+	StateDelivered State = "delivered"
+	StateDead      State = "dead"
+)
+
+// States lists every delivery state, in lifecycle order.
+var States = []State{StatePending, StateSending, StateDelivered, StateDead}
+
+// ParseState checks s names a delivery state.
+func ParseState(s string) (State, error) {
+	for _, st := range States {
+		if string(st) == s {
+			return st, nil
+		}
+	}
+	return "", fmt.Errorf("%w: unknown delivery state %q", ErrInvalid, s)
+}
+
+// Target is one Skype for Business conversation a message goes to: a single
+// recipient, since the relay keeps one peer-to-peer conversation per person.
+type Target struct {
+	// To is the recipient's SIP URI, e.g. "sip:oncall@contoso.com".
+	To string
+	// Subject is the conversation subject shown to the recipient (optional).
+	Subject string
+	// Importance is "Normal", "Urgent" or "Emergency" (optional).
+	Importance string
+}
+
+// OutcomeKind says what became of one attempt to send a message.
+type OutcomeKind int
+
+// Outcome kinds.
+const (
+	// Delivered: the server confirmed delivery of this very message.
+	Delivered OutcomeKind = iota + 1
+	// RetryLater: the message was not accepted; trying again later may work.
+	RetryLater
+	// Permanent: the message cannot be delivered as it is (bad recipient,
+	// declined, policy); retrying will not help.
+	Permanent
+	// Uncertain: the server may have accepted the message but never
+	// confirmed it (for example the pool failed over in between). The caller
+	// decides whether a possible duplicate beats a possible miss.
+	Uncertain
+)
+
+func (k OutcomeKind) String() string {
+	switch k {
+	case Delivered:
+		return "delivered"
+	case RetryLater:
+		return "retry"
+	case Permanent:
+		return "permanent"
+	case Uncertain:
+		return "uncertain"
+	default:
+		return "unknown"
+	}
+}
+
+// Outcome is the result of one send attempt, with what the audit trail keeps.
+type Outcome struct {
+	Kind OutcomeKind
+	// RetryAfter is the delay the server asked for or the sender suggests
+	// (RetryLater only; zero means no suggestion).
+	RetryAfter time.Duration
+	// Pool is the host of the pool that handled the attempt.
+	Pool string
+	// HTTPStatus is the status of the decisive response, 0 when none came.
+	HTTPStatus int
+	// Code and Subcode are the UCWA error code and subcode, when given.
+	Code, Subcode string
+	// Reason is a short stable word for metrics and logs ("ok", "timeout",
+	// "declined", "failover", ...).
+	Reason string
+	// Detail is a human-readable explanation; it never holds a secret.
+	Detail string
+	// OperationID is the UCWA operationId used for this attempt.
+	OperationID string
+	// Latency is the time from the start of the attempt to its outcome.
+	Latency time.Duration
+}

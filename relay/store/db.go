@@ -1,0 +1,180 @@
+// Package store keeps deliveries in PostgreSQL: the notifications that
+// arrived, the deduplication window, the deliveries made from them and every
+// attempt to send one. It wraps a pgx pool; SQL lives beside the method that
+// runs it, one file per table.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/skype-relay/relay/relay"
+)
+
+// Options tunes the store. Zero values take the defaults.
+type Options struct {
+	// MaxConns caps the pool (default 16).
+	MaxConns int32
+	// OpTimeout bounds every database operation made for a caller (default 5s).
+	OpTimeout time.Duration
+	// BatchMax caps how many ingest requests share one commit (default 64).
+	BatchMax int
+	// Committers is how many group commits may run at once (default 4).
+	Committers int
+	// Logger receives the store's own log lines (default: discarded).
+	Logger *slog.Logger
+	// Now is the clock (default time.Now); tests pin it.
+	Now func() time.Time
+}
+
+// DB is the relay's database handle. Its methods are safe for concurrent use.
+type DB struct {
+	pool   *pgxpool.Pool
+	opts   Options
+	logger *slog.Logger
+
+	enqueueCh chan *enqueueReq
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Open connects to the database at url and starts the group committers. It
+// does not wait for the database to answer: a relay starts (and reports not
+// ready) while PostgreSQL is still coming up.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", redactParseError(err))
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 16
+	}
+	if opts.OpTimeout <= 0 {
+		opts.OpTimeout = 5 * time.Second
+	}
+	if opts.BatchMax <= 0 {
+		opts.BatchMax = 64
+	}
+	if opts.Committers <= 0 {
+		opts.Committers = 4
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	cfg.MaxConns = opts.MaxConns
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	cfg.HealthCheckPeriod = 15 * time.Second
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > opts.OpTimeout {
+		cfg.ConnConfig.ConnectTimeout = opts.OpTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	db := &DB{
+		pool:      pool,
+		opts:      opts,
+		logger:    opts.Logger,
+		enqueueCh: make(chan *enqueueReq, 4*opts.BatchMax),
+		stop:      make(chan struct{}),
+	}
+	for range opts.Committers {
+		db.wg.Add(1)
+		go db.committer()
+	}
+	return db, nil
+}
+
+// redactParseError keeps a connection string (which may hold a password)
+// out of error messages.
+func redactParseError(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("invalid connection string")
+	}
+	return errors.New("invalid connection string")
+}
+
+// Close stops the group committers after the requests already queued are
+// written, then closes the pool.
+func (db *DB) Close() {
+	db.closeOnce.Do(func() {
+		close(db.stop)
+		db.wg.Wait()
+		db.pool.Close()
+	})
+}
+
+// Pool exposes the underlying pool for the migrator and tests.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// Ping checks the database answers within the operation timeout.
+func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	if err := db.pool.Ping(ctx); err != nil {
+		return classify("ping database", err)
+	}
+	return nil
+}
+
+// transact runs fn in a transaction, committing when it returns nil.
+func (db *DB) transact(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db.pool, fn)
+}
+
+// classify wraps err with what the caller was doing and, when the database
+// could not be reached or did not answer in time, with relay.ErrUnavailable
+// so the HTTP layer answers 503 and the sender retries.
+func classify(doing string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if isUnavailable(err) {
+		return fmt.Errorf("%s: %w: %w", doing, relay.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
+func isUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", // connection exception
+			"53", // insufficient resources
+			"57", // operator intervention: admin shutdown, cannot connect now
+			"40": // serialization failure, deadlock: retrying may work
+			return true
+		}
+		return false
+	}
+	// An error with no server code happened on the wire: the connection died.
+	return true
+}

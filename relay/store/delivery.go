@@ -1,0 +1,257 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/skype-relay/relay/relay"
+)
+
+// Delivery is one message to one conversation, as the audit shows it.
+type Delivery struct {
+	OperationID    string      `json:"operationId"`
+	NotificationID string      `json:"notificationId"`
+	Route          string      `json:"route"`
+	Conversation   string      `json:"conversation"`
+	Recipient      string      `json:"recipient"`
+	Subject        string      `json:"subject,omitempty"`
+	Importance     string      `json:"importance"`
+	Part           int         `json:"part"`
+	Parts          int         `json:"parts"`
+	Text           string      `json:"text"`
+	State          relay.State `json:"state"`
+	Attempts       int         `json:"attempts"`
+	NextAttemptAt  time.Time   `json:"nextAttemptAt"`
+	LeaseUntil     *time.Time  `json:"leaseUntil,omitempty"`
+	LastError      string      `json:"lastError,omitempty"`
+	CreatedAt      time.Time   `json:"createdAt"`
+	UpdatedAt      time.Time   `json:"updatedAt"`
+	DeliveredAt    *time.Time  `json:"deliveredAt,omitempty"`
+}
+
+const deliveryColumns = `operation_id, notification_id, route, conversation, recipient, subject, importance,
+    part, parts, text, state, attempts, next_attempt_at, lease_until, coalesce(last_error, ''),
+    created_at, updated_at, delivered_at`
+
+func scanDelivery(row pgx.CollectableRow) (Delivery, error) {
+	var d Delivery
+	err := row.Scan(&d.OperationID, &d.NotificationID, &d.Route, &d.Conversation, &d.Recipient, &d.Subject,
+		&d.Importance, &d.Part, &d.Parts, &d.Text, &d.State, &d.Attempts, &d.NextAttemptAt, &d.LeaseUntil,
+		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt)
+	return d, err
+}
+
+// Attempt is one try to send a delivery.
+type Attempt struct {
+	Attempt         int       `json:"attempt"`
+	UCWAOperationID string    `json:"ucwaOperationId"`
+	Outcome         string    `json:"outcome"`
+	Pool            string    `json:"pool,omitempty"`
+	HTTPStatus      *int      `json:"httpStatus,omitempty"`
+	UCWACode        string    `json:"ucwaCode,omitempty"`
+	UCWASubcode     string    `json:"ucwaSubcode,omitempty"`
+	Reason          string    `json:"reason,omitempty"`
+	Error           string    `json:"error,omitempty"`
+	LatencyMS       float64   `json:"latencyMs"`
+	StartedAt       time.Time `json:"startedAt"`
+	FinishedAt      time.Time `json:"finishedAt"`
+}
+
+// DeliveryDetail is a delivery with everything the audit knows about it.
+type DeliveryDetail struct {
+	Delivery
+	Format   string          `json:"format"`
+	DedupKey string          `json:"dedupKey"`
+	Payload  json.RawMessage `json:"payload"`
+	// ReceivedAt is when the notification first arrived.
+	ReceivedAt time.Time `json:"receivedAt"`
+	AttemptLog []Attempt `json:"attemptLog"`
+	// Duplicates counts the identical notifications received inside the
+	// window; DuplicatesAt lists when, newest first (the latest 100).
+	Duplicates   int         `json:"duplicates"`
+	DuplicatesAt []time.Time `json:"duplicatesAt"`
+}
+
+// maxDuplicateTimes caps how many duplicate arrival times GetDelivery lists.
+const maxDuplicateTimes = 100
+
+// ListFilter selects deliveries for the audit list. Zero fields do not filter.
+type ListFilter struct {
+	Route        string
+	Conversation string
+	State        relay.State
+	// Since and Until bound created_at: Since <= created_at < Until.
+	Since, Until time.Time
+	// Cursor continues a previous page (the NextCursor it returned).
+	Cursor string
+	// Limit caps the page (default 50, at most 500).
+	Limit int
+}
+
+// MaxListLimit is the largest page ListDeliveries returns.
+const MaxListLimit = 500
+
+// ListDeliveries returns deliveries newest first, and the cursor of the next
+// page ("" on the last page).
+func (db *DB) ListDeliveries(ctx context.Context, f ListFilter) ([]Delivery, string, error) {
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = 50
+	case limit > MaxListLimit:
+		limit = MaxListLimit
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Route != "" {
+		where = append(where, "route = "+arg(f.Route))
+	}
+	if f.Conversation != "" {
+		where = append(where, "conversation = "+arg(f.Conversation))
+	}
+	if f.State != "" {
+		where = append(where, "state = "+arg(string(f.State)))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "created_at >= "+arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "created_at < "+arg(f.Until))
+	}
+	if f.Cursor != "" {
+		at, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, fmt.Sprintf("(created_at, operation_id) < (%s, %s)", arg(at), arg(id)))
+	}
+	q := "SELECT " + deliveryColumns + " FROM deliveries"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created_at DESC, operation_id DESC LIMIT " + arg(limit+1)
+
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	rows, _ := db.pool.Query(ctx, q, args...)
+	list, err := pgx.CollectRows(rows, scanDelivery)
+	if err != nil {
+		return nil, "", classify("list deliveries", err)
+	}
+	next := ""
+	if len(list) > limit {
+		list = list[:limit]
+		last := list[len(list)-1]
+		next = encodeCursor(last.CreatedAt, last.OperationID)
+	}
+	return list, next, nil
+}
+
+func encodeCursor(at time.Time, id string) string {
+	raw := strconv.FormatInt(at.UnixMicro(), 10) + "|" + id
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	bad := fmt.Errorf("%w: cursor is not one this API returned", relay.ErrInvalid)
+	if len(c) > 200 {
+		return time.Time{}, "", bad
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	us, id, ok := strings.Cut(string(raw), "|")
+	if !ok || id == "" {
+		return time.Time{}, "", bad
+	}
+	n, err := strconv.ParseInt(us, 10, 64)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	return time.UnixMicro(n).UTC(), id, nil
+}
+
+// GetDelivery returns one delivery with its notification, attempts and
+// duplicates, or relay.ErrNotFound.
+func (db *DB) GetDelivery(ctx context.Context, operationID string) (*DeliveryDetail, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	var out *DeliveryDetail
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, "SELECT "+deliveryColumns+" FROM deliveries WHERE operation_id = $1", operationID)
+		d, err := pgx.CollectExactlyOneRow(rows, scanDelivery)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("delivery %q: %w", operationID, relay.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		out = &DeliveryDetail{Delivery: d}
+		var payload []byte
+		err = tx.QueryRow(ctx, `SELECT format, dedup_key, payload::text, received_at FROM notifications WHERE id = $1`,
+			d.NotificationID).Scan(&out.Format, &out.DedupKey, &payload, &out.ReceivedAt)
+		if err != nil {
+			return err
+		}
+		out.Payload = payload
+		rows, _ = tx.Query(ctx, `
+SELECT attempt, ucwa_operation_id, outcome, pool, http_status, ucwa_code, ucwa_subcode, reason, error,
+       latency_ms, started_at, finished_at
+FROM attempts WHERE operation_id = $1 ORDER BY attempt`, operationID)
+		out.AttemptLog, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Attempt, error) {
+			var a Attempt
+			err := row.Scan(&a.Attempt, &a.UCWAOperationID, &a.Outcome, &a.Pool, &a.HTTPStatus, &a.UCWACode,
+				&a.UCWASubcode, &a.Reason, &a.Error, &a.LatencyMS, &a.StartedAt, &a.FinishedAt)
+			return a, err
+		})
+		if err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM duplicates WHERE notification_id = $1`,
+			d.NotificationID).Scan(&out.Duplicates); err != nil {
+			return err
+		}
+		rows, _ = tx.Query(ctx, `SELECT received_at FROM duplicates WHERE notification_id = $1
+ORDER BY received_at DESC LIMIT $2`, d.NotificationID, maxDuplicateTimes)
+		out.DuplicatesAt, err = pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		return err
+	})
+	if errors.Is(err, relay.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, classify("get delivery", err)
+	}
+	return out, nil
+}
+
+// CountByState returns how many deliveries are in each state.
+func (db *DB) CountByState(ctx context.Context) (map[relay.State]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	rows, _ := db.pool.Query(ctx, `SELECT state, count(*) FROM deliveries GROUP BY state`)
+	out := make(map[relay.State]int64, len(relay.States))
+	var st string
+	var n int64
+	_, err := pgx.ForEachRow(rows, []any{&st, &n}, func() error {
+		out[relay.State(st)] = n
+		return nil
+	})
+	if err != nil {
+		return nil, classify("count deliveries", err)
+	}
+	return out, nil
+}

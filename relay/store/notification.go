@@ -1,0 +1,252 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/skype-relay/relay/relay"
+)
+
+// NewNotification is an accepted webhook notification, rendered, ready to be
+// recorded with one delivery per message.
+type NewNotification struct {
+	Route    string
+	Format   string
+	DedupKey string
+	// Payload is the request body as received (JSON).
+	Payload []byte
+	// Window is how long identical content counts as a duplicate.
+	Window   time.Duration
+	Messages []NewMessage
+}
+
+// NewMessage is one message to send: a conversation and the text for it.
+type NewMessage struct {
+	Conversation string
+	Target       relay.Target
+	Part, Parts  int
+	Text         string
+}
+
+// EnqueueResult says what Enqueue recorded.
+type EnqueueResult struct {
+	NotificationID string
+	OperationIDs   []string
+	// Duplicate is true when the content was already recorded inside its
+	// window: nothing new was created and the ids are the original ones.
+	Duplicate bool
+}
+
+type enqueueReq struct {
+	ctx   context.Context
+	n     *NewNotification
+	id    string
+	opIDs []string
+	now   time.Time
+	done  chan enqueueReply
+}
+
+type enqueueReply struct {
+	res EnqueueResult
+	err error
+}
+
+// Enqueue records n and its deliveries, or recognises it as a duplicate, and
+// returns only once that is durable. Concurrent calls share transactions
+// (group commit): each caller still waits for its own row's commit.
+// Identical content arriving at the same instant creates exactly one
+// notification; the other caller gets Duplicate with the same ids.
+func (db *DB) Enqueue(ctx context.Context, n *NewNotification) (EnqueueResult, error) {
+	if len(n.Messages) == 0 {
+		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: no messages", relay.ErrInvalid)
+	}
+	now := db.opts.Now().UTC()
+	req := &enqueueReq{ctx: ctx, n: n, id: newID(now), now: now, done: make(chan enqueueReply, 1)}
+	req.opIDs = make([]string, len(n.Messages))
+	for i := range n.Messages {
+		req.opIDs[i] = req.id + "-" + strconv.Itoa(i+1)
+	}
+	select {
+	case db.enqueueCh <- req:
+	case <-ctx.Done():
+		return EnqueueResult{}, classify("enqueue notification", ctx.Err())
+	case <-db.stop:
+		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: shutting down", relay.ErrUnavailable)
+	}
+	select {
+	case r := <-req.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		// The committer may still write it; a retry is then a duplicate.
+		return EnqueueResult{}, classify("enqueue notification", ctx.Err())
+	}
+}
+
+// committer takes queued requests and writes them, as many as are waiting
+// (up to BatchMax) in one round trip and one commit. While one batch
+// commits, the next one gathers: that is what makes throughput grow with
+// concurrency. It exits once stop is closed and the queue is empty.
+func (db *DB) committer() {
+	defer db.wg.Done()
+	batch := make([]*enqueueReq, 0, db.opts.BatchMax)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-db.enqueueCh:
+			batch = append(batch, r)
+		case <-db.stop:
+			// Drain what is already queued, then leave.
+			for {
+				select {
+				case r := <-db.enqueueCh:
+					db.commitBatch([]*enqueueReq{r})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < db.opts.BatchMax {
+			select {
+			case r := <-db.enqueueCh:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		db.commitBatch(batch)
+	}
+}
+
+// commitBatch writes a batch in one implicit transaction. When the batch
+// fails for a reason that is not the database being unreachable, one bad
+// request must not fail the others: each is then written on its own.
+func (db *DB) commitBatch(batch []*enqueueReq) {
+	live := batch[:0]
+	for _, r := range batch {
+		if r.ctx.Err() != nil {
+			r.done <- enqueueReply{err: classify("enqueue notification", r.ctx.Err())}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// Same lock order in every batch: no deadlock between two batches that
+	// hold twins of each other.
+	slices.SortFunc(live, func(a, b *enqueueReq) int { return strings.Compare(a.n.DedupKey, b.n.DedupKey) })
+	results, err := db.writeBatch(live)
+	if err == nil {
+		for i, r := range live {
+			r.done <- enqueueReply{res: results[i]}
+		}
+		return
+	}
+	if len(live) == 1 || isUnavailable(err) {
+		for _, r := range live {
+			r.done <- enqueueReply{err: classify("enqueue notification", err)}
+		}
+		return
+	}
+	db.logger.Warn("group commit failed, writing its requests one by one", slog.Int("requests", len(live)), slog.Any("err", err))
+	for _, r := range live {
+		res, err := db.writeBatch([]*enqueueReq{r})
+		if err != nil {
+			r.done <- enqueueReply{err: classify("enqueue notification", err)}
+			continue
+		}
+		r.done <- enqueueReply{res: res[0]}
+	}
+}
+
+// enqueueSQL records one notification in one statement. The upsert on
+// dedup_keys decides: a fresh key, or one whose window has passed, takes
+// this notification's id and the dependent inserts run; a key still inside
+// its window keeps the original id, and only a duplicates row is added.
+// ON CONFLICT waits for a twin's transaction and then sees its row, so
+// concurrent twins resolve to one notification.
+const enqueueSQL = `
+WITH k AS (
+    INSERT INTO dedup_keys AS d (key, notification_id, operation_ids, expires_at)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (key) DO UPDATE SET
+        notification_id = CASE WHEN d.expires_at <= $5 THEN excluded.notification_id ELSE d.notification_id END,
+        operation_ids   = CASE WHEN d.expires_at <= $5 THEN excluded.operation_ids   ELSE d.operation_ids   END,
+        expires_at      = CASE WHEN d.expires_at <= $5 THEN excluded.expires_at      ELSE d.expires_at      END
+    RETURNING d.notification_id, d.operation_ids
+), n AS (
+    INSERT INTO notifications (id, route, format, dedup_key, payload, received_at)
+    SELECT $2, $6, $7, $1, $8, $5 FROM k WHERE k.notification_id = $2
+    RETURNING id
+), dl AS (
+    INSERT INTO deliveries (operation_id, notification_id, route, conversation, recipient, subject,
+                            importance, part, parts, text, next_attempt_at, created_at, updated_at)
+    SELECT m.op, n.id, $6, m.conv, m.rcpt, m.subj, m.imp, m.part, m.parts, m.txt, $5, $5, $5
+    FROM n, unnest($3::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::int[], $15::text[])
+         AS m(op, conv, rcpt, subj, imp, part, parts, txt)
+), dup AS (
+    INSERT INTO duplicates (notification_id, received_at)
+    SELECT k.notification_id, $5 FROM k WHERE k.notification_id <> $2
+)
+SELECT notification_id, operation_ids FROM k`
+
+func (db *DB) writeBatch(reqs []*enqueueReq) ([]EnqueueResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), db.opts.OpTimeout)
+	defer cancel()
+	b := &pgx.Batch{}
+	for _, r := range reqs {
+		n := r.n
+		k := len(n.Messages)
+		convs, rcpts, subjs, imps, txts := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+		parts, counts := make([]int32, k), make([]int32, k)
+		for i, m := range n.Messages {
+			convs[i], rcpts[i], subjs[i], imps[i], txts[i] = m.Conversation, m.Target.To, m.Target.Subject, m.Target.Importance, m.Text
+			if imps[i] == "" {
+				imps[i] = "Normal"
+			}
+			parts[i], counts[i] = int32(max(m.Part, 1)), int32(max(m.Parts, m.Part, 1))
+		}
+		b.Queue(enqueueSQL, n.DedupKey, r.id, r.opIDs, r.now.Add(n.Window), r.now, n.Route, n.Format,
+			string(n.Payload), convs, rcpts, subjs, imps, parts, counts, txts)
+	}
+	results := make([]EnqueueResult, len(reqs))
+	br := db.pool.SendBatch(ctx, b)
+	for i, r := range reqs {
+		var res EnqueueResult
+		if err := br.QueryRow().Scan(&res.NotificationID, &res.OperationIDs); err != nil {
+			_ = br.Close()
+			return nil, fmt.Errorf("record notification: %w", err)
+		}
+		res.Duplicate = res.NotificationID != r.id
+		results[i] = res
+	}
+	// Close sends nothing more; it reports the implicit transaction's commit.
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("commit notifications: %w", err)
+	}
+	return results, nil
+}
+
+// SweepDedupKeys deletes deduplication keys whose window ended before
+// cutoff, at most limit of them, and says how many went. Expired keys
+// already behave as absent; sweeping only keeps the table small.
+func (db *DB) SweepDedupKeys(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	const q = `
+DELETE FROM dedup_keys WHERE key IN (
+    SELECT key FROM dedup_keys WHERE expires_at < $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	tag, err := db.pool.Exec(ctx, q, cutoff, limit)
+	if err != nil {
+		return 0, classify("sweep dedup keys", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,174 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/relaytest"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+type testBundle struct {
+	db  *store.DB
+	now *time.Time
+	mu  *sync.Mutex
+}
+
+func setup(t *testing.T) testBundle {
+	t.Helper()
+	url := relaytest.NewDatabase(t)
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	mu := &sync.Mutex{}
+	db, err := store.Open(context.Background(), url, store.Options{Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(db.Close)
+	return testBundle{db: db, now: &now, mu: mu}
+}
+
+func (b testBundle) advance(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	*b.now = b.now.Add(d)
+}
+
+func notification(key string, convs ...string) *store.NewNotification {
+	n := &store.NewNotification{
+		Route: "prod", Format: "alertmanager", DedupKey: key, Window: 15 * time.Minute,
+		Payload: []byte(`{"version":"4"}`),
+	}
+	for _, c := range convs {
+		n.Messages = append(n.Messages, store.NewMessage{
+			Conversation: c, Target: relay.Target{To: "sip:" + c + "@contoso.com"}, Text: "hello " + c,
+		})
+	}
+	return n
+}
+
+func TestEnqueueCreatesOneDeliveryPerConversation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+
+	res, err := b.db.Enqueue(ctx, notification("k1", "oncall", "dba"))
+	if err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	if res.Duplicate || len(res.OperationIDs) != 2 {
+		t.Fatalf("Enqueue = %+v, want 2 new operation ids", res)
+	}
+	for i, id := range res.OperationIDs {
+		if len(id) > 50 {
+			t.Errorf("operation id %q is %d characters, UCWA allows 50", id, len(id))
+		}
+		d, err := b.db.GetDelivery(ctx, id)
+		if err != nil {
+			t.Fatalf("GetDelivery(%q): %v", id, err)
+		}
+		want := []string{"oncall", "dba"}[i]
+		if d.Conversation != want || d.State != relay.StatePending || d.Text != "hello "+want || d.Duplicates != 0 {
+			t.Errorf("GetDelivery(%q) = %+v, want pending delivery to %s", id, d.Delivery, want)
+		}
+	}
+}
+
+func TestEnqueueDeduplicatesInsideWindowOnly(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+
+	first, err := b.db.Enqueue(ctx, notification("same", "oncall"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.advance(10 * time.Minute)
+	retry, err := b.db.Enqueue(ctx, notification("same", "oncall"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !retry.Duplicate || !cmp.Equal(retry.OperationIDs, first.OperationIDs) {
+		t.Fatalf("retry inside window = %+v, want duplicate of %v", retry, first.OperationIDs)
+	}
+	d, err := b.db.GetDelivery(ctx, first.OperationIDs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Duplicates != 1 || len(d.DuplicatesAt) != 1 || !d.DuplicatesAt[0].Equal(*b.now) {
+		t.Errorf("duplicates = %d at %v, want 1 at %v", d.Duplicates, d.DuplicatesAt, *b.now)
+	}
+
+	b.advance(6 * time.Minute) // 16 minutes after the first: a repeat reminder
+	reminder, err := b.db.Enqueue(ctx, notification("same", "oncall"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reminder.Duplicate || cmp.Equal(reminder.OperationIDs, first.OperationIDs) {
+		t.Fatalf("after window = %+v, want a new delivery", reminder)
+	}
+	list, _, err := b.db.ListDeliveries(ctx, store.ListFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 {
+		t.Errorf("ListDeliveries returned %d deliveries, want 2", len(list))
+	}
+}
+
+func TestEnqueueConcurrentTwinsMakeOneDelivery(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+
+	const twins = 16
+	results := make([]store.EnqueueResult, twins)
+	errs := make([]error, twins)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range twins {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = b.db.Enqueue(ctx, notification("twin", "oncall"))
+		})
+	}
+	close(start)
+	wg.Wait()
+	created := 0
+	for i := range twins {
+		if errs[i] != nil {
+			t.Fatalf("Enqueue %d: %v", i, errs[i])
+		}
+		if !results[i].Duplicate {
+			created++
+		}
+		if !cmp.Equal(results[i].OperationIDs, results[0].OperationIDs) {
+			t.Errorf("twin %d got ids %v, twin 0 got %v", i, results[i].OperationIDs, results[0].OperationIDs)
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d twins created a delivery, want exactly 1", created)
+	}
+	list, _, err := b.db.ListDeliveries(ctx, store.ListFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 {
+		t.Errorf("%d deliveries stored, want 1", len(list))
+	}
+	d, err := b.db.GetDelivery(ctx, results[0].OperationIDs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Duplicates != twins-1 {
+		t.Errorf("duplicates = %d, want %d", d.Duplicates, twins-1)
+	}
+}
