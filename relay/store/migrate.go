@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/skype-relay/relay/migrations"
@@ -100,4 +102,31 @@ func LatestVersion() (uint, error) {
 		latest = max(latest, uint(v))
 	}
 	return latest, nil
+}
+
+// CheckSchema reports whether the database schema is at the version this
+// binary needs. A newer schema passes: migrations only add, so a replica
+// left on the previous release keeps working during a rollout.
+func (db *DB) CheckSchema(ctx context.Context) error {
+	latest, err := LatestVersion()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	var version int64
+	var dirty bool
+	err = db.pool.QueryRow(ctx, `SELECT version, dirty FROM schema_migrations`).Scan(&version, &dirty)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) || (errors.As(err, &pgErr) && pgErr.Code == "42P01"):
+		return errors.New("database schema is not migrated: run relay migrate up")
+	case err != nil:
+		return classify("read schema version", err)
+	case dirty:
+		return fmt.Errorf("migration %d failed half way (dirty): fix it, then relay migrate force", version)
+	case uint(version) < latest:
+		return fmt.Errorf("database schema is at version %d, this relay needs %d: run relay migrate up", version, latest)
+	}
+	return nil
 }

@@ -1,0 +1,205 @@
+// Command relay carries alerts from Alertmanager and CI systems into Skype
+// for Business conversations.
+//
+//	relay serve        [--config FILE] [--no-migrate]
+//	relay migrate      up|down|version [--config FILE]
+//	relay check-config [--config FILE]
+//
+// The configuration file comes from --config or RELAY_CONFIG; the database
+// from DATABASE_URL.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/skype-relay/relay/relay/app"
+	"github.com/skype-relay/relay/relay/config"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `relay carries alerts into Skype for Business conversations.
+
+Usage:
+  relay serve        [--config FILE] [--no-migrate]   run the relay
+  relay migrate      up|down|version [--config FILE]  manage the database schema
+  relay check-config [--config FILE]                  load the config and render every route's template
+  relay version                                       print the version
+
+The config file comes from --config or RELAY_CONFIG, the database from DATABASE_URL.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(args, stderr)
+	case "migrate":
+		err = migrate(args, stdout, stderr)
+	case "check-config":
+		err = checkConfig(args, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "relay", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "relay: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "relay %s: %v\n", cmd, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "relay %s: %v\n", cmd, err)
+		return 1
+	}
+}
+
+type usageError struct{ error }
+
+// flags parses the options every subcommand shares, plus extra ones.
+func flags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*flag.FlagSet, string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (default: $RELAY_CONFIG)")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, "", usageError{err}
+	}
+	return fs, *path, nil
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" && os.Getenv(config.EnvConfig) == "" {
+		return nil, usageError{errors.New("no configuration: pass --config FILE or set RELAY_CONFIG")}
+	}
+	return config.Load(path, os.Getenv)
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func serve(args []string, stderr io.Writer) error {
+	var noMigrate bool
+	fs, path, err := flags("serve", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations at start")
+	})
+	if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr).With(slog.String("version", version))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return app.Run(ctx, cfg, logger, app.Options{SkipMigrate: noMigrate})
+}
+
+func migrate(args []string, stdout, stderr io.Writer) error {
+	fs, path, err := flags("migrate", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{errors.New("want one of: up, down, version")}
+	}
+	// The schema needs only the database; a config file is read when given
+	// so that a deploy job can share the relay's.
+	url := os.Getenv(config.EnvDatabaseURL)
+	if path != "" || os.Getenv(config.EnvConfig) != "" {
+		cfg, err := config.Load(path, os.Getenv)
+		if err != nil {
+			return err
+		}
+		url = cfg.DatabaseURL()
+	}
+	if url == "" {
+		return usageError{errors.New("DATABASE_URL is not set")}
+	}
+	return app.Migrate(url, func(m *store.Migrator) error {
+		switch fs.Arg(0) {
+		case "up":
+			if err := m.Up(); err != nil {
+				return err
+			}
+		case "down":
+			if err := m.Down(); err != nil {
+				return err
+			}
+		case "version":
+		default:
+			return usageError{fmt.Errorf("unknown migrate action %q: want up, down or version", fs.Arg(0))}
+		}
+		v, dirty, ok, err := m.Version()
+		if err != nil {
+			return err
+		}
+		latest, err := store.LatestVersion()
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ok:
+			fmt.Fprintf(stdout, "version: none (empty database); this relay's latest: %d\n", latest)
+		case dirty:
+			fmt.Fprintf(stdout, "version: %d (dirty: a migration failed half way); this relay's latest: %d\n", v, latest)
+		default:
+			fmt.Fprintf(stdout, "version: %d; this relay's latest: %d\n", v, latest)
+		}
+		return nil
+	})
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	fs, path, err := flags("check-config", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	if err := app.CheckConfig(cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "config OK: %d routes, %d conversations\n", len(cfg.Routes), len(cfg.Conversations))
+	return nil
+}

@@ -1,0 +1,261 @@
+// Package app wires the relay together and runs it: it opens the database,
+// applies migrations, builds the template engine and the HTTP API, serves,
+// and shuts everything down in order. Tests run the whole relay in-process
+// through Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/skype-relay/relay/relay/alertmanager"
+	"github.com/skype-relay/relay/relay/config"
+	"github.com/skype-relay/relay/relay/ingest"
+	"github.com/skype-relay/relay/relay/render"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+// Options adjust Run for tests and the command line.
+type Options struct {
+	// SkipMigrate leaves the schema alone (for deployments that migrate in a
+	// separate job before rollout).
+	SkipMigrate bool
+	// Listener, when set, is served instead of listening on the configured
+	// address (tests pass a 127.0.0.1:0 listener).
+	Listener net.Listener
+	// Registry receives the relay's metrics; nil means a fresh registry.
+	Registry *prometheus.Registry
+	// ShutdownTimeout bounds the graceful shutdown (default 25s).
+	ShutdownTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Run serves the relay until ctx is cancelled, then shuts down gracefully:
+// it stops accepting connections, lets requests in flight finish (bounded by
+// ShutdownTimeout), and closes the database pool last.
+func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) error {
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 25 * time.Second
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	engine, err := NewEngine(cfg)
+	if err != nil {
+		return err
+	}
+
+	db, err := store.Open(ctx, cfg.DatabaseURL(), store.Options{
+		MaxConns:  int32(cfg.Database.MaxConns),
+		BatchMax:  cfg.Ingest.BatchMax,
+		OpTimeout: min(cfg.Ingest.RequestTimeout, 5*time.Second),
+		Logger:    logger,
+		Now:       opts.Now,
+	})
+	if err != nil {
+		return err
+	}
+	// Closed last: after the HTTP server has drained.
+	defer db.Close()
+
+	handler := ingest.New(IngestConfig(cfg, engine), ingest.Options{
+		DB: db, Logger: logger, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.Ingest.RequestTimeout,
+	})
+	srv := &http.Server{
+		Handler:           handler.Echo(),
+		ReadHeaderTimeout: min(cfg.Ingest.ReadTimeout, 10*time.Second),
+		ReadTimeout:       cfg.Ingest.ReadTimeout,
+		WriteTimeout:      cfg.Ingest.WriteTimeout,
+		IdleTimeout:       cfg.Ingest.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln := opts.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.ListenAddress)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.ListenAddress, err)
+		}
+	}
+	logger.InfoContext(ctx, "relay listening", slog.String("address", ln.Addr().String()), slog.Any("config", cfg))
+
+	// Every goroutine below is owned here: started, stopped through ctx or
+	// Shutdown, and waited for before Run returns.
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 1)
+	wg.Go(func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	})
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	wg.Go(func() {
+		if prepareSchema(bgCtx, cfg.DatabaseURL(), db, opts.SkipMigrate, logger) {
+			handler.Open()
+			logger.InfoContext(bgCtx, "database schema ready, accepting webhooks")
+		}
+	})
+	wg.Go(func() { sweepDedupKeys(bgCtx, db, cfg.Ingest.DedupWindow, logger) })
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case runErr = <-serveErr:
+		logger.Error("HTTP server stopped", slog.Any("err", runErr))
+	}
+	stopBackground()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("graceful shutdown cut short", slog.Any("err", err))
+		_ = srv.Close()
+	}
+	wg.Wait()
+	logger.Info("relay stopped")
+	return runErr
+}
+
+// prepareSchema applies pending migrations (unless skip) and then waits for
+// the schema to be current, retrying with backoff while the database is
+// unreachable. It reports whether the schema is ready (false: ctx ended).
+func prepareSchema(ctx context.Context, url string, db *store.DB, skip bool, logger *slog.Logger) bool {
+	backoff := 250 * time.Millisecond
+	for {
+		err := func() error {
+			if !skip {
+				if err := Migrate(url, func(m *store.Migrator) error { return m.Up() }); err != nil {
+					return err
+				}
+			}
+			return db.CheckSchema(ctx)
+		}()
+		if err == nil {
+			return true
+		}
+		logger.WarnContext(ctx, "database not ready", slog.Any("err", err), slog.Duration("retry_in", backoff))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// Migrate runs fn with a migrator for the database at url.
+func Migrate(url string, fn func(*store.Migrator) error) error {
+	m, err := store.NewMigrator(url)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return fn(m)
+}
+
+// sweepDedupKeys removes deduplication keys whose window ended, every
+// minute, so the key table stays the size of one window of traffic.
+func sweepDedupKeys(ctx context.Context, db *store.DB, window time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for {
+				n, err := db.SweepDedupKeys(ctx, now.Add(-window), 5000)
+				if err != nil {
+					logger.WarnContext(ctx, "sweep dedup keys", slog.Any("err", err))
+					break
+				}
+				if n < 5000 {
+					break
+				}
+			}
+		}
+	}
+}
+
+// NewEngine builds the template engine for cfg: the shipped templates plus
+// every route's template file.
+func NewEngine(cfg *config.Config) (*render.Engine, error) {
+	files := map[string]string{}
+	for _, r := range cfg.Routes {
+		if r.TemplateFile != "" {
+			files[r.Template] = r.TemplateFile
+		}
+	}
+	engine, err := render.New(render.Options{Files: files})
+	if err != nil {
+		return nil, fmt.Errorf("load templates: %w", err)
+	}
+	for _, r := range cfg.Routes {
+		if !engine.Has(r.Template) {
+			return nil, fmt.Errorf("routes %q: template %q is neither shipped (%v) nor a file", r.Name, r.Template, engine.Names())
+		}
+	}
+	return engine, nil
+}
+
+// IngestConfig turns the configuration into what the HTTP handlers read.
+func IngestConfig(cfg *config.Config, engine *render.Engine) *ingest.Config {
+	routes := make(map[string]*ingest.Route, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		ir := &ingest.Route{Name: r.Name, Format: r.Format, Token: r.BearerToken.Reveal(), Template: r.Template}
+		for i, name := range r.Conversations {
+			ir.Conversations = append(ir.Conversations, ingest.Conversation{Name: name, Target: r.Targets[i]})
+		}
+		routes[r.Name] = ir
+	}
+	return &ingest.Config{
+		Routes:       routes,
+		APIToken:     cfg.API.BearerToken.Reveal(),
+		MaxBodyBytes: cfg.Ingest.MaxBodyBytes,
+		DedupWindow:  cfg.Ingest.DedupWindow,
+		Render: func(route *ingest.Route, conversation string, msg *alertmanager.Message) ([]string, error) {
+			return engine.RenderParts(route.Template, render.NewData(msg, route.Name, conversation))
+		},
+	}
+}
+
+// CheckConfig renders every route's template against the built-in sample
+// notifications, so a template that fails on real data is found before it
+// is served.
+func CheckConfig(cfg *config.Config) error {
+	engine, err := NewEngine(cfg)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range cfg.Routes {
+		for _, conv := range r.Conversations {
+			for i, msg := range alertmanager.Samples() {
+				texts, err := engine.RenderParts(r.Template, render.NewData(msg, r.Name, conv))
+				if err == nil && len(texts) == 0 {
+					err = errors.New("rendered no text")
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("routes %q, conversation %q, sample %d: %w", r.Name, conv, i+1, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

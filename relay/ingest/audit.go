@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+type listResponse struct {
+	Deliveries []store.Delivery `json:"deliveries"`
+	// NextCursor continues the listing (?cursor=...); empty on the last page.
+	NextCursor string `json:"nextCursor,omitempty"`
+}
+
+// listDeliveries serves GET /v1/deliveries?route=&conversation=&state=&since=&until=&limit=&cursor=.
+func (h *Handler) listDeliveries(c echo.Context) error {
+	q := c.QueryParams()
+	for key := range q {
+		switch key {
+		case "route", "conversation", "state", "since", "until", "limit", "cursor":
+		default:
+			return newAPIError(http.StatusBadRequest, "unknown query parameter %q", truncate(key, 64))
+		}
+	}
+	f := store.ListFilter{Route: q.Get("route"), Conversation: q.Get("conversation"), Cursor: q.Get("cursor")}
+	if s := q.Get("state"); s != "" {
+		st, err := relay.ParseState(s)
+		if err != nil {
+			return newAPIError(http.StatusBadRequest, "state: %q is not one of pending, sending, delivered, dead", truncate(s, 64))
+		}
+		f.State = st
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if s := q.Get(p.name); s != "" {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return newAPIError(http.StatusBadRequest, "%s: want an RFC 3339 time such as 2026-11-27T13:00:00Z, got %q", p.name, truncate(s, 64))
+			}
+			*p.dst = t
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > store.MaxListLimit {
+			return newAPIError(http.StatusBadRequest, "limit: want a number from 1 to %d, got %q", store.MaxListLimit, truncate(s, 64))
+		}
+		f.Limit = n
+	}
+	list, next, err := h.db.ListDeliveries(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []store.Delivery{}
+	}
+	return c.JSON(http.StatusOK, listResponse{Deliveries: list, NextCursor: next})
+}
+
+// getDelivery serves GET /v1/deliveries/{operationId}.
+func (h *Handler) getDelivery(c echo.Context) error {
+	id := c.Param("id")
+	if len(id) > 50 {
+		return newAPIError(http.StatusNotFound, "no delivery with operationId %q", truncate(id, 64))
+	}
+	d, err := h.db.GetDelivery(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	if d.AttemptLog == nil {
+		d.AttemptLog = []store.Attempt{}
+	}
+	if d.DuplicatesAt == nil {
+		d.DuplicatesAt = []time.Time{}
+	}
+	return c.JSON(http.StatusOK, d)
+}

@@ -1,0 +1,186 @@
+// Package ingest is relay's HTTP API: the webhook endpoint that turns a
+// notification into committed deliveries, the audit API that shows them,
+// and the operational endpoints. echo stays inside this package; the
+// handlers are methods on Handler.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/alertmanager"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+// Route is one webhook endpoint, /v1/webhooks/{Name}.
+type Route struct {
+	Name   string
+	Format string
+	// Token, when set, must be presented as "Authorization: Bearer <token>".
+	Token         string
+	Template      string
+	Conversations []Conversation
+}
+
+// Conversation is a named delivery target of a route.
+type Conversation struct {
+	Name   string
+	Target relay.Target
+}
+
+// RenderFunc renders a notification for one conversation of a route into
+// the texts to send (more than one when it had to be split). An error
+// wrapping relay.ErrInvalid is the template's or the payload's fault (422).
+type RenderFunc func(route *Route, conversation string, msg *alertmanager.Message) ([]string, error)
+
+// Config is what the handlers read on every request. It is swapped as a
+// whole (SetConfig), so a request sees one consistent version.
+type Config struct {
+	Routes map[string]*Route
+	// APIToken protects the audit API; empty turns the audit API off.
+	APIToken     string
+	MaxBodyBytes int64
+	DedupWindow  time.Duration
+	Render       RenderFunc
+}
+
+// Handler serves relay's HTTP API.
+type Handler struct {
+	db       *store.DB
+	logger   *slog.Logger
+	metrics  *metrics
+	gatherer prometheus.Gatherer
+	cfg      atomic.Pointer[Config]
+	// opened is false until the database schema is known to be in place;
+	// until then the webhook and audit endpoints answer 503.
+	opened atomic.Bool
+	// requestTimeout bounds each webhook request end to end.
+	requestTimeout time.Duration
+}
+
+// Options configures a Handler.
+type Options struct {
+	DB             *store.DB
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+	Gatherer       prometheus.Gatherer
+	RequestTimeout time.Duration
+}
+
+// New builds a Handler serving cfg.
+func New(cfg *Config, opts Options) *Handler {
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 10 * time.Second
+	}
+	h := &Handler{
+		db:             opts.DB,
+		logger:         opts.Logger,
+		gatherer:       opts.Gatherer,
+		requestTimeout: opts.RequestTimeout,
+	}
+	h.metrics = newMetrics(opts.Registerer, opts.DB)
+	h.SetConfig(cfg)
+	return h
+}
+
+// SetConfig makes cfg the configuration for every request that starts from
+// now on; requests in flight finish with the one they started with.
+func (h *Handler) SetConfig(cfg *Config) {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.DedupWindow <= 0 {
+		cfg.DedupWindow = 15 * time.Minute
+	}
+	h.metrics.initRoutes(cfg.Routes)
+	h.cfg.Store(cfg)
+}
+
+// Open lets webhook and audit requests through. The relay calls it once
+// migrations are applied.
+func (h *Handler) Open() { h.opened.Store(true) }
+
+func (h *Handler) requireOpen(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !h.opened.Load() {
+			return fmt.Errorf("relay is starting, database schema not ready yet: %w", relay.ErrUnavailable)
+		}
+		return next(c)
+	}
+}
+
+// Echo returns the echo instance with every route registered.
+func (h *Handler) Echo() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = h.handleError
+	e.POST("/v1/webhooks/:route", h.webhook, h.requireOpen)
+	e.GET("/v1/deliveries", h.listDeliveries, h.requireAPIToken, h.requireOpen)
+	e.GET("/v1/deliveries/:id", h.getDelivery, h.requireAPIToken, h.requireOpen)
+	e.GET("/-/healthy", h.healthy)
+	e.GET("/-/ready", h.ready)
+	e.HEAD("/-/healthy", h.healthy)
+	e.HEAD("/-/ready", h.ready)
+	gatherer := h.gatherer
+	if gatherer == nil {
+		gatherer = prometheus.DefaultGatherer
+	}
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))
+	return e
+}
+
+// bearerMatches compares the request's bearer token with want in constant
+// time. Hashing first makes the compare independent of the lengths too.
+func bearerMatches(r *http.Request, want string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	g := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	w := sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+func (h *Handler) requireAPIToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		cfg := h.cfg.Load()
+		if cfg.APIToken == "" {
+			return errAuditOff
+		}
+		if !bearerMatches(c.Request(), cfg.APIToken) {
+			return errUnauthorized
+		}
+		return next(c)
+	}
+}
+
+func (h *Handler) healthy(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// ready answers 200 when PostgreSQL answers and the schema is the one this
+// binary expects, 503 otherwise, saying which.
+func (h *Handler) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	if err := h.db.Ping(ctx); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": "database unreachable"})
+	}
+	if err := h.db.CheckSchema(ctx); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}

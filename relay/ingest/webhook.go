@@ -1,0 +1,175 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/alertmanager"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+// webhookResponse is the body of a successful POST /v1/webhooks/{route}.
+type webhookResponse struct {
+	Status         string   `json:"status"`
+	NotificationID string   `json:"notificationId"`
+	OperationIDs   []string `json:"operationIds"`
+	Duplicate      bool     `json:"duplicate"`
+}
+
+// Webhook results, the values of the result label.
+const (
+	resultAccepted     = "accepted"
+	resultDuplicate    = "duplicate"
+	resultBadRequest   = "bad_request"
+	resultUnauthorized = "unauthorized"
+	resultNotFound     = "not_found"
+	resultTooLarge     = "too_large"
+	resultMediaType    = "unsupported_media_type"
+	resultTemplate     = "template_error"
+	resultUnavailable  = "unavailable"
+	resultError        = "error"
+)
+
+var webhookResults = []string{resultAccepted, resultDuplicate, resultBadRequest, resultUnauthorized,
+	resultNotFound, resultTooLarge, resultMediaType, resultTemplate, resultUnavailable, resultError}
+
+// webhook takes one notification: check, render, commit, answer. It answers
+// 2xx only once the deliveries are committed; bad input gets a final 4xx and
+// our own trouble a 503 so that the sender retries.
+func (h *Handler) webhook(c echo.Context) error {
+	start := time.Now()
+	cfg := h.cfg.Load()
+	name := c.Param("route")
+	route, ok := cfg.Routes[name]
+	metricRoute := name
+	if !ok {
+		metricRoute = unknownRoute
+	}
+	res, err := h.takeWebhook(c, cfg, route, name)
+	result := resultOf(res, err)
+	h.metrics.received.WithLabelValues(metricRoute, result).Inc()
+	h.metrics.latency.WithLabelValues(metricRoute).Observe(time.Since(start).Seconds())
+	if err != nil {
+		if statusOf(err) < 500 {
+			h.logger.InfoContext(c.Request().Context(), "webhook rejected", slog.String("route", metricRoute),
+				slog.String("result", result), slog.String("reason", err.Error()))
+		}
+		return err
+	}
+	status := http.StatusAccepted
+	if res.Duplicate {
+		h.metrics.duplicates.WithLabelValues(metricRoute).Inc()
+		status = http.StatusOK
+	}
+	h.logger.InfoContext(c.Request().Context(), "webhook accepted", slog.String("route", name),
+		slog.String("notification_id", res.NotificationID), slog.Int("deliveries", len(res.OperationIDs)),
+		slog.Bool("duplicate", res.Duplicate))
+	return c.JSON(status, webhookResponse{
+		Status: "accepted", NotificationID: res.NotificationID, OperationIDs: res.OperationIDs, Duplicate: res.Duplicate,
+	})
+}
+
+const unknownRoute = "_unknown"
+
+func resultOf(res store.EnqueueResult, err error) string {
+	if err == nil {
+		if res.Duplicate {
+			return resultDuplicate
+		}
+		return resultAccepted
+	}
+	switch statusOf(err) {
+	case http.StatusBadRequest:
+		return resultBadRequest
+	case http.StatusUnauthorized:
+		return resultUnauthorized
+	case http.StatusNotFound:
+		return resultNotFound
+	case http.StatusRequestEntityTooLarge:
+		return resultTooLarge
+	case http.StatusUnsupportedMediaType:
+		return resultMediaType
+	case http.StatusUnprocessableEntity:
+		return resultTemplate
+	case http.StatusServiceUnavailable:
+		return resultUnavailable
+	default:
+		return resultError
+	}
+}
+
+func (h *Handler) takeWebhook(c echo.Context, cfg *Config, route *Route, name string) (store.EnqueueResult, error) {
+	var none store.EnqueueResult
+	r := c.Request()
+	if route == nil {
+		return none, newAPIError(http.StatusNotFound, "no route named %q is configured", truncate(name, 64))
+	}
+	if route.Token != "" && !bearerMatches(r, route.Token) {
+		return none, errUnauthorized
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return none, newAPIError(http.StatusUnsupportedMediaType,
+			"Content-Type must be application/json, got %q", truncate(r.Header.Get("Content-Type"), 64))
+	}
+	if r.ContentLength > cfg.MaxBodyBytes {
+		return none, tooLarge(cfg.MaxBodyBytes)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, cfg.MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return none, tooLarge(cfg.MaxBodyBytes)
+	case err != nil:
+		return none, newAPIError(http.StatusBadRequest, "read body: %v", err)
+	}
+	msg, err := alertmanager.Decode(body)
+	if err != nil {
+		return none, newAPIError(http.StatusBadRequest, "%v", err)
+	}
+
+	n := &store.NewNotification{
+		Route: route.Name, Format: route.Format, DedupKey: msg.DedupKey(route.Name),
+		Payload: body, Window: cfg.DedupWindow,
+	}
+	for _, conv := range route.Conversations {
+		texts, err := cfg.Render(route, conv.Name, msg)
+		if err != nil {
+			if errors.Is(err, relay.ErrInvalid) {
+				return none, newAPIError(http.StatusUnprocessableEntity, "render template %q: %v", route.Template, err)
+			}
+			return none, err
+		}
+		if len(texts) == 0 {
+			return none, newAPIError(http.StatusUnprocessableEntity,
+				"template %q rendered no text for conversation %q", route.Template, conv.Name)
+		}
+		for i, text := range texts {
+			n.Messages = append(n.Messages, store.NewMessage{
+				Conversation: conv.Name, Target: conv.Target, Part: i + 1, Parts: len(texts), Text: text,
+			})
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.requestTimeout)
+	defer cancel()
+	return h.db.Enqueue(ctx, n)
+}
+
+func tooLarge(limit int64) error {
+	return newAPIError(http.StatusRequestEntityTooLarge, "body is larger than %d bytes", limit)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
