@@ -61,7 +61,7 @@ func (s *syncBuffer) String() string {
 // route to oncall and dba renders one message and then fails.
 const brokenTemplate = `{{ if eq .Conversation "dba" }}{{ index .Alerts 99 }}{{ end }}alert {{ .Status }}`
 
-func setup(t *testing.T, mutate func(*ingest.Config)) testBundle {
+func setup(t testing.TB, mutate func(*ingest.Config)) testBundle {
 	t.Helper()
 	url := relaytest.NewDatabase(t)
 	proxy, proxied := relaytest.NewProxy(t, url)

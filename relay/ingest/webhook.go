@@ -160,7 +160,11 @@ func (h *Handler) takeWebhook(c echo.Context, cfg *Config, route *Route, name st
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.requestTimeout)
 	defer cancel()
-	return h.db.Enqueue(ctx, n)
+	res, err := h.db.Enqueue(ctx, n)
+	if errors.Is(err, relay.ErrInvalid) {
+		return none, newAPIError(http.StatusBadRequest, "%v", err)
+	}
+	return res, err
 }
 
 func tooLarge(limit int64) error {

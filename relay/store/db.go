@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,6 +146,12 @@ func classify(doing string, err error) error {
 	}
 	if isUnavailable(err) {
 		return fmt.Errorf("%s: %w: %w", doing, relay.ErrUnavailable, err)
+	}
+	// Data exceptions (class 22) mean the input cannot be stored as it is,
+	// e.g. a JSON escape PostgreSQL's jsonb refuses: the sender's fault.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		return fmt.Errorf("%s: %w: the database refused the data: %s", doing, relay.ErrInvalid, pgErr.Message)
 	}
 	return fmt.Errorf("%s: %w", doing, err)
 }

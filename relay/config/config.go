@@ -1,0 +1,274 @@
+// Package config loads the relay's configuration: structure (routes,
+// conversations, timers) from one YAML file, secrets and connection strings
+// from the environment or from files named there.
+//
+// Load (or Parse) returns a fresh *Config that callers treat as read-only;
+// nothing in this package is global, so a later hot reload can build a new
+// *Config and swap it in. Every problem found is reported at once, each
+// naming the key (e.g. routes[0].format) or environment variable to fix.
+package config
+
+import (
+	"crypto/x509"
+	"log/slog"
+	"time"
+
+	"github.com/skype-relay/relay/relay"
+)
+
+// Defaults and limits.
+const (
+	// MaxFileSize bounds the config file.
+	MaxFileSize = 4 << 20
+	// MaxSecretFileSize bounds a secret file (token, password).
+	MaxSecretFileSize = 64 << 10
+
+	DefaultListenAddress  = "127.0.0.1:9095"
+	DefaultMaxConns       = 16
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultDedupWindow    = 15 * time.Minute
+	DefaultReadTimeout    = 10 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultIdleTimeout    = 120 * time.Second
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultBatchMax       = 64
+	DefaultTemplate       = "alertmanager"
+	DefaultImportance     = "Normal"
+	DefaultLogLevel       = "info"
+	DefaultLogFormat      = "json"
+)
+
+// Environment variables read by Load and Parse.
+const (
+	EnvConfig          = "RELAY_CONFIG"
+	EnvListenAddress   = "RELAY_LISTEN_ADDRESS"
+	EnvDatabaseURL     = "DATABASE_URL"
+	EnvDatabaseURLFile = "DATABASE_URL_FILE"
+	EnvAPIToken        = "RELAY_API_TOKEN"
+	EnvUCWAPassword    = "RELAY_UCWA_PASSWORD"
+	// The *_FILE variant of each secret variable names a file holding it.
+	fileSuffix = "_FILE"
+)
+
+// FormatAlertmanager is the route format for Prometheus Alertmanager's
+// webhook payload (version 4).
+const FormatAlertmanager = "alertmanager"
+
+// Formats lists the webhook payload formats a route may accept (github,
+// gitlab, generic may follow). Read-only.
+var Formats = []string{FormatAlertmanager}
+
+// Importances lists the accepted conversation importance values. Read-only.
+var Importances = []string{"Normal", "Urgent", "Emergency"}
+
+// LogLevels and LogFormats list the accepted log settings. Read-only.
+var (
+	LogLevels  = []string{"debug", "info", "warn", "error"}
+	LogFormats = []string{"json", "text"}
+)
+
+// Config is the whole relay configuration. Treat it as read-only after Load.
+type Config struct {
+	// ListenAddress is the host:port the HTTP server binds
+	// (env RELAY_LISTEN_ADDRESS overrides the file).
+	ListenAddress string                  `yaml:"listen_address"`
+	Database      Database                `yaml:"database"`
+	API           API                     `yaml:"api"`
+	Ingest        Ingest                  `yaml:"ingest"`
+	UCWA          UCWA                    `yaml:"ucwa"`
+	Conversations map[string]Conversation `yaml:"conversations"`
+	Routes        []Route                 `yaml:"routes"`
+	Log           Log                     `yaml:"log"`
+	// Dir is the directory relative paths in the file resolve against
+	// (the config file's directory).
+	Dir string `yaml:"-"`
+}
+
+// Database holds the PostgreSQL settings.
+type Database struct {
+	// MaxConns is the pgx pool size.
+	MaxConns int `yaml:"max_conns"`
+	// URL comes from env DATABASE_URL (or DATABASE_URL_FILE), never the file.
+	// It may hold a password, hence a Secret.
+	URL Secret `yaml:"-"`
+}
+
+// API configures the audit API.
+type API struct {
+	// BearerTokenFile names the file holding the audit API token.
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// BearerToken comes from RELAY_API_TOKEN, RELAY_API_TOKEN_FILE or
+	// BearerTokenFile; unset means the audit API is off.
+	BearerToken Secret `yaml:"-"`
+}
+
+// Enabled reports whether the audit API is served (a token is configured).
+func (a API) Enabled() bool { return a.BearerToken.IsSet() }
+
+// Ingest configures the webhook HTTP server and the group commit.
+type Ingest struct {
+	MaxBodyBytes   int64         `yaml:"max_body_bytes"`
+	DedupWindow    time.Duration `yaml:"dedup_window"`
+	ReadTimeout    time.Duration `yaml:"read_timeout"`
+	WriteTimeout   time.Duration `yaml:"write_timeout"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// BatchMax is the most requests committed in one transaction.
+	BatchMax int `yaml:"batch_max"`
+}
+
+// UCWA configures delivery to Skype for Business. The section is optional:
+// without discovery URLs the relay ingests but does not deliver.
+type UCWA struct {
+	// DiscoveryURLs are autodiscover roots: the first is primary, the rest
+	// are backups tried in order.
+	DiscoveryURLs []string `yaml:"discovery_urls"`
+	Username      string   `yaml:"username"`
+	PasswordFile  string   `yaml:"password_file"`
+	// AllowedHosts are the hosts (host or host:port) the client may follow
+	// links to; empty lets the client derive them.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// CAFile is an optional PEM bundle of extra trusted roots.
+	CAFile             string     `yaml:"ca_file"`
+	InsecureSkipVerify bool       `yaml:"insecure_skip_verify"`
+	Timers             UCWATimers `yaml:"timers"`
+	// Password comes from RELAY_UCWA_PASSWORD, RELAY_UCWA_PASSWORD_FILE or
+	// PasswordFile.
+	Password Secret `yaml:"-"`
+	// RootCAs holds the system roots plus CAFile's certificates; nil when
+	// CAFile is empty (use the system roots).
+	RootCAs *x509.CertPool `yaml:"-" json:"-"`
+}
+
+// Enabled reports whether delivery is configured.
+func (u UCWA) Enabled() bool { return len(u.DiscoveryURLs) > 0 }
+
+// UCWATimers are the UCWA client's timeouts and backoff bounds. Zero means
+// "use the default" only before Load; after Load every field is set.
+type UCWATimers struct {
+	RequestTimeout    time.Duration `yaml:"request_timeout"`
+	EventTimeout      time.Duration `yaml:"event_timeout"`
+	InvitationTimeout time.Duration `yaml:"invitation_timeout"`
+	MessageTimeout    time.Duration `yaml:"message_timeout"`
+	RetryMin          time.Duration `yaml:"retry_min"`
+	RetryMax          time.Duration `yaml:"retry_max"`
+	FailoverMin       time.Duration `yaml:"failover_min"`
+	FailoverMax       time.Duration `yaml:"failover_max"`
+}
+
+// DefaultUCWATimers returns the timer defaults.
+func DefaultUCWATimers() UCWATimers {
+	return UCWATimers{
+		RequestTimeout:    30 * time.Second,
+		EventTimeout:      180 * time.Second,
+		InvitationTimeout: 45 * time.Second,
+		MessageTimeout:    60 * time.Second,
+		RetryMin:          time.Second,
+		RetryMax:          60 * time.Second,
+		FailoverMin:       30 * time.Second,
+		FailoverMax:       5 * time.Minute,
+	}
+}
+
+// Conversation is one named chat target.
+type Conversation struct {
+	// Name is the key under conversations.
+	Name       string `yaml:"-"`
+	To         string `yaml:"to"`
+	Subject    string `yaml:"subject"`
+	Importance string `yaml:"importance"`
+}
+
+// Target returns the conversation as a relay.Target.
+func (c Conversation) Target() relay.Target {
+	return relay.Target{To: c.To, Subject: c.Subject, Importance: c.Importance}
+}
+
+// Route maps one webhook endpoint to its payload format, template and
+// conversations.
+type Route struct {
+	Name   string `yaml:"name"`
+	Format string `yaml:"format"`
+	// BearerTokenFile names a file holding the token POSTs must carry.
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// Conversations names entries of Config.Conversations.
+	Conversations []string `yaml:"conversations"`
+	// Template is a shipped template name (letters, digits, '-', '_') or a
+	// file path relative to the config file's directory.
+	Template string `yaml:"template"`
+	// TemplateFile is the absolute path of Template when it is a file path,
+	// "" when it names a shipped template.
+	TemplateFile string `yaml:"-"`
+	// BearerToken comes from RELAY_ROUTE_<NAME>_TOKEN, its _FILE variant or
+	// BearerTokenFile; unset means POSTs need no token.
+	BearerToken Secret `yaml:"-"`
+	// Targets are the resolved Conversations, in order.
+	Targets []relay.Target `yaml:"-"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// SlogLevel returns Level as a slog.Level (info when unknown).
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// defaults returns a Config holding every default; decoding the file
+// overwrites what it sets.
+func defaults() *Config {
+	return &Config{
+		ListenAddress: DefaultListenAddress,
+		Database:      Database{MaxConns: DefaultMaxConns},
+		Ingest: Ingest{
+			MaxBodyBytes:   DefaultMaxBodyBytes,
+			DedupWindow:    DefaultDedupWindow,
+			ReadTimeout:    DefaultReadTimeout,
+			WriteTimeout:   DefaultWriteTimeout,
+			IdleTimeout:    DefaultIdleTimeout,
+			RequestTimeout: DefaultRequestTimeout,
+			BatchMax:       DefaultBatchMax,
+		},
+		UCWA: UCWA{Timers: DefaultUCWATimers()},
+		Log:  Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+	}
+}
+
+// setDefaults is called by the decoder on each new list or map element
+// before the element's keys are decoded.
+func (r *Route) setDefaults()        { r.Template = DefaultTemplate }
+func (c *Conversation) setDefaults() { c.Importance = DefaultImportance }
+
+// Route returns the route called name.
+func (c *Config) Route(name string) (*Route, bool) {
+	for i := range c.Routes {
+		if c.Routes[i].Name == name {
+			return &c.Routes[i], true
+		}
+	}
+	return nil, false
+}
+
+// DatabaseURL returns the PostgreSQL URL from DATABASE_URL, "" when unset.
+func (c *Config) DatabaseURL() string { return c.Database.URL.Reveal() }
+
+// RequireDatabase returns an error when no database URL is configured.
+func (c *Config) RequireDatabase() error {
+	if !c.Database.URL.IsSet() {
+		return &Problem{Key: EnvDatabaseURL, Msg: "not set: give the PostgreSQL connection URL in env " +
+			EnvDatabaseURL + " (or a file holding it in " + EnvDatabaseURLFile + ")"}
+	}
+	return nil
+}

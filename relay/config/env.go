@@ -1,0 +1,122 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+)
+
+// applyEnv applies the environment's non-secret overrides.
+func applyEnv(cfg *Config, getenv func(string) string, c *collector) {
+	if v := getenv(EnvListenAddress); v != "" {
+		cfg.ListenAddress = v
+		// Problems with the address now belong to the variable, not the key.
+		c.envFor["listen_address"] = EnvListenAddress
+	}
+	cfg.Database.URL = envSecret(EnvDatabaseURL, getenv, c)
+}
+
+// RouteTokenEnv returns the environment variable holding route name's bearer
+// token: RELAY_ROUTE_<NAME>_TOKEN with NAME upper-cased and every character
+// other than a letter or digit turned into '_'. Add "_FILE" for the variable
+// naming a file that holds it.
+func RouteTokenEnv(name string) string {
+	b := []byte(strings.ToUpper(name))
+	for i, ch := range b {
+		if (ch < 'A' || ch > 'Z') && (ch < '0' || ch > '9') {
+			b[i] = '_'
+		}
+	}
+	return "RELAY_ROUTE_" + string(b) + "_TOKEN"
+}
+
+// resolveSecrets fills every Secret. For each, the environment variable
+// wins, then its _FILE variant, then the file key.
+func resolveSecrets(cfg *Config, getenv func(string) string, c *collector) {
+	cfg.API.BearerToken = fileOrEnvSecret(EnvAPIToken, "api.bearer_token_file", cfg.API.BearerTokenFile, cfg.Dir, getenv, c)
+	cfg.UCWA.Password = fileOrEnvSecret(EnvUCWAPassword, "ucwa.password_file", cfg.UCWA.PasswordFile, cfg.Dir, getenv, c)
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		if r.Name == "" {
+			continue // reported by validate
+		}
+		key := fmt.Sprintf("routes[%d].bearer_token_file", i)
+		r.BearerToken = fileOrEnvSecret(RouteTokenEnv(r.Name), key, r.BearerTokenFile, cfg.Dir, getenv, c)
+	}
+}
+
+// envSecret reads a secret given only through the environment: env itself or
+// a file named by env_FILE.
+func envSecret(env string, getenv func(string) string, c *collector) Secret {
+	return fileOrEnvSecret(env, "", "", "", getenv, c)
+}
+
+// fileOrEnvSecret resolves one secret from env, env_FILE or the file named
+// by the config key (resolved against dir).
+func fileOrEnvSecret(env, key, file, dir string, getenv func(string) string, c *collector) Secret {
+	fileEnv := env + fileSuffix
+	val, valFile := getenv(env), getenv(fileEnv)
+	switch {
+	case val != "" && valFile != "":
+		c.add(env, 0, "both %s and %s are set; set only one", env, fileEnv)
+		return Secret{}
+	case val != "":
+		if err := checkSecret([]byte(val)); err != nil {
+			c.add(env, 0, "%v", err)
+			return Secret{}
+		}
+		return Secret{value: val, source: "env " + env}
+	case valFile != "":
+		s, err := readSecret(valFile)
+		if err != nil {
+			c.add(fileEnv, 0, "%v", err)
+			return Secret{}
+		}
+		s.source = "file " + valFile + " (" + fileEnv + ")"
+		return s
+	case file != "":
+		path := resolvePath(dir, file)
+		s, err := readSecret(path)
+		if err != nil {
+			c.addf(key, "%v (or set %s or %s)", err, env, fileEnv)
+			return Secret{}
+		}
+		s.source = "file " + path
+		return s
+	}
+	return Secret{}
+}
+
+// readSecret reads a secret file: at most MaxSecretFileSize bytes, one
+// trailing newline trimmed, not empty. Errors name the file, never content.
+func readSecret(path string) (Secret, error) {
+	data, err := readLimited(path, MaxSecretFileSize)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Secret{}, fmt.Errorf("secret file %s does not exist", path)
+		}
+		return Secret{}, fmt.Errorf("read secret file: %w", err)
+	}
+	data = bytes.TrimSuffix(data, []byte("\n"))
+	data = bytes.TrimSuffix(data, []byte("\r"))
+	if len(data) == 0 {
+		return Secret{}, fmt.Errorf("secret file %s is empty", path)
+	}
+	if err := checkSecret(data); err != nil {
+		return Secret{}, fmt.Errorf("secret file %s: %w", path, err)
+	}
+	return Secret{value: string(data)}, nil
+}
+
+// checkSecret rejects control characters: a secret ends up in an HTTP header
+// or form, where a stray line break would corrupt the request.
+func checkSecret(b []byte) error {
+	for _, ch := range b {
+		if ch < 0x20 || ch == 0x7f {
+			return errors.New("contains a control character (a line break or tab?)")
+		}
+	}
+	return nil
+}

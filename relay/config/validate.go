@@ -1,0 +1,343 @@
+package config
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Validation limits.
+const (
+	maxMaxConns     = 1000
+	maxMaxBodyBytes = 64 << 20
+	maxDedupWindow  = 24 * time.Hour
+	maxBatchMax     = 10_000
+	// maxEventTimeout is the largest P-GET timeout UCWA accepts (1800 s).
+	maxEventTimeout = 30 * time.Minute
+	maxSIPURI       = 256
+	maxSubject      = 250
+)
+
+var (
+	// namePattern is what route and conversation names must match.
+	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	// shippedTemplate is a template name (no path): anything else is a file.
+	shippedTemplate = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	// sipURI is sip:user@host with RFC 3261 user characters and a DNS name
+	// or IP host, optionally with a port.
+	sipURI = regexp.MustCompile(`^sip:[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+@[A-Za-z0-9.\-]+(:[0-9]{1,5})?$`)
+)
+
+// validate checks cfg, reporting each problem into c, and fills the derived
+// fields (Route.Targets, Route.TemplateFile, UCWA.RootCAs).
+func (cfg *Config) validate(c *collector) {
+	if err := checkHostPort(cfg.ListenAddress, true); err != nil {
+		c.addf("listen_address", "%v", err)
+	}
+	intRange(c, "database.max_conns", int64(cfg.Database.MaxConns), 1, maxMaxConns)
+	cfg.validateIngest(c)
+	cfg.validateUCWA(c)
+	cfg.validateConversations(c)
+	cfg.validateRoutes(c)
+	oneOf(c, "log.level", cfg.Log.Level, LogLevels)
+	oneOf(c, "log.format", cfg.Log.Format, LogFormats)
+}
+
+func (cfg *Config) validateIngest(c *collector) {
+	in := &cfg.Ingest
+	intRange(c, "ingest.max_body_bytes", in.MaxBodyBytes, 1, maxMaxBodyBytes)
+	if in.DedupWindow <= 0 || in.DedupWindow > maxDedupWindow {
+		c.addf("ingest.dedup_window", "must be > 0 and <= 24h, got %s", in.DedupWindow)
+	}
+	positive(c, "ingest.read_timeout", in.ReadTimeout)
+	positive(c, "ingest.write_timeout", in.WriteTimeout)
+	positive(c, "ingest.idle_timeout", in.IdleTimeout)
+	positive(c, "ingest.request_timeout", in.RequestTimeout)
+	intRange(c, "ingest.batch_max", int64(in.BatchMax), 1, maxBatchMax)
+}
+
+func (cfg *Config) validateUCWA(c *collector) {
+	u := &cfg.UCWA
+	seen := map[string]int{}
+	for i, raw := range u.DiscoveryURLs {
+		key := fmt.Sprintf("ucwa.discovery_urls[%d]", i)
+		if err := checkDiscoveryURL(raw); err != nil {
+			c.addf(key, "%v", err)
+			continue
+		}
+		if j, dup := seen[raw]; dup {
+			c.addf(key, "repeats ucwa.discovery_urls[%d]", j)
+		}
+		seen[raw] = i
+	}
+	if u.Enabled() {
+		if strings.TrimSpace(u.Username) == "" {
+			c.addf("ucwa.username", "required when ucwa.discovery_urls is set")
+		}
+		if !u.Password.IsSet() && u.PasswordFile == "" {
+			c.addf("ucwa.password_file", "required when ucwa.discovery_urls is set (or set %s or %s)",
+				EnvUCWAPassword, EnvUCWAPassword+fileSuffix)
+		}
+	} else {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{
+			{"ucwa.username", u.Username != ""},
+			{"ucwa.password_file", u.PasswordFile != ""},
+			{"ucwa.allowed_hosts", len(u.AllowedHosts) > 0},
+			{"ucwa.ca_file", u.CAFile != ""},
+		} {
+			if k.set {
+				c.addf("ucwa.discovery_urls", "required when %s is set (without it nothing is delivered)", k.key)
+				break
+			}
+		}
+	}
+	for i, h := range u.AllowedHosts {
+		if err := checkHostPort(h, false); err != nil {
+			c.addf(fmt.Sprintf("ucwa.allowed_hosts[%d]", i), "%v", err)
+		}
+	}
+	if u.CAFile != "" {
+		pool, err := loadCAFile(resolvePath(cfg.Dir, u.CAFile))
+		if err != nil {
+			c.addf("ucwa.ca_file", "%v", err)
+		}
+		u.RootCAs = pool
+	}
+	t := &u.Timers
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"request_timeout", t.RequestTimeout},
+		{"event_timeout", t.EventTimeout},
+		{"invitation_timeout", t.InvitationTimeout},
+		{"message_timeout", t.MessageTimeout},
+		{"retry_min", t.RetryMin},
+		{"retry_max", t.RetryMax},
+		{"failover_min", t.FailoverMin},
+		{"failover_max", t.FailoverMax},
+	} {
+		positive(c, "ucwa.timers."+d.key, d.v)
+	}
+	if t.EventTimeout > maxEventTimeout {
+		c.addf("ucwa.timers.event_timeout", "must be <= 30m (the largest P-GET timeout UCWA accepts), got %s", t.EventTimeout)
+	}
+	if t.RetryMin > 0 && t.RetryMax > 0 && t.RetryMin > t.RetryMax {
+		c.addf("ucwa.timers.retry_max", "must be >= ucwa.timers.retry_min (%s), got %s", t.RetryMin, t.RetryMax)
+	}
+	if t.FailoverMin > 0 && t.FailoverMax > 0 && t.FailoverMin > t.FailoverMax {
+		c.addf("ucwa.timers.failover_max", "must be >= ucwa.timers.failover_min (%s), got %s", t.FailoverMin, t.FailoverMax)
+	}
+}
+
+func (cfg *Config) validateConversations(c *collector) {
+	for _, name := range sortedKeys(cfg.Conversations) {
+		conv := cfg.Conversations[name]
+		key := join("conversations", name)
+		if !namePattern.MatchString(name) {
+			c.addf(key, "name must match %s", namePattern)
+		}
+		switch {
+		case conv.To == "":
+			c.addf(key+".to", "required (a SIP URI such as sip:oncall@contoso.com)")
+		case len(conv.To) > maxSIPURI:
+			c.addf(key+".to", "longer than %d characters", maxSIPURI)
+		case !sipURI.MatchString(conv.To):
+			c.addf(key+".to", "want a SIP URI such as sip:oncall@contoso.com, got %s", quote(conv.To))
+		}
+		if n := utf8.RuneCountInString(conv.Subject); n > maxSubject {
+			c.addf(key+".subject", "longer than %d characters (%d)", maxSubject, n)
+		} else if !utf8.ValidString(conv.Subject) {
+			c.addf(key+".subject", "not valid UTF-8")
+		}
+		oneOf(c, key+".importance", conv.Importance, Importances)
+	}
+}
+
+func (cfg *Config) validateRoutes(c *collector) {
+	if len(cfg.Routes) == 0 {
+		c.addf("routes", "at least one route is required")
+		return
+	}
+	names := map[string]int{}
+	envs := map[string]int{}
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		key := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case r.Name == "":
+			c.addf(key+".name", "required")
+		case !namePattern.MatchString(r.Name):
+			c.addf(key+".name", "%s must match %s", quote(r.Name), namePattern)
+		default:
+			if j, dup := names[r.Name]; dup {
+				c.addf(key+".name", "%s is also the name of routes[%d]", quote(r.Name), j)
+			} else if j, dup := envs[RouteTokenEnv(r.Name)]; dup {
+				c.addf(key+".name", "%s and routes[%d].name %s share the token variable %s; rename one",
+					quote(r.Name), j, quote(cfg.Routes[j].Name), RouteTokenEnv(r.Name))
+			}
+			names[r.Name] = i
+			envs[RouteTokenEnv(r.Name)] = i
+		}
+		if r.Format == "" {
+			c.addf(key+".format", "required (one of %s)", strings.Join(Formats, ", "))
+		} else {
+			oneOf(c, key+".format", r.Format, Formats)
+		}
+		if len(r.Conversations) == 0 {
+			c.addf(key+".conversations", "list at least one conversation")
+		}
+		r.Targets = r.Targets[:0]
+		listed := map[string]bool{}
+		for j, name := range r.Conversations {
+			ckey := fmt.Sprintf("%s.conversations[%d]", key, j)
+			conv, ok := cfg.Conversations[name]
+			switch {
+			case !ok:
+				c.addf(ckey, "unknown conversation %s (define it under conversations)", quote(name))
+			case listed[name]:
+				c.addf(ckey, "conversation %s listed twice", quote(name))
+			default:
+				r.Targets = append(r.Targets, conv.Target())
+			}
+			listed[name] = true
+		}
+		cfg.validateTemplate(c, key+".template", r)
+	}
+}
+
+func (cfg *Config) validateTemplate(c *collector, key string, r *Route) {
+	switch {
+	case strings.TrimSpace(r.Template) == "":
+		c.addf(key, "must not be empty (a shipped template name such as %q, or a file path)", DefaultTemplate)
+	case shippedTemplate.MatchString(r.Template):
+		r.TemplateFile = ""
+	default:
+		path := resolvePath(cfg.Dir, r.Template)
+		fi, err := os.Stat(path)
+		switch {
+		case err != nil:
+			c.addf(key, "template file: %v", err)
+		case !fi.Mode().IsRegular():
+			c.addf(key, "template file %s is not a regular file", path)
+		default:
+			r.TemplateFile = path
+		}
+	}
+}
+
+// checkHostPort checks a host:port (needPort) or a host with optional port.
+func checkHostPort(s string, needPort bool) error {
+	if s == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	if strings.ContainsAny(s, " \t/@?#") || strings.Contains(s, "://") {
+		return fmt.Errorf("want host:port without scheme or path, got %s", quote(s))
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		if needPort {
+			return fmt.Errorf("want host:port, got %s", quote(s))
+		}
+		host, port = s, ""
+		if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+			host = s[1 : len(s)-1]
+		}
+	}
+	if port != "" || needPort {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 0 || n > 65535 || (n == 0 && !needPort) {
+			return fmt.Errorf("bad port %s", quote(port))
+		}
+	}
+	if host == "" {
+		if needPort {
+			return nil // ":9095" listens on every interface
+		}
+		return fmt.Errorf("want a host name, got %s", quote(s))
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 || strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+			return fmt.Errorf("bad host name %s", quote(host))
+		}
+	}
+	return nil
+}
+
+// checkDiscoveryURL checks an autodiscover root: absolute http(s), a host,
+// no credentials (they would end up in logs), no fragment.
+func checkDiscoveryURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("want an absolute http or https URL, got %s", quote(raw))
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("want an absolute http or https URL, got %s", quote(raw))
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("URL %s has no host", quote(raw))
+	case u.User != nil:
+		return fmt.Errorf("URL must not hold credentials (use ucwa.username and the password settings)")
+	case u.Fragment != "":
+		return fmt.Errorf("URL %s must not have a fragment", quote(raw))
+	}
+	return checkHostPort(u.Host, false)
+}
+
+// loadCAFile reads a PEM bundle and returns the system roots plus its
+// certificates.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	data, err := readLimited(path, MaxFileSize)
+	if err != nil {
+		return nil, fmt.Errorf("read CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+func positive(c *collector, key string, d time.Duration) {
+	if d <= 0 {
+		c.addf(key, "must be a positive duration, got %s", d)
+	}
+}
+
+func intRange(c *collector, key string, v, lo, hi int64) {
+	if v < lo || v > hi {
+		c.addf(key, "must be between %d and %d, got %d", lo, hi, v)
+	}
+}
+
+func oneOf(c *collector, key, v string, allowed []string) {
+	if !slices.Contains(allowed, v) {
+		c.addf(key, "want one of %s, got %s", strings.Join(allowed, ", "), quote(v))
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
