@@ -174,6 +174,9 @@ func (h *Handler) healthy(c echo.Context) error {
 // ready answers 200 when PostgreSQL answers and the schema is the one this
 // binary expects, 503 otherwise, saying which.
 func (h *Handler) ready(c echo.Context) error {
+	if !h.opened.Load() {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": "starting: database schema not ready yet"})
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
 	if err := h.db.Ping(ctx); err != nil {

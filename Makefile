@@ -1,0 +1,50 @@
+# relay's developer commands. `make help` lists them. The README's two
+# commands are deploy/local/run.sh and deploy/local/test.sh; these targets wrap them.
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The one build recipe; the Dockerfile runs the same line.
+GOBUILD = CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+
+.PHONY: help build run test test/race bench/ingest bench/ucwa lint fmt db/reset migrate/new docker
+
+help: ## list the targets
+	@grep -hE '^[a-z/]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/relay and bin/ucwa-sim
+	$(GOBUILD) -o bin/relay ./cmd/relay
+	$(GOBUILD) -o bin/ucwa-sim ./cmd/ucwa-sim
+
+run: ## run relay with PostgreSQL and the UCWA simulator (README command 1)
+	./deploy/local/run.sh
+
+test: ## run every test against a throwaway PostgreSQL (README command 2)
+	./deploy/local/test.sh
+
+test/race: test ## the test command already uses the race detector
+
+bench/ingest: ## ingest load benchmark against pgbench (1, 8, 32 senders)
+	./deploy/local/bench-ingest.sh
+
+bench/ucwa: ## UCWA client throughput and failover benchmarks against the simulator
+	go test -run '^$$' -bench . -benchtime 3s ./relay/deliver/ucwa/
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	go vet ./...
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+db/reset: ## drop and re-create the development database
+	./deploy/local/postgres.sh stop $${TMPDIR:-/tmp}/relay-dev/pg; rm -rf $${TMPDIR:-/tmp}/relay-dev/pg
+
+migrate/new: ## create the next migration pair: make migrate/new NAME=verb_noun
+	@test -n "$(NAME)" || (echo "usage: make migrate/new NAME=verb_noun"; exit 2)
+	@n=$$(ls migrations/*.up.sql | sed -E 's|.*/0*([0-9]+)_.*|\1|' | sort -n | tail -1); \
+	 next=$$(printf '%06d' $$((n + 1))); \
+	 printf -- '-- TODO: describe the change.\nBEGIN;\n\nCOMMIT;\n' > migrations/$${next}_$(NAME).up.sql; \
+	 printf -- '-- Reverts $${next}_$(NAME).\nBEGIN;\n\nCOMMIT;\n' > migrations/$${next}_$(NAME).down.sql; \
+	 echo migrations/$${next}_$(NAME).{up,down}.sql
+
+docker: ## build the container image (needs a Docker engine)
+	docker build --build-arg VERSION=$(VERSION) -t relay:$(VERSION) .

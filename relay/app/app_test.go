@@ -1,0 +1,162 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/skype-relay/relay/relay/app"
+	"github.com/skype-relay/relay/relay/config"
+	"github.com/skype-relay/relay/relay/relaytest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const configYAML = `
+conversations:
+  oncall: { to: "sip:oncall@contoso.com", subject: "Production alerts" }
+  dba:    { to: "sip:dba@contoso.com" }
+routes:
+  - name: prod
+    format: alertmanager
+    conversations: [oncall, dba]
+  - name: custom
+    format: alertmanager
+    conversations: [oncall]
+    template: custom.tmpl
+`
+
+func loadConfig(t *testing.T, dbURL string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "custom.tmpl"), []byte(`{{ .Status | toUpper }}: {{ len .Alerts }} alerts`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DATABASE_URL": dbURL, "RELAY_API_TOKEN": "api-token", "RELAY_ROUTE_PROD_TOKEN": "prod-token"}
+	cfg, err := config.Parse([]byte(configYAML), dir, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("config.Parse: %v", err)
+	}
+	return cfg
+}
+
+// TestRunEndToEnd boots the whole relay on an empty database: it migrates,
+// takes a webhook, shows it in the audit API and shuts down cleanly.
+func TestRunEndToEnd(t *testing.T) {
+	dbURL := relaytest.NewEmptyDatabase(t)
+	cfg := loadConfig(t, dbURL)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Options{Listener: ln})
+	}()
+	waitReady(t, base)
+
+	post := func(route, token string, body []byte) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/webhooks/"+route, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if status, _ := post("prod", "wrong", relaytest.Notification("HighCPU", 2, "firing")); status != http.StatusUnauthorized {
+		t.Errorf("POST with wrong token = %d, want 401", status)
+	}
+	status, body := post("prod", "prod-token", relaytest.Notification("HighCPU", 2, "firing"))
+	if status != http.StatusAccepted {
+		t.Fatalf("POST = %d %v, want 202", status, body)
+	}
+	ids := body["operationIds"].([]any)
+	if len(ids) != 2 {
+		t.Fatalf("operationIds = %v, want one per conversation", ids)
+	}
+	status, body = post("custom", "", relaytest.Notification("Disk", 3, "firing"))
+	if status != http.StatusAccepted {
+		t.Fatalf("POST custom = %d %v", status, body)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/deliveries/"+body["operationIds"].([]any)[0].(string), nil)
+	req.Header.Set("Authorization", "Bearer api-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&d)
+	resp.Body.Close()
+	if d["text"] != "FIRING: 3 alerts" || d["state"] != "pending" {
+		t.Errorf("delivery = text %q state %v, want the custom template's text, pending", d["text"], d["state"])
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run returned %v after shutdown, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				// Webhooks open right after the schema check that made us ready.
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("relay did not become ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	cfg := loadConfig(t, "")
+	if err := app.CheckConfig(cfg); err != nil {
+		t.Errorf("CheckConfig(good) = %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "custom.tmpl"), []byte(`{{ index .Alerts 7 }}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := config.Parse([]byte(configYAML), dir, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = app.CheckConfig(bad)
+	if err == nil || !strings.Contains(err.Error(), `routes "custom"`) {
+		t.Errorf("CheckConfig(template failing on samples) = %v, want an error naming the route", err)
+	}
+}
