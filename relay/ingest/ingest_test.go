@@ -243,7 +243,7 @@ func counter(t *testing.T, reg *prometheus.Registry, route, result string) prome
 
 type collectorFunc func(chan<- prometheus.Metric)
 
-func (f collectorFunc) Describe(chan<- *prometheus.Desc) {}
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 func TestWebhookRetryIsDuplicate(t *testing.T) {
