@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // templates may format times in any zone; images may lack zoneinfo
 
 	"github.com/skype-relay/relay/relay/app"
 	"github.com/skype-relay/relay/relay/config"

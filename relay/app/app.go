@@ -218,7 +218,8 @@ func NewEngine(cfg *config.Config) (*render.Engine, error) {
 func IngestConfig(cfg *config.Config, engine *render.Engine) *ingest.Config {
 	routes := make(map[string]*ingest.Route, len(cfg.Routes))
 	for _, r := range cfg.Routes {
-		ir := &ingest.Route{Name: r.Name, Format: r.Format, Token: r.BearerToken.Reveal(), Template: r.Template}
+		ir := &ingest.Route{Name: r.Name, Format: r.Format, Token: r.BearerToken.Reveal(), Template: r.Template,
+			SharedText: !engine.UsesConversation(r.Template)}
 		for i, name := range r.Conversations {
 			ir.Conversations = append(ir.Conversations, ingest.Conversation{Name: name, Target: r.Targets[i]})
 		}

@@ -32,6 +32,9 @@ type Route struct {
 	Token         string
 	Template      string
 	Conversations []Conversation
+	// SharedText means the template renders the same text for every
+	// conversation of the route, so it is rendered once per notification.
+	SharedText bool
 }
 
 // Conversation is a named delivery target of a route.

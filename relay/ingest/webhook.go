@@ -140,8 +140,12 @@ func (h *Handler) takeWebhook(c echo.Context, cfg *Config, route *Route, name st
 		Route: route.Name, Format: route.Format, DedupKey: msg.DedupKey(route.Name),
 		Payload: body, Window: cfg.DedupWindow,
 	}
-	for _, conv := range route.Conversations {
-		texts, err := cfg.Render(route, conv.Name, msg)
+	var texts []string
+	for i, conv := range route.Conversations {
+		var err error
+		if i == 0 || !route.SharedText {
+			texts, err = cfg.Render(route, conv.Name, msg)
+		}
 		if err != nil {
 			if errors.Is(err, relay.ErrInvalid) {
 				return none, newAPIError(http.StatusUnprocessableEntity, "render template %q: %v", route.Template, err)

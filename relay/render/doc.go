@@ -1,0 +1,128 @@
+// Package render turns an Alertmanager notification into the plain text of
+// one or more chat messages, with Go text/template templates.
+//
+// An [Engine] parses relay's shipped templates (the templates directory of
+// the repository) once at start, plus the template files named in the
+// configuration, and renders by name. Rendering happens at ingest, so a
+// template that fails on a payload is reported to the sender (HTTP 422)
+// instead of failing later in the delivery queue.
+//
+// # Template names
+//
+// "alertmanager" is the shipped default. Every other name is one of
+// [Options.Files]: a name (often the file's path) mapped to a template
+// file. Each file is parsed into its own copy of the shipped templates, so:
+//
+//   - a file with text of its own renders that text, and may call the
+//     shipped blocks ({{ template "alertmanager.title" . }});
+//   - a file of only {{ define }} blocks renders the shipped "alertmanager"
+//     template with those blocks replaced, for that file alone.
+//
+// The shipped "alertmanager" template is built from these blocks, each of
+// which a file may override:
+//
+//	alertmanager.text       the whole message: title, summary, alerts, links
+//	alertmanager.title      "[FIRING:2, RESOLVED:1] HighCPU prod (severity=critical)"
+//	alertmanager.counts     "FIRING:2, RESOLVED:1"
+//	alertmanager.group      group label values, then the other common labels
+//	alertmanager.summary    annotations common to all alerts, when several
+//	alertmanager.alert      one alert; dot is a GroupAlert
+//	alertmanager.time       one time; dot is a time.Time (UTC by default)
+//	alertmanager.truncated  "+N more alerts not shown"
+//	alertmanager.links      links to the group and to a new silence
+//
+// For example, this file shows times in Berlin and otherwise keeps the
+// default layout:
+//
+//	{{ define "alertmanager.time" }}{{ . | tz "Europe/Berlin" | date "Mon 15:04 MST" }}{{ end }}
+//
+// After rendering, trailing spaces are removed from every line, runs of
+// blank lines become one, and leading and trailing blank lines go, so
+// templates need not trim whitespace carefully.
+//
+// # Data
+//
+// Dot is a [Data] (a pointer to it, which reads the same), with the fields
+// of Alertmanager's notification template data:
+//
+//	.Receiver           string  the Alertmanager receiver
+//	.Status             string  "firing" if any alert fires, else "resolved"
+//	.Alerts             Alerts  the alerts of this message; .Alerts.Firing, .Alerts.Resolved
+//	.GroupLabels        KV      labels the group is formed by
+//	.CommonLabels       KV      labels all alerts share
+//	.CommonAnnotations  KV      annotations all alerts share
+//	.ExternalURL        string  the Alertmanager's URL
+//
+// and these additions:
+//
+//	.GroupKey           string  Alertmanager's key of the group
+//	.TruncatedAlerts    int     alerts Alertmanager left out (max_alerts)
+//	.AllAlerts          Alerts  every alert; differs from .Alerts only in split messages
+//	.Route              string  the relay route the notification came in on
+//	.Conversation       string  the conversation the message goes to
+//	.GroupAlerts        []GroupAlert  .Alerts, each with its group (for per-alert blocks)
+//	.AlertsURL          string  the group in the Alertmanager UI ("" without ExternalURL)
+//	.SilenceURL         string  a new silence for the common labels ("" without ExternalURL)
+//
+// An alert (an element of .Alerts) has .Status, .Labels, .Annotations,
+// .StartsAt, .EndsAt (time.Time), .GeneratorURL and .Fingerprint. A
+// [GroupAlert] has the same fields plus .Group (the Data), .ExtraLabels
+// (the labels not common to the group, without alertname) and
+// .Annotation "name" (the annotation unless the group header shows it).
+//
+// A KV (labels, annotations) is a map: {{ .Labels.severity }} or
+// {{ index .Labels "severity" }}, and has the methods .SortedPairs (pairs
+// sorted by name, alertname first; a pair has .Name and .Value, and the
+// list prints as "a=1, b=2"), .Names, .Values and .Remove (a list of
+// names). In user templates a missing key reads as "", as in Alertmanager;
+// the shipped templates run with missingkey=error to catch our own typos.
+//
+// # Functions
+//
+// Besides text/template's built-ins (and, or, not, len, index, printf,
+// urlquery, eq, lt, ...), templates may call these, which behave as in
+// Alertmanager and Prometheus:
+//
+//	toUpper, toLower, trimSpace  string → string
+//	title               "hIGH cpu" → "High Cpu" (first letter of each word up, the rest down)
+//	join sep list       joins a []string; note the order: {{ .Labels.Names | join ", " }}
+//	match re s          whether the regular expression re matches in s (unanchored)
+//	reReplaceAll re repl s  replaces every match; repl may use $1 or ${name}
+//	safeHtml, safeUrl   return their argument: relay sends plain text, nothing is escaped
+//	urlUnescape s       undoes URL query escaping
+//	stringSlice a b ... makes a []string
+//	date layout t       formats a time.Time with a Go layout ("2006-01-02 15:04 MST")
+//	tz name t           t in an IANA time zone ("Europe/Berlin", "UTC")
+//	since t             time.Duration from t to now
+//	humanize n          1234567 → "1.235M", 0.0012 → "1.2m"
+//	humanize1024 n      1048576 → "1Mi"
+//	humanizeDuration n  seconds or a time.Duration → "1d 2h 3m 4s", "1.5s", "250ms"
+//	humanizePercentage n  0.1234 → "12.34%"
+//	humanizeTimestamp n Unix seconds or a time.Time → "2026-11-27 13:02:05 +0000 UTC"
+//	toJson v            v encoded as JSON
+//
+// The humanize functions take numbers, numeric strings (label values),
+// time.Duration (as seconds) and, for humanizeTimestamp, time.Time.
+//
+// # Size
+//
+// [Engine.Render] returns one text. [Engine.RenderParts] keeps each message
+// within [Options.MaxBytes] (8 KiB by default): a longer notification is
+// split between alerts, each part rendered by the same template on its share
+// of .Alerts (so the header, computed from .AllAlerts, repeats on every
+// part) and numbered "(1/3) ". A single alert that is too long is split at
+// line breaks or spaces, and a word longer than a message at a character
+// boundary. At most [Options.MaxParts] messages are sent; the last one then
+// says how many alerts were left out.
+//
+// One execution may write at most [MaxOutputBytes]; beyond that it stops
+// with an error, so no template or payload can use unbounded memory.
+//
+// # Errors
+//
+// A template that fails on a notification (a bad function argument, a
+// missing field, too much output) gives an error wrapping [relay.ErrInvalid]
+// and naming the template, the file and the line. Syntax errors in template
+// files are reported by [New] with file and line. An unknown template name
+// gives [ErrUnknownTemplate], a configuration mistake.
+package render
