@@ -1,5 +1,6 @@
 -- Drops the delivery store. Everything recorded is lost.
 BEGIN;
+DROP TABLE IF EXISTS sessions;
 DROP TABLE IF EXISTS attempts;
 DROP TABLE IF EXISTS deliveries;
 DROP TABLE IF EXISTS duplicates;

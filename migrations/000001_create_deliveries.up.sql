@@ -37,26 +37,45 @@ CREATE INDEX duplicates_notification_id_idx ON duplicates (notification_id, rece
 -- One row per message to send: a notification rendered for one conversation
 -- (one part of it, when the text had to be split). operation_id is the
 -- stable id the audit and the API use; UCWA limits operationIds to 50 ASCII
--- characters.
+-- characters. seq orders the queue: per recipient, deliveries go out in seq
+-- order, one at a time.
 CREATE TABLE deliveries (
     operation_id    text        PRIMARY KEY
                                 CHECK (operation_id ~ '^[A-Za-z0-9._-]{1,50}$'),
+    seq             bigint      GENERATED ALWAYS AS IDENTITY UNIQUE,
     notification_id text        NOT NULL REFERENCES notifications (id),
     route           text        NOT NULL,
     conversation    text        NOT NULL,
     recipient       text        NOT NULL,
     subject         text        NOT NULL DEFAULT '',
     importance      text        NOT NULL DEFAULT 'Normal',
+    -- The alert group and its status, for supersession (resolved replaces a
+    -- firing notification of the same group that was never sent).
+    group_key       text        NOT NULL DEFAULT '',
+    status          text        NOT NULL DEFAULT '',
     part            integer     NOT NULL DEFAULT 1 CHECK (part >= 1),
     parts           integer     NOT NULL DEFAULT 1 CHECK (parts >= part),
     text            text        NOT NULL,
     state           text        NOT NULL DEFAULT 'pending'
-                                CHECK (state IN ('pending', 'sending', 'delivered', 'dead')),
+                                CHECK (state IN ('pending', 'sending', 'delivered', 'dead', 'uncertain', 'superseded')),
+    -- attempts counts claims (every try); failures counts the tries that
+    -- failed for this message's own sake and is what max_attempts caps.
     attempts        integer     NOT NULL DEFAULT 0,
+    failures        integer     NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL,
     lease_until     timestamptz,
+    -- claim_gen is the session generation of the worker that claimed it:
+    -- a newer session holder may take over rows of an older one at once.
+    claim_gen       bigint      NOT NULL DEFAULT 0,
+    -- resend: the next send carries the "(resent)" marker, because an
+    -- earlier try may have reached the recipient unconfirmed.
+    resend          boolean     NOT NULL DEFAULT false,
+    superseded_by   text,
     last_error      text,
     created_at      timestamptz NOT NULL,
+    -- queued_at is when the delivery last entered the queue (created, or
+    -- redelivered); the age cap counts from it.
+    queued_at       timestamptz NOT NULL,
     updated_at      timestamptz NOT NULL,
     delivered_at    timestamptz
 );
@@ -66,9 +85,22 @@ CREATE INDEX deliveries_route_idx ON deliveries (route, created_at DESC, operati
 CREATE INDEX deliveries_conversation_idx ON deliveries (conversation, created_at DESC, operation_id DESC);
 CREATE INDEX deliveries_state_idx ON deliveries (state, created_at DESC, operation_id DESC);
 CREATE INDEX deliveries_notification_id_idx ON deliveries (notification_id);
--- The queue: due work only, so the index stays small however long the history.
-CREATE INDEX deliveries_due_idx ON deliveries (next_attempt_at, operation_id)
+-- The queue: unfinished work only, so the index stays small however long
+-- the history; the head of each recipient's line is its lowest seq.
+CREATE INDEX deliveries_queue_idx ON deliveries (recipient, seq)
     WHERE state IN ('pending', 'sending');
+
+-- Which relay replica holds the UCWA session of a bot account. Exactly one
+-- holder at a time: a holder renews its lease well before expires_at and
+-- stops sending when it cannot; another replica takes over an expired
+-- lease, and generation goes up with every change of holder.
+CREATE TABLE sessions (
+    account     text        PRIMARY KEY,
+    holder      text        NOT NULL,
+    generation  bigint      NOT NULL,
+    acquired_at timestamptz NOT NULL,
+    expires_at  timestamptz NOT NULL
+);
 
 -- One row per try to send a delivery, kept for the audit trail.
 CREATE TABLE attempts (

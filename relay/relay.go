@@ -16,6 +16,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrInvalid means input from outside is malformed or breaks a rule.
 	ErrInvalid = errors.New("invalid input")
+	// ErrConflict means the request does not fit the current state of the
+	// thing it names (for example redelivering a delivery still queued).
+	ErrConflict = errors.New("conflict")
 	// ErrUnavailable means a dependency of ours (the database) cannot be
 	// reached right now; the caller should retry later.
 	ErrUnavailable = errors.New("temporarily unavailable")
@@ -25,16 +28,29 @@ var (
 type State string
 
 // Delivery states. A delivery is created pending, is sending while a worker
-// holds its lease, and ends delivered or dead. Nothing is ever deleted.
+// holds its lease, and ends in one of the final states. Nothing is ever
+// deleted, and a final delivery can be put back in the queue (redeliver).
 const (
-	StatePending   State = "pending"
-	StateSending   State = "sending"
+	StatePending State = "pending"
+	StateSending State = "sending"
+	// StateDelivered: the server confirmed delivery.
 	StateDelivered State = "delivered"
-	StateDead      State = "dead"
+	// StateDead: failed for good, or retries ran out (by count or by age).
+	StateDead State = "dead"
+	// StateUncertain: the server accepted the message but never confirmed
+	// it, and the route's policy is not to resend (a duplicate would be
+	// worse than a miss).
+	StateUncertain State = "uncertain"
+	// StateSuperseded: a firing notification not yet sent when its group
+	// resolved; the resolved message says so instead.
+	StateSuperseded State = "superseded"
 )
 
 // States lists every delivery state, in lifecycle order.
-var States = []State{StatePending, StateSending, StateDelivered, StateDead}
+var States = []State{StatePending, StateSending, StateDelivered, StateDead, StateUncertain, StateSuperseded}
+
+// Final reports whether a delivery in state s is no longer queued.
+func (s State) Final() bool { return s != StatePending && s != StateSending }
 
 // ParseState checks s names a delivery state.
 func ParseState(s string) (State, error) {

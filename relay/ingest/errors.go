@@ -44,6 +44,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, relay.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, relay.ErrConflict):
+		return http.StatusConflict
 	case errors.Is(err, relay.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	default:

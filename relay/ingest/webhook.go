@@ -138,7 +138,7 @@ func (h *Handler) takeWebhook(c echo.Context, cfg *Config, route *Route, name st
 
 	n := &store.NewNotification{
 		Route: route.Name, Format: route.Format, DedupKey: msg.DedupKey(route.Name),
-		Payload: body, Window: cfg.DedupWindow,
+		GroupKey: msg.GroupKey, Status: msg.Status, Payload: body, Window: cfg.DedupWindow,
 	}
 	var texts []string
 	for i, conv := range route.Conversations {

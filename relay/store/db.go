@@ -43,9 +43,9 @@ type DB struct {
 	opts   Options
 	logger *slog.Logger
 
-	enqueueCh chan *enqueueReq
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	enqueuer  *groupCommitter[enqueueItem, EnqueueResult]
+	finisher  *groupCommitter[Finish, bool]
+	enqueued  chan struct{}
 	closeOnce sync.Once
 }
 
@@ -85,17 +85,12 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
 	}
-	db := &DB{
-		pool:      pool,
-		opts:      opts,
-		logger:    opts.Logger,
-		enqueueCh: make(chan *enqueueReq, 4*opts.BatchMax),
-		stop:      make(chan struct{}),
-	}
-	for range opts.Committers {
-		db.wg.Add(1)
-		go db.committer()
-	}
+	db := &DB{pool: pool, opts: opts, logger: opts.Logger, enqueued: make(chan struct{}, 1)}
+	db.enqueuer = newGroupCommitter(opts.Committers, opts.BatchMax, opts.Logger, db.writeEnqueues)
+	// Same lock order in every batch: no deadlock between two batches that
+	// hold twins of each other.
+	db.enqueuer.sortKey = func(it enqueueItem) string { return it.n.DedupKey }
+	db.finisher = newGroupCommitter(2, opts.BatchMax, opts.Logger, db.writeFinishes)
 	return db, nil
 }
 
@@ -113,8 +108,8 @@ func redactParseError(err error) error {
 // written, then closes the pool.
 func (db *DB) Close() {
 	db.closeOnce.Do(func() {
-		close(db.stop)
-		db.wg.Wait()
+		db.enqueuer.close()
+		db.finisher.close()
 		db.pool.Close()
 	})
 }

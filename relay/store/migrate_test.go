@@ -37,9 +37,9 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		run  func() error
 		want []string // tables that must exist afterwards
 	}{
-		{"up", m.Up, []string{"notifications", "dedup_keys", "duplicates", "deliveries", "attempts"}},
+		{"up", m.Up, []string{"attempts", "dedup_keys", "deliveries", "duplicates", "notifications", "sessions"}},
 		{"down", m.Down, nil},
-		{"up again", m.Up, []string{"notifications", "dedup_keys", "duplicates", "deliveries", "attempts"}},
+		{"up again", m.Up, []string{"attempts", "dedup_keys", "deliveries", "duplicates", "notifications", "sessions"}},
 	} {
 		if err := step.run(); err != nil {
 			t.Fatalf("step %d (%s): %v", i, step.name, err)

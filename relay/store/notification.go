@@ -3,10 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +17,10 @@ type NewNotification struct {
 	Route    string
 	Format   string
 	DedupKey string
+	// GroupKey and Status identify the alert group and whether it fired or
+	// resolved; the worker uses them to supersede stale notifications.
+	GroupKey string
+	Status   string
 	// Payload is the request body as received (JSON).
 	Payload []byte
 	// Window is how long identical content counts as a duplicate.
@@ -44,19 +45,14 @@ type EnqueueResult struct {
 	Duplicate bool
 }
 
-type enqueueReq struct {
-	ctx   context.Context
+type enqueueItem struct {
 	n     *NewNotification
 	id    string
 	opIDs []string
 	now   time.Time
-	done  chan enqueueReply
 }
 
-type enqueueReply struct {
-	res EnqueueResult
-	err error
-}
+var errShuttingDown = fmt.Errorf("%w: shutting down", relay.ErrUnavailable)
 
 // Enqueue records n and its deliveries, or recognises it as a duplicate, and
 // returns only once that is durable. Concurrent calls share transactions
@@ -68,104 +64,36 @@ func (db *DB) Enqueue(ctx context.Context, n *NewNotification) (EnqueueResult, e
 		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: no messages", relay.ErrInvalid)
 	}
 	now := db.opts.Now().UTC()
-	req := &enqueueReq{ctx: ctx, n: n, id: newID(now), now: now, done: make(chan enqueueReply, 1)}
-	req.opIDs = make([]string, len(n.Messages))
+	item := enqueueItem{n: n, id: newID(now), now: now}
+	item.opIDs = make([]string, len(n.Messages))
 	for i := range n.Messages {
-		req.opIDs[i] = req.id + "-" + strconv.Itoa(i+1)
+		item.opIDs[i] = item.id + "-" + strconv.Itoa(i+1)
 	}
-	select {
-	case db.enqueueCh <- req:
-	case <-ctx.Done():
-		return EnqueueResult{}, classify("enqueue notification", ctx.Err())
-	case <-db.stop:
-		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: shutting down", relay.ErrUnavailable)
+	res, err := db.enqueuer.do(ctx, item)
+	if err != nil {
+		return EnqueueResult{}, classify("enqueue notification", err)
 	}
+	if !res.Duplicate {
+		db.signalEnqueued()
+	}
+	return res, nil
+}
+
+// Enqueued is signalled (without blocking, coalescing) after new deliveries
+// are committed by this process, so a worker here can start at once.
+func (db *DB) Enqueued() <-chan struct{} { return db.enqueued }
+
+func (db *DB) signalEnqueued() {
 	select {
-	case r := <-req.done:
-		return r.res, r.err
-	case <-ctx.Done():
-		// The committer may still write it; a retry is then a duplicate.
-		return EnqueueResult{}, classify("enqueue notification", ctx.Err())
+	case db.enqueued <- struct{}{}:
+	default:
 	}
 }
 
-// committer takes queued requests and writes them, as many as are waiting
-// (up to BatchMax) in one round trip and one commit. While one batch
-// commits, the next one gathers: that is what makes throughput grow with
-// concurrency. It exits once stop is closed and the queue is empty.
-func (db *DB) committer() {
-	defer db.wg.Done()
-	batch := make([]*enqueueReq, 0, db.opts.BatchMax)
-	for {
-		batch = batch[:0]
-		select {
-		case r := <-db.enqueueCh:
-			batch = append(batch, r)
-		case <-db.stop:
-			// Drain what is already queued, then leave.
-			for {
-				select {
-				case r := <-db.enqueueCh:
-					db.commitBatch([]*enqueueReq{r})
-				default:
-					return
-				}
-			}
-		}
-	fill:
-		for len(batch) < db.opts.BatchMax {
-			select {
-			case r := <-db.enqueueCh:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		db.commitBatch(batch)
-	}
-}
-
-// commitBatch writes a batch in one implicit transaction. When the batch
-// fails for a reason that is not the database being unreachable, one bad
-// request must not fail the others: each is then written on its own.
-func (db *DB) commitBatch(batch []*enqueueReq) {
-	live := batch[:0]
-	for _, r := range batch {
-		if r.ctx.Err() != nil {
-			r.done <- enqueueReply{err: classify("enqueue notification", r.ctx.Err())}
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
-	}
-	// Same lock order in every batch: no deadlock between two batches that
-	// hold twins of each other.
-	slices.SortFunc(live, func(a, b *enqueueReq) int { return strings.Compare(a.n.DedupKey, b.n.DedupKey) })
-	results, err := db.writeBatch(live)
-	if err == nil {
-		for i, r := range live {
-			r.done <- enqueueReply{res: results[i]}
-		}
-		return
-	}
-	if len(live) == 1 || isUnavailable(err) {
-		for _, r := range live {
-			r.done <- enqueueReply{err: classify("enqueue notification", err)}
-		}
-		return
-	}
-	db.logger.Warn("group commit failed, writing its requests one by one", slog.Int("requests", len(live)), slog.Any("err", err))
-	for _, r := range live {
-		res, err := db.writeBatch([]*enqueueReq{r})
-		if err != nil {
-			r.done <- enqueueReply{err: classify("enqueue notification", err)}
-			continue
-		}
-		r.done <- enqueueReply{res: res[0]}
-	}
-}
+// NotifyChannel is the PostgreSQL NOTIFY channel on which every commit of
+// new deliveries is announced, so the replica holding the UCWA session
+// wakes up within milliseconds whichever replica took the webhook.
+const NotifyChannel = "relay_deliveries"
 
 // enqueueSQL records one notification in one statement. The upsert on
 // dedup_keys decides: a fresh key, or one whose window has passed, takes
@@ -188,22 +116,24 @@ WITH k AS (
     RETURNING id
 ), dl AS (
     INSERT INTO deliveries (operation_id, notification_id, route, conversation, recipient, subject,
-                            importance, part, parts, text, next_attempt_at, created_at, updated_at)
-    SELECT m.op, n.id, $6, m.conv, m.rcpt, m.subj, m.imp, m.part, m.parts, m.txt, $5, $5, $5
+                            importance, group_key, status, part, parts, text, next_attempt_at,
+                            created_at, queued_at, updated_at)
+    SELECT m.op, n.id, $6, m.conv, m.rcpt, m.subj, m.imp, $16, $17, m.part, m.parts, m.txt, $5, $5, $5, $5
     FROM n, unnest($3::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::int[], $15::text[])
-         AS m(op, conv, rcpt, subj, imp, part, parts, txt)
+         WITH ORDINALITY AS m(op, conv, rcpt, subj, imp, part, parts, txt, ord)
+    ORDER BY m.ord
 ), dup AS (
     INSERT INTO duplicates (notification_id, received_at)
     SELECT k.notification_id, $5 FROM k WHERE k.notification_id <> $2
 )
 SELECT notification_id, operation_ids FROM k`
 
-func (db *DB) writeBatch(reqs []*enqueueReq) ([]EnqueueResult, error) {
+func (db *DB) writeEnqueues(items []enqueueItem) ([]EnqueueResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), db.opts.OpTimeout)
 	defer cancel()
 	b := &pgx.Batch{}
-	for _, r := range reqs {
-		n := r.n
+	for _, it := range items {
+		n := it.n
 		k := len(n.Messages)
 		convs, rcpts, subjs, imps, txts := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
 		parts, counts := make([]int32, k), make([]int32, k)
@@ -214,21 +144,23 @@ func (db *DB) writeBatch(reqs []*enqueueReq) ([]EnqueueResult, error) {
 			}
 			parts[i], counts[i] = int32(max(m.Part, 1)), int32(max(m.Parts, m.Part, 1))
 		}
-		b.Queue(enqueueSQL, n.DedupKey, r.id, r.opIDs, r.now.Add(n.Window), r.now, n.Route, n.Format,
-			string(n.Payload), convs, rcpts, subjs, imps, parts, counts, txts)
+		b.Queue(enqueueSQL, n.DedupKey, it.id, it.opIDs, it.now.Add(n.Window), it.now, n.Route, n.Format,
+			string(n.Payload), convs, rcpts, subjs, imps, parts, counts, txts, n.GroupKey, n.Status)
 	}
-	results := make([]EnqueueResult, len(reqs))
+	// Announced to every replica's worker when (and only if) this commits.
+	b.Queue(`SELECT pg_notify('` + NotifyChannel + `', '')`)
+	results := make([]EnqueueResult, len(items))
 	br := db.pool.SendBatch(ctx, b)
-	for i, r := range reqs {
+	for i, it := range items {
 		var res EnqueueResult
 		if err := br.QueryRow().Scan(&res.NotificationID, &res.OperationIDs); err != nil {
 			_ = br.Close()
 			return nil, fmt.Errorf("record notification: %w", err)
 		}
-		res.Duplicate = res.NotificationID != r.id
+		res.Duplicate = res.NotificationID != it.id
 		results[i] = res
 	}
-	// Close sends nothing more; it reports the implicit transaction's commit.
+	// Close reads what is left and reports the implicit transaction's commit.
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("commit notifications: %w", err)
 	}

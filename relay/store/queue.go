@@ -1,0 +1,287 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/skype-relay/relay/relay"
+)
+
+// Claimed is a delivery a worker has taken to send.
+type Claimed struct {
+	OperationID  string
+	Seq          int64
+	Route        string
+	Conversation string
+	Target       relay.Target
+	GroupKey     string
+	Status       string
+	Part, Parts  int
+	Text         string
+	// Attempt is this try's number (1 for the first).
+	Attempt  int
+	Failures int
+	Resend   bool
+	// Reclaimed: the delivery was being sent by a worker that stopped
+	// (crashed, or lost the session) before recording the outcome. The
+	// recipient may have it already.
+	Reclaimed bool
+	Gen       int64
+	CreatedAt time.Time
+	QueuedAt  time.Time
+}
+
+// claimSQL takes the head of each recipient's line (its lowest seq among
+// unfinished deliveries) when that head is due: pending and due, or sending
+// under a lease that expired or belongs to an older session generation. A
+// recipient whose head is being sent is skipped, so each recipient has at
+// most one delivery in flight and its deliveries go out in order. The heads
+// are found with a loose index scan (one probe per recipient), so the cost
+// grows with the number of recipients, not with the backlog.
+const claimSQL = `
+WITH RECURSIVE heads AS (
+    (SELECT recipient, seq FROM deliveries
+     WHERE state IN ('pending', 'sending') ORDER BY recipient, seq LIMIT 1)
+    UNION ALL
+    SELECT nx.recipient, nx.seq FROM heads h, LATERAL (
+        SELECT recipient, seq FROM deliveries
+        WHERE state IN ('pending', 'sending') AND recipient > h.recipient
+        ORDER BY recipient, seq LIMIT 1) nx
+), due AS (
+    SELECT d.operation_id, d.state AS old_state FROM deliveries d JOIN heads h ON d.seq = h.seq
+    WHERE (d.state = 'pending' AND d.next_attempt_at <= $1)
+       OR (d.state = 'sending' AND (d.lease_until < $1 OR d.claim_gen < $4))
+    ORDER BY d.next_attempt_at, d.seq
+    LIMIT $2
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE deliveries d
+SET state = 'sending', attempts = d.attempts + 1, lease_until = $1 + $3 * interval '1 millisecond',
+    claim_gen = $4, updated_at = $1
+FROM due WHERE d.operation_id = due.operation_id
+RETURNING d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d.importance, d.group_key,
+    d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.resend, due.old_state = 'sending',
+    d.created_at, d.queued_at`
+
+// Claim takes up to limit due deliveries for a worker of session generation
+// gen, leasing them until now+lease.
+func (db *DB) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration, gen int64) ([]Claimed, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	rows, _ := db.pool.Query(ctx, claimSQL, now, limit, lease.Milliseconds(), gen)
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Claimed, error) {
+		c := Claimed{Gen: gen}
+		err := row.Scan(&c.OperationID, &c.Seq, &c.Route, &c.Conversation, &c.Target.To, &c.Target.Subject,
+			&c.Target.Importance, &c.GroupKey, &c.Status, &c.Part, &c.Parts, &c.Text, &c.Attempt, &c.Failures,
+			&c.Resend, &c.Reclaimed, &c.CreatedAt, &c.QueuedAt)
+		return c, err
+	})
+	if err != nil {
+		return nil, classify("claim deliveries", err)
+	}
+	return list, nil
+}
+
+// AttemptRecord is what one try to send left for the audit trail.
+type AttemptRecord struct {
+	UCWAOperationID string
+	Outcome         string
+	Pool            string
+	HTTPStatus      int
+	Code, Subcode   string
+	Reason          string
+	Error           string
+	Latency         time.Duration
+	StartedAt       time.Time
+	FinishedAt      time.Time
+}
+
+// Finish is the end of one claim: the delivery's next state and, when a
+// send was tried, its attempt record. Both are written in one transaction.
+type Finish struct {
+	OperationID string
+	Attempt     int
+	Gen         int64
+	State       relay.State
+	// NextAttemptAt matters when State is pending (a retry).
+	NextAttemptAt time.Time
+	// Failed counts this try against the delivery's max_attempts.
+	Failed bool
+	// Resend marks the next send "(resent)".
+	Resend    bool
+	LastError string
+	Record    *AttemptRecord
+	Now       time.Time
+}
+
+// finishSQL moves a claimed delivery to its next state, fenced: only the
+// claim that is still current (same attempt and session generation, still
+// sending) may, so a late worker cannot overwrite a newer claim.
+const finishSQL = `
+UPDATE deliveries SET
+    state = $4, next_attempt_at = CASE WHEN $4 = 'pending' THEN $5 ELSE next_attempt_at END,
+    failures = failures + CASE WHEN $6 THEN 1 ELSE 0 END, resend = $7,
+    last_error = NULLIF($8, ''), lease_until = NULL, updated_at = $9,
+    delivered_at = CASE WHEN $4 = 'delivered' THEN $9 ELSE delivered_at END
+WHERE operation_id = $1 AND attempts = $2 AND claim_gen = $3 AND state = 'sending'`
+
+const insertAttemptSQL = `
+INSERT INTO attempts (operation_id, attempt, ucwa_operation_id, outcome, pool, http_status, ucwa_code,
+    ucwa_subcode, reason, error, latency_ms, started_at, finished_at)
+VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0), $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (operation_id, attempt) DO NOTHING`
+
+// Finish records f, sharing a commit with other finishes in flight. It
+// reports false when the claim was no longer current (fenced out); the
+// attempt record is kept either way, since the try happened.
+func (db *DB) Finish(ctx context.Context, f Finish) (bool, error) {
+	ok, err := db.finisher.do(ctx, f)
+	if err != nil {
+		return false, classify("finish delivery", err)
+	}
+	return ok, nil
+}
+
+func (db *DB) writeFinishes(items []Finish) ([]bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), db.opts.OpTimeout)
+	defer cancel()
+	b := &pgx.Batch{}
+	for _, f := range items {
+		if r := f.Record; r != nil {
+			b.Queue(insertAttemptSQL, f.OperationID, f.Attempt, r.UCWAOperationID, r.Outcome, r.Pool, r.HTTPStatus,
+				r.Code, r.Subcode, r.Reason, r.Error, float64(r.Latency.Microseconds())/1000, r.StartedAt, r.FinishedAt)
+		}
+		b.Queue(finishSQL, f.OperationID, f.Attempt, f.Gen, string(f.State), f.NextAttemptAt, f.Failed, f.Resend,
+			f.LastError, f.Now)
+	}
+	br := db.pool.SendBatch(ctx, b)
+	out := make([]bool, len(items))
+	for i, f := range items {
+		if f.Record != nil {
+			if _, err := br.Exec(); err != nil {
+				_ = br.Close()
+				return nil, fmt.Errorf("record attempt: %w", err)
+			}
+		}
+		tag, err := br.Exec()
+		if err != nil {
+			_ = br.Close()
+			return nil, fmt.Errorf("finish delivery: %w", err)
+		}
+		out[i] = tag.RowsAffected() == 1
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("commit finishes: %w", err)
+	}
+	return out, nil
+}
+
+// Supersede looks for a resolved delivery of c's alert group, to the same
+// recipient through the same route and conversation, queued after c. When
+// there is one, every firing delivery of the group queued before it (c
+// included) becomes superseded, and note is put in front of the resolved
+// message's text, all in one transaction. It returns the resolved
+// delivery's operationId, or "" when there is none (nothing changes).
+func (db *DB) Supersede(ctx context.Context, c Claimed, note string, now time.Time) (string, error) {
+	if c.GroupKey == "" || c.Status != "firing" {
+		return "", nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	var resolved string
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var seq int64
+		err := tx.QueryRow(ctx, `
+SELECT operation_id, seq FROM deliveries
+WHERE recipient = $1 AND route = $2 AND conversation = $3 AND group_key = $4 AND status = 'resolved'
+  AND state = 'pending' AND seq > $5
+ORDER BY seq LIMIT 1 FOR UPDATE`, c.Target.To, c.Route, c.Conversation, c.GroupKey, c.Seq).Scan(&resolved, &seq)
+		if errors.Is(err, pgx.ErrNoRows) {
+			resolved = ""
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `
+UPDATE deliveries SET state = 'superseded', superseded_by = $6, lease_until = NULL, updated_at = $9,
+    last_error = 'superseded: the group resolved before this was sent'
+WHERE recipient = $1 AND route = $2 AND conversation = $3 AND group_key = $4 AND status = 'firing'
+  AND seq < $5
+  AND (state = 'pending' OR (operation_id = $7 AND state = 'sending' AND attempts = $8))`,
+			c.Target.To, c.Route, c.Conversation, c.GroupKey, seq, resolved, c.OperationID, c.Attempt, now)
+		if err != nil {
+			return err
+		}
+		n := tag.RowsAffected()
+		_, err = tx.Exec(ctx, `UPDATE deliveries SET text = $2 || text, updated_at = $3 WHERE operation_id = $1`,
+			resolved, fmt.Sprintf(note, n), now)
+		return err
+	})
+	if err != nil {
+		return "", classify("supersede deliveries", err)
+	}
+	return resolved, nil
+}
+
+// Redeliver puts a finished delivery back in the queue as a new attempt
+// (its history stays). It is relay.ErrNotFound for an unknown id and
+// relay.ErrConflict for a delivery still queued.
+func (db *DB) Redeliver(ctx context.Context, operationID string, now time.Time) (relay.State, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	var prev string
+	err := db.pool.QueryRow(ctx, `
+WITH old AS (SELECT operation_id, state FROM deliveries WHERE operation_id = $1 FOR UPDATE)
+UPDATE deliveries d SET state = 'pending', next_attempt_at = $2, queued_at = $2, updated_at = $2,
+    lease_until = NULL, failures = 0, resend = false, superseded_by = NULL,
+    last_error = 'redelivered (was ' || old.state || ')'
+FROM old WHERE d.operation_id = old.operation_id AND old.state NOT IN ('pending', 'sending')
+RETURNING old.state`, operationID, now).Scan(&prev)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var state string
+		err := db.pool.QueryRow(ctx, `SELECT state FROM deliveries WHERE operation_id = $1`, operationID).Scan(&state)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", fmt.Errorf("delivery %q: %w", operationID, relay.ErrNotFound)
+		}
+		if err != nil {
+			return "", classify("redeliver", err)
+		}
+		return "", fmt.Errorf("delivery %q is %s, already queued: %w", operationID, state, relay.ErrConflict)
+	}
+	if err != nil {
+		return "", classify("redeliver", err)
+	}
+	db.signalEnqueued()
+	return relay.State(prev), nil
+}
+
+// QueueStats describes the unfinished work.
+type QueueStats struct {
+	Pending, Sending int64
+	// OldestQueuedAt is the queued_at of the oldest unfinished delivery
+	// (zero when the queue is empty).
+	OldestQueuedAt time.Time
+}
+
+// Queue returns counts of unfinished deliveries.
+func (db *DB) Queue(ctx context.Context) (QueueStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	var s QueueStats
+	var oldest *time.Time
+	err := db.pool.QueryRow(ctx, `
+SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'sending'), min(queued_at)
+FROM deliveries WHERE state IN ('pending', 'sending')`).Scan(&s.Pending, &s.Sending, &oldest)
+	if err != nil {
+		return s, classify("queue stats", err)
+	}
+	if oldest != nil {
+		s.OldestQueuedAt = *oldest
+	}
+	return s, nil
+}

@@ -1,0 +1,204 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+func enqueue(t *testing.T, b testBundle, key, group, status string, rcpts ...string) []string {
+	t.Helper()
+	n := notification(key)
+	n.GroupKey, n.Status = group, status
+	for _, r := range rcpts {
+		n.Messages = append(n.Messages, store.NewMessage{
+			Conversation: "c", Target: relay.Target{To: "sip:" + r + "@contoso.com"}, Text: status + " " + group,
+		})
+	}
+	res, err := b.db.Enqueue(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.OperationIDs
+}
+
+func TestClaimTakesOneHeadPerRecipientInOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	first := enqueue(t, b, "k1", "g1", "firing", "alice", "bob")
+	second := enqueue(t, b, "k2", "g2", "firing", "alice")
+
+	claimed, err := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range claimed {
+		got[c.Target.To] = c.OperationID
+		if c.Attempt != 1 || c.Reclaimed {
+			t.Errorf("claimed %s attempt %d reclaimed %v, want attempt 1, not reclaimed", c.OperationID, c.Attempt, c.Reclaimed)
+		}
+	}
+	want := map[string]string{"sip:alice@contoso.com": first[0], "sip:bob@contoso.com": first[1]}
+	if len(got) != 2 || got["sip:alice@contoso.com"] != want["sip:alice@contoso.com"] || got["sip:bob@contoso.com"] != want["sip:bob@contoso.com"] {
+		t.Fatalf("claimed %v, want the heads %v", got, want)
+	}
+	// Alice's head is in flight: her second delivery waits.
+	again, err := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second claim = %v, %v; want nothing while heads are in flight", again, err)
+	}
+	// Alice's head fails and must retry later: her line stays blocked, so
+	// the second delivery cannot overtake the first.
+	for _, c := range claimed {
+		st, next := relay.StateDelivered, time.Time{}
+		if c.OperationID == first[0] {
+			st, next = relay.StatePending, b.now.Add(time.Minute)
+		}
+		ok, err := b.db.Finish(ctx, store.Finish{OperationID: c.OperationID, Attempt: c.Attempt, Gen: 1, State: st,
+			NextAttemptAt: next, Failed: st == relay.StatePending, Now: *b.now,
+			Record: &store.AttemptRecord{UCWAOperationID: c.OperationID + ".1", Outcome: "x", StartedAt: *b.now, FinishedAt: *b.now}})
+		if err != nil || !ok {
+			t.Fatalf("Finish(%s) = %v, %v", c.OperationID, ok, err)
+		}
+	}
+	if again, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1); len(again) != 0 {
+		t.Fatalf("claim while alice's head waits to retry = %v, want nothing", again)
+	}
+	b.advance(2 * time.Minute)
+	again, _ = b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if len(again) != 1 || again[0].OperationID != first[0] || again[0].Attempt != 2 || again[0].Failures != 1 {
+		t.Fatalf("claim after the retry time = %+v, want alice's first delivery, attempt 2", again)
+	}
+	_ = second
+}
+
+func TestFinishIsFenced(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	enqueue(t, b, "k1", "g1", "firing", "alice")
+	old, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if len(old) != 1 {
+		t.Fatal("nothing claimed")
+	}
+	// A new session holder (generation 2) takes the row over at once.
+	newer, err := b.db.Claim(ctx, *b.now, 10, time.Minute, 2)
+	if err != nil || len(newer) != 1 || !newer[0].Reclaimed || newer[0].Attempt != 2 {
+		t.Fatalf("claim by generation 2 = %+v, %v; want the row, reclaimed, attempt 2", newer, err)
+	}
+	ok, err := b.db.Finish(ctx, store.Finish{OperationID: old[0].OperationID, Attempt: old[0].Attempt, Gen: 1,
+		State: relay.StateDelivered, Now: *b.now,
+		Record: &store.AttemptRecord{UCWAOperationID: "late", Outcome: "delivered", StartedAt: *b.now, FinishedAt: *b.now}})
+	if err != nil || ok {
+		t.Fatalf("late Finish by generation 1 = %v, %v; want fenced out", ok, err)
+	}
+	d, _ := b.db.GetDelivery(ctx, old[0].OperationID)
+	if d.State != relay.StateSending || len(d.AttemptLog) != 1 {
+		t.Errorf("after the fenced finish: state %s with %d attempts logged, want sending with the late attempt logged", d.State, len(d.AttemptLog))
+	}
+}
+
+func TestSupersede(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	firing := enqueue(t, b, "k1", "g1", "firing", "alice")
+	firing2 := enqueue(t, b, "k2", "g1", "firing", "alice")
+	other := enqueue(t, b, "k3", "g2", "firing", "alice")
+	resolved := enqueue(t, b, "k4", "g1", "resolved", "alice")
+
+	claimed, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if len(claimed) != 1 || claimed[0].OperationID != firing[0] {
+		t.Fatalf("claimed %+v, want the first firing delivery", claimed)
+	}
+	by, err := b.db.Supersede(ctx, claimed[0], "Resolved before %d firing message(s) could be sent.\n", *b.now)
+	if err != nil || by != resolved[0] {
+		t.Fatalf("Supersede = %q, %v; want %q", by, err, resolved[0])
+	}
+	for id, want := range map[string]relay.State{firing[0]: relay.StateSuperseded, firing2[0]: relay.StateSuperseded,
+		other[0]: relay.StatePending, resolved[0]: relay.StatePending} {
+		d, _ := b.db.GetDelivery(ctx, id)
+		if d.State != want {
+			t.Errorf("%s is %s, want %s", id, d.State, want)
+		}
+	}
+	d, _ := b.db.GetDelivery(ctx, resolved[0])
+	if !strings.HasPrefix(d.Text, "Resolved before 2 firing message(s) could be sent.\n") {
+		t.Errorf("resolved text = %q, want the note first", d.Text)
+	}
+	// The next head is the other group's delivery, then the resolved one.
+	next, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if len(next) != 1 || next[0].OperationID != other[0] {
+		t.Errorf("next claim = %+v, want %s", next, other[0])
+	}
+}
+
+func TestRedeliver(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	ids := enqueue(t, b, "k1", "g1", "firing", "alice")
+	if _, err := b.db.Redeliver(ctx, ids[0], *b.now); !errorsIs(err, relay.ErrConflict) {
+		t.Errorf("Redeliver(pending) = %v, want ErrConflict", err)
+	}
+	if _, err := b.db.Redeliver(ctx, "NOPE-1", *b.now); !errorsIs(err, relay.ErrNotFound) {
+		t.Errorf("Redeliver(unknown) = %v, want ErrNotFound", err)
+	}
+	c, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if _, err := b.db.Finish(ctx, store.Finish{OperationID: c[0].OperationID, Attempt: 1, Gen: 1, State: relay.StateDead,
+		LastError: "declined", Now: *b.now}); err != nil {
+		t.Fatal(err)
+	}
+	b.advance(time.Hour)
+	prev, err := b.db.Redeliver(ctx, ids[0], *b.now)
+	if err != nil || prev != relay.StateDead {
+		t.Fatalf("Redeliver(dead) = %s, %v; want it redelivered from dead", prev, err)
+	}
+	again, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if len(again) != 1 || again[0].Attempt != 2 || !again[0].QueuedAt.Equal(*b.now) {
+		t.Errorf("claim after redeliver = %+v, want attempt 2 queued now", again)
+	}
+}
+
+func TestSessionLease(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	gen, ok, err := b.db.AcquireSession(ctx, "bot", "a", time.Minute)
+	if err != nil || !ok || gen != 1 {
+		t.Fatalf("a acquires = %d %v %v, want generation 1", gen, ok, err)
+	}
+	if _, ok, _ := b.db.AcquireSession(ctx, "bot", "b", time.Minute); ok {
+		t.Fatal("b acquired a live lease held by a")
+	}
+	if gen, ok, _ := b.db.AcquireSession(ctx, "bot", "a", time.Minute); !ok || gen != 1 {
+		t.Fatalf("a renews = %d %v, want generation 1 kept", gen, ok)
+	}
+	if err := b.db.ReleaseSession(ctx, "bot", "a"); err != nil {
+		t.Fatal(err)
+	}
+	gen, ok, err = b.db.AcquireSession(ctx, "bot", "b", time.Minute)
+	if err != nil || !ok || gen != 2 {
+		t.Fatalf("b acquires after release = %d %v %v, want generation 2", gen, ok, err)
+	}
+	if _, ok, _ := b.db.AcquireSession(ctx, "bot", "a", time.Minute); ok {
+		t.Fatal("a took the lease back from b while it was live")
+	}
+	// An expired lease is taken over.
+	if _, _, err := b.db.AcquireSession(ctx, "bot", "b", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if gen, ok, _ := b.db.AcquireSession(ctx, "bot", "a", time.Minute); !ok || gen != 3 {
+		t.Fatalf("a takes the expired lease = %d %v, want generation 3", gen, ok)
+	}
+}
+
+func errorsIs(err, target error) bool { return err != nil && errors.Is(err, target) }

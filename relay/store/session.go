@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// AcquireSession takes or renews the UCWA session lease of account for
+// holder, valid for ttl by the database's clock. It returns the lease's
+// generation and true when holder holds it now; false (and no error) while
+// another holder's lease is live. The generation goes up whenever the
+// holder changes, so rows claimed under an older generation can be taken
+// over at once.
+func (db *DB) AcquireSession(ctx context.Context, account, holder string, ttl time.Duration) (int64, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	var gen int64
+	err := db.pool.QueryRow(ctx, `
+INSERT INTO sessions AS s (account, holder, generation, acquired_at, expires_at)
+VALUES ($1, $2, 1, now(), now() + $3 * interval '1 millisecond')
+ON CONFLICT (account) DO UPDATE SET
+    generation  = s.generation + CASE WHEN s.holder = excluded.holder THEN 0 ELSE 1 END,
+    acquired_at = CASE WHEN s.holder = excluded.holder THEN s.acquired_at ELSE now() END,
+    holder      = excluded.holder,
+    expires_at  = excluded.expires_at
+WHERE s.holder = excluded.holder OR s.expires_at < now()
+RETURNING generation`, account, holder, ttl.Milliseconds()).Scan(&gen)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, classify("acquire session lease", err)
+	}
+	return gen, true, nil
+}
+
+// ReleaseSession ends holder's lease on account at once, so another replica
+// can take over without waiting for it to expire.
+func (db *DB) ReleaseSession(ctx context.Context, account, holder string) error {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	_, err := db.pool.Exec(ctx, `UPDATE sessions SET expires_at = now() - interval '1 millisecond'
+WHERE account = $1 AND holder = $2`, account, holder)
+	return classify("release session lease", err)
+}
+
+// SessionHolder returns who holds account's session lease and until when.
+func (db *DB) SessionHolder(ctx context.Context, account string) (holder string, gen int64, expires time.Time, err error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	err = db.pool.QueryRow(ctx, `SELECT holder, generation, expires_at FROM sessions WHERE account = $1`, account).
+		Scan(&holder, &gen, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", 0, time.Time{}, nil
+	}
+	return holder, gen, expires, classify("read session lease", err)
+}
