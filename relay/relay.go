@@ -123,6 +123,11 @@ type Outcome struct {
 	Reason string
 	// Detail is a human-readable explanation; it never holds a secret.
 	Detail string
+	// Session is set on a RetryLater or Uncertain outcome caused by the
+	// session or the server (pool failover, throttling, network, the bot's
+	// own sign-in) rather than by this message or its recipient. Such tries
+	// are recorded but do not count against the message's attempt limit.
+	Session bool
 	// OperationID is the UCWA operationId used for this attempt.
 	OperationID string
 	// Latency is the time from the start of the attempt to its outcome.

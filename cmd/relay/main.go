@@ -125,6 +125,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	app.SetVersion(version)
 	logger := newLogger(cfg, stderr).With(slog.String("version", version))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -105,13 +105,30 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	})
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
+	schemaReady := make(chan struct{})
 	wg.Go(func() {
 		if prepareSchema(bgCtx, cfg.DatabaseURL(), db, opts.SkipMigrate, logger) {
 			handler.Open()
 			logger.InfoContext(bgCtx, "database schema ready, accepting webhooks")
 		}
+		close(schemaReady)
 	})
 	wg.Go(func() { sweepDedupKeys(bgCtx, db, cfg.Ingest.DedupWindow, logger) })
+	// Delivery has its own shutdown order: it stops claiming when ctx ends,
+	// drains the sends in flight, closes the UCWA session and releases the
+	// lease; the database closes only after (deferred above).
+	var deliverWG sync.WaitGroup
+	if cfg.UCWA.Enabled() {
+		sup := newSupervisor(cfg, db, logger, reg, opts)
+		logger.InfoContext(ctx, "delivery enabled", slog.String("account", cfg.UCWA.Username),
+			slog.String("holder", sup.Holder()))
+		deliverWG.Go(func() {
+			<-schemaReady
+			sup.Run(ctx)
+		})
+	} else {
+		logger.WarnContext(ctx, "delivery is off: ucwa.discovery_urls is not set; webhooks are stored but not sent")
+	}
 
 	var runErr error
 	select {
@@ -128,6 +145,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		_ = srv.Close()
 	}
 	wg.Wait()
+	deliverWG.Wait()
 	logger.Info("relay stopped")
 	return runErr
 }

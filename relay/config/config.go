@@ -36,6 +36,16 @@ const (
 	DefaultImportance     = "Normal"
 	DefaultLogLevel       = "info"
 	DefaultLogFormat      = "json"
+
+	DefaultMaxInFlight  = 128
+	DefaultLease        = 5 * time.Minute
+	DefaultPollInterval = time.Second
+	DefaultDrainTimeout = 10 * time.Second
+	DefaultSessionTTL   = 6 * time.Second
+	DefaultRetryBase    = 2 * time.Second
+	DefaultRetryMax     = 5 * time.Minute
+	DefaultMaxAttempts  = 10
+	DefaultMaxAge       = 2 * time.Hour
 )
 
 // Environment variables read by Load and Parse.
@@ -53,6 +63,12 @@ const (
 // FormatAlertmanager is the route format for Prometheus Alertmanager's
 // webhook payload (version 4).
 const FormatAlertmanager = "alertmanager"
+
+// Values of routes[].delivery.uncertain.
+const (
+	UncertainResend = "resend"
+	UncertainSkip   = "skip"
+)
 
 // Formats lists the webhook payload formats a route may accept (github,
 // gitlab, generic may follow). Read-only.
@@ -78,6 +94,7 @@ type Config struct {
 	UCWA          UCWA                    `yaml:"ucwa"`
 	Conversations map[string]Conversation `yaml:"conversations"`
 	Routes        []Route                 `yaml:"routes"`
+	Delivery      Delivery                `yaml:"delivery"`
 	Log           Log                     `yaml:"log"`
 	// Dir is the directory relative paths in the file resolve against
 	// (the config file's directory).
@@ -202,8 +219,46 @@ type Route struct {
 	// BearerToken comes from RELAY_ROUTE_<NAME>_TOKEN, its _FILE variant or
 	// BearerTokenFile; unset means POSTs need no token.
 	BearerToken Secret `yaml:"-"`
+	// Delivery is what the route decides about retries and duplicates.
+	Delivery RouteDelivery `yaml:"delivery"`
 	// Targets are the resolved Conversations, in order.
 	Targets []relay.Target `yaml:"-"`
+}
+
+// RouteDelivery is a route's delivery policy.
+type RouteDelivery struct {
+	// MaxAttempts caps the tries that fail because of the message or its
+	// recipient; then the delivery is dead. Session trouble (pool failover,
+	// throttling) does not count.
+	MaxAttempts int `yaml:"max_attempts"`
+	// MaxAge caps how long a delivery may wait in the queue before it is
+	// dead: a firing alert hours late is noise.
+	MaxAge time.Duration `yaml:"max_age"`
+	// Uncertain says what to do with a message the server accepted but never
+	// confirmed: "resend" it marked "(resent)", or "skip" it (a duplicate
+	// would be worse than a miss).
+	Uncertain string `yaml:"uncertain"`
+	// Supersede replaces a queued firing notification by its group's
+	// resolved one, sent with a note, instead of sending both.
+	Supersede bool `yaml:"supersede"`
+}
+
+// Delivery tunes the delivery worker.
+type Delivery struct {
+	// MaxInFlight caps deliveries being sent at once.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Lease is how long a claimed delivery stays with the worker that took it.
+	Lease time.Duration `yaml:"lease"`
+	// PollInterval is how often the queue is checked without a wake-up.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// DrainTimeout bounds how long sends in flight may finish on shutdown.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// SessionTTL is the lifetime of the session lease that makes one replica
+	// the sender for the bot account.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// RetryBase and RetryMax bound the exponential retry delay.
+	RetryBase time.Duration `yaml:"retry_base"`
+	RetryMax  time.Duration `yaml:"retry_max"`
 }
 
 // Log configures the process logger.
@@ -242,13 +297,25 @@ func defaults() *Config {
 			BatchMax:       DefaultBatchMax,
 		},
 		UCWA: UCWA{Timers: DefaultUCWATimers()},
-		Log:  Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Delivery: Delivery{
+			MaxInFlight:  DefaultMaxInFlight,
+			Lease:        DefaultLease,
+			PollInterval: DefaultPollInterval,
+			DrainTimeout: DefaultDrainTimeout,
+			SessionTTL:   DefaultSessionTTL,
+			RetryBase:    DefaultRetryBase,
+			RetryMax:     DefaultRetryMax,
+		},
+		Log: Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 	}
 }
 
 // setDefaults is called by the decoder on each new list or map element
 // before the element's keys are decoded.
-func (r *Route) setDefaults()        { r.Template = DefaultTemplate }
+func (r *Route) setDefaults() {
+	r.Template = DefaultTemplate
+	r.Delivery = RouteDelivery{MaxAttempts: DefaultMaxAttempts, MaxAge: DefaultMaxAge, Uncertain: UncertainResend, Supersede: true}
+}
 func (c *Conversation) setDefaults() { c.Importance = DefaultImportance }
 
 // Route returns the route called name.

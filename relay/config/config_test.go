@@ -85,8 +85,13 @@ func TestParseMinimalDefaults(t *testing.T) {
 			Format:        "alertmanager",
 			Conversations: []string{"oncall"},
 			Template:      "alertmanager",
+			Delivery:      RouteDelivery{MaxAttempts: 10, MaxAge: 2 * time.Hour, Uncertain: "resend", Supersede: true},
 			Targets:       []relay.Target{{To: "sip:oncall@contoso.com", Importance: "Normal"}},
 		}},
+		Delivery: Delivery{
+			MaxInFlight: 128, Lease: 5 * time.Minute, PollInterval: time.Second, DrainTimeout: 10 * time.Second,
+			SessionTTL: 6 * time.Second, RetryBase: 2 * time.Second, RetryMax: 5 * time.Minute,
+		},
 		Log: Log{Level: "info", Format: "json"},
 		Dir: "/etc/relay",
 	}

@@ -47,6 +47,7 @@ func (cfg *Config) validate(c *collector) {
 	cfg.validateUCWA(c)
 	cfg.validateConversations(c)
 	cfg.validateRoutes(c)
+	cfg.validateDelivery(c)
 	oneOf(c, "log.level", cfg.Log.Level, LogLevels)
 	oneOf(c, "log.format", cfg.Log.Format, LogFormats)
 }
@@ -214,6 +215,31 @@ func (cfg *Config) validateRoutes(c *collector) {
 			listed[name] = true
 		}
 		cfg.validateTemplate(c, key+".template", r)
+		d := &r.Delivery
+		intRange(c, key+".delivery.max_attempts", int64(d.MaxAttempts), 1, 1000)
+		if d.MaxAge <= 0 || d.MaxAge > 7*24*time.Hour {
+			c.addf(key+".delivery.max_age", "must be > 0 and <= 168h, got %s", d.MaxAge)
+		}
+		oneOf(c, key+".delivery.uncertain", d.Uncertain, []string{UncertainResend, UncertainSkip})
+	}
+}
+
+func (cfg *Config) validateDelivery(c *collector) {
+	d := &cfg.Delivery
+	intRange(c, "delivery.max_in_flight", int64(d.MaxInFlight), 1, 10_000)
+	if d.Lease < 30*time.Second {
+		c.addf("delivery.lease", "must be at least 30s (longer than the slowest send), got %s", d.Lease)
+	}
+	if d.PollInterval < 10*time.Millisecond || d.PollInterval > time.Minute {
+		c.addf("delivery.poll_interval", "must be between 10ms and 1m, got %s", d.PollInterval)
+	}
+	positive(c, "delivery.drain_timeout", d.DrainTimeout)
+	if d.SessionTTL < time.Second || d.SessionTTL > 5*time.Minute {
+		c.addf("delivery.session_ttl", "must be between 1s and 5m, got %s", d.SessionTTL)
+	}
+	positive(c, "delivery.retry_base", d.RetryBase)
+	if d.RetryMax < d.RetryBase {
+		c.addf("delivery.retry_max", "must be >= delivery.retry_base (%s), got %s", d.RetryBase, d.RetryMax)
 	}
 }
 

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -81,4 +82,23 @@ func (h *Handler) getDelivery(c echo.Context) error {
 		d.DuplicatesAt = []time.Time{}
 	}
 	return c.JSON(http.StatusOK, d)
+}
+
+// redeliver serves POST /v1/deliveries/{operationId}/redeliver: a finished
+// delivery (dead, delivered, uncertain, superseded) goes back in the queue
+// as a new attempt; its history stays.
+func (h *Handler) redeliver(c echo.Context) error {
+	id := c.Param("id")
+	if len(id) > 50 {
+		return newAPIError(http.StatusNotFound, "no delivery with operationId %q", truncate(id, 64))
+	}
+	prev, err := h.db.Redeliver(c.Request().Context(), id, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	h.logger.InfoContext(c.Request().Context(), "delivery redelivered", slog.String("operation_id", id),
+		slog.String("previous_state", string(prev)))
+	return c.JSON(http.StatusAccepted, map[string]string{
+		"operationId": id, "state": string(relay.StatePending), "previousState": string(prev),
+	})
 }

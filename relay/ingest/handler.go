@@ -133,6 +133,7 @@ func (h *Handler) Echo() *echo.Echo {
 	e.POST("/v1/webhooks/:route", h.webhook, h.requireOpen)
 	e.GET("/v1/deliveries", h.listDeliveries, h.requireAPIToken, h.requireOpen)
 	e.GET("/v1/deliveries/:id", h.getDelivery, h.requireAPIToken, h.requireOpen)
+	e.POST("/v1/deliveries/:id/redeliver", h.redeliver, h.requireAPIToken, h.requireOpen)
 	e.GET("/-/healthy", h.healthy)
 	e.GET("/-/ready", h.ready)
 	e.HEAD("/-/healthy", h.healthy)

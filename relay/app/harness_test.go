@@ -1,0 +1,218 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skype-relay/relay/relay/app"
+	"github.com/skype-relay/relay/relay/config"
+	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
+)
+
+// relayInstance is one relay running in-process against a real database
+// and the UCWA simulator.
+type relayInstance struct {
+	t      testing.TB
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+	logs   *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+const simPassword = "sim-password-7c1e"
+
+// deliveryYAML configures two routes over three conversations, the UCWA
+// client against sim with protocol timers shrunk for tests, and fast
+// delivery retries. extra is appended (more top-level keys).
+func deliveryYAML(sim *ucwasim.Sim, extra string) string {
+	urls := `"` + strings.Join(sim.DiscoveryURLs(), `", "`) + `"`
+	return fmt.Sprintf(`
+ucwa:
+  discovery_urls: [%s]
+  username: alertbot@contoso.com
+  timers:
+    request_timeout: 5s
+    invitation_timeout: 5s
+    message_timeout: 3s
+    retry_min: 10ms
+    retry_max: 200ms
+    failover_min: 20ms
+    failover_max: 200ms
+conversations:
+  oncall: { to: "sip:oncall@contoso.com", subject: "Production alerts" }
+  dba:    { to: "sip:dba@contoso.com" }
+  nobody: { to: "sip:nobody@contoso.com" }
+routes:
+  - name: prod
+    format: alertmanager
+    conversations: [oncall, dba]
+  - name: ghost
+    format: alertmanager
+    conversations: [nobody]
+    delivery: { max_attempts: 2 }
+delivery:
+  poll_interval: 50ms
+  retry_base: 20ms
+  retry_max: 200ms
+  session_ttl: 2s
+  lease: 30s
+%s`, urls, extra)
+}
+
+func newSim(t testing.TB) *ucwasim.Sim {
+	t.Helper()
+	sim, err := ucwasim.New(ucwasim.Config{Password: simPassword, TimeScale: 0.01, EmbedResources: true})
+	if err != nil {
+		t.Fatalf("ucwasim.New: %v", err)
+	}
+	t.Cleanup(sim.Close)
+	return sim
+}
+
+func startRelay(t testing.TB, dbURL, yaml string) *relayInstance {
+	t.Helper()
+	env := map[string]string{"DATABASE_URL": dbURL, "RELAY_API_TOKEN": "api-token", "RELAY_UCWA_PASSWORD": simPassword}
+	cfg, err := config.Parse([]byte(yaml), t.TempDir(), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("config.Parse: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &relayInstance{t: t, base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: &lockedBuffer{}}
+	logger := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	go func() { r.done <- app.Run(ctx, cfg, logger, app.Options{Listener: ln}) }()
+	t.Cleanup(r.stop)
+	waitReady(t, r.base)
+	return r
+}
+
+// stop shuts the relay down gracefully and waits for it.
+func (r *relayInstance) stop() {
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			r.t.Errorf("app.Run: %v", err)
+		}
+		r.done <- nil // a second stop returns at once
+	case <-time.After(60 * time.Second):
+		r.t.Errorf("relay did not stop")
+	}
+}
+
+func (r *relayInstance) post(route string, body []byte) []string {
+	r.t.Helper()
+	resp, err := http.Post(r.base+"/v1/webhooks/"+route, "application/json", bytes.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		OperationIDs []string `json:"operationIds"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode/100 != 2 {
+		r.t.Fatalf("POST %s = %d (%v)", route, resp.StatusCode, err)
+	}
+	return out.OperationIDs
+}
+
+type deliveryView struct {
+	OperationID string `json:"operationId"`
+	State       string `json:"state"`
+	Text        string `json:"text"`
+	Recipient   string `json:"recipient"`
+	LastError   string `json:"lastError"`
+	AttemptLog  []struct {
+		Attempt         int    `json:"attempt"`
+		Outcome         string `json:"outcome"`
+		Pool            string `json:"pool"`
+		UCWAOperationID string `json:"ucwaOperationId"`
+		Reason          string `json:"reason"`
+	} `json:"attemptLog"`
+}
+
+func (r *relayInstance) api(method, path string) (int, []byte) {
+	r.t.Helper()
+	req, _ := http.NewRequest(method, r.base+path, nil)
+	req.Header.Set("Authorization", "Bearer api-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (r *relayInstance) delivery(id string) deliveryView {
+	r.t.Helper()
+	status, body := r.api(http.MethodGet, "/v1/deliveries/"+id)
+	if status != http.StatusOK {
+		r.t.Fatalf("GET delivery %s = %d %s", id, status, body)
+	}
+	var d deliveryView
+	if err := json.Unmarshal(body, &d); err != nil {
+		r.t.Fatal(err)
+	}
+	return d
+}
+
+// waitState polls until every id reaches a final state and returns them.
+func (r *relayInstance) waitFinal(timeout time.Duration, ids ...string) map[string]deliveryView {
+	r.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out := map[string]deliveryView{}
+		for _, id := range ids {
+			d := r.delivery(id)
+			if d.State == "pending" || d.State == "sending" {
+				break
+			}
+			out[id] = d
+		}
+		if len(out) == len(ids) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("deliveries not final after %s: have %d of %d final", timeout, len(out), len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func assertNoViolations(t testing.TB, sim *ucwasim.Sim) {
+	t.Helper()
+	for _, v := range sim.Violations() {
+		t.Errorf("UCWA protocol violation: %s %s: %s (%s)", v.Method, v.Path, v.Rule, v.Detail)
+	}
+}

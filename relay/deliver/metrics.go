@@ -1,0 +1,50 @@
+package deliver
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skype-relay/relay/relay"
+)
+
+// Metrics are the delivery side's Prometheus metrics.
+type Metrics struct {
+	attempts    *prometheus.CounterVec
+	finished    *prometheus.CounterVec
+	latency     prometheus.Histogram
+	inFlight    prometheus.Gauge
+	sessionHeld prometheus.Gauge
+}
+
+// NewMetrics registers the metrics on reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_delivery_attempts_total",
+			Help: "Tries to send a delivery, by outcome (delivered, retry, permanent, uncertain) and reason.",
+		}, []string{"outcome", "reason"}),
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_delivery_transitions_total",
+			Help: "Deliveries moved to a state by this replica's worker, by state.",
+		}, []string{"state"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "relay_delivery_latency_seconds",
+			Help:    "Time from a delivery entering the queue to the server confirming it.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_delivery_in_flight",
+			Help: "Deliveries being sent right now by this replica.",
+		}),
+		sessionHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_session_held",
+			Help: "1 when this replica holds the UCWA session of the bot account and sends its deliveries.",
+		}),
+	}
+	for _, st := range relay.States {
+		m.finished.WithLabelValues(string(st))
+	}
+	if reg != nil {
+		reg.MustRegister(m.attempts, m.finished, m.latency, m.inFlight, m.sessionHeld)
+	}
+	return m
+}

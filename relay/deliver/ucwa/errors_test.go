@@ -1,0 +1,276 @@
+package ucwa
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/skype-relay/relay/relay"
+)
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		err        apiError
+		wantAct    action
+		wantReason Reason
+	}{
+		{"cannot_redirect", apiError{Resource: resSendMessage, Status: 410, Subcode: "CannotRedirect"}, actFailover, ReasonFailover},
+		{"gone_unknown", apiError{Resource: resEvents, Status: 410}, actFailover, ReasonFailover},
+		{"inactive_expired", apiError{Resource: resEvents, Status: 410, Subcode: "InactiveApplicationExpired"}, actRecreateApp, ReasonApplicationGone},
+		{"too_many_apps", apiError{Resource: resEvents, Status: 410, Subcode: "TooManyApplications"}, actRecreateApp, ReasonApplicationGone},
+		{"user_agent_not_allowed", apiError{Resource: resApplications, Status: 410, Subcode: "UserAgentNotAllowed"}, actStop, ReasonNotAllowed},
+		{"app_not_found", apiError{Resource: resSendMessage, Status: 404, Subcode: "ApplicationNotFound"}, actRecreateApp, ReasonApplicationGone},
+		{"conversation_404", apiError{Resource: resSendMessage, Status: 404}, actRebuildConv, ReasonConversationGone},
+		{"conversation_409", apiError{Resource: resSendMessage, Status: 409}, actRebuildConv, ReasonConversationGone},
+		{"another_operation_pending", apiError{Resource: resSendMessage, Status: 409, Subcode: "AnotherOperationPending"}, actRetry, ReasonServer},
+		{"pget_replaced", apiError{Resource: resEvents, Status: 409, Subcode: "PGetReplaced"}, actRetry, ReasonServer},
+		{"api_version", apiError{Resource: resApplications, Status: 404, Subcode: "APIVersionNotSupported"}, actPermanent, ReasonRejected},
+		{"forbidden_target", apiError{Resource: resStartMessaging, Status: 403}, actPermanent, ReasonNotAllowed},
+		{"forbidden_app_creation", apiError{Resource: resApplications, Status: 403}, actFailover, ReasonNotAllowed},
+		{"bad_request", apiError{Resource: resStartMessaging, Status: 400, Subcode: "ParameterValidationFailure"}, actPermanent, ReasonRejected},
+		{"too_large", apiError{Resource: resSendMessage, Status: 413}, actPermanent, ReasonTooLarge},
+		{"throttled_429", apiError{Resource: resSendMessage, Status: 429}, actRetry, ReasonThrottled},
+		{"unavailable_503", apiError{Resource: resSendMessage, Status: 503}, actRetry, ReasonThrottled},
+		{"bad_gateway", apiError{Resource: resSendMessage, Status: 502}, actFailover, ReasonFailover},
+		{"server_500", apiError{Resource: resSendMessage, Status: 500, Subcode: "CallbackChannelError"}, actRetry, ReasonServer},
+		{"timeout_504", apiError{Resource: resSendMessage, Status: 504}, actRetry, ReasonTimeout},
+		{"unauthorized_twice", apiError{Resource: resSendMessage, Status: 401}, actFailover, ReasonAuth},
+		{"redirect", apiError{Resource: resSendMessage, Status: 302}, actFailover, ReasonFailover},
+		{"network", apiError{Resource: resSendMessage, Err: errors.New("connection refused")}, actRetry, ReasonNetwork},
+		{"deadline", apiError{Resource: resSendMessage, Err: context.DeadlineExceeded}, actRetry, ReasonTimeout},
+		{"timeout", apiError{Resource: resSendMessage, Err: errTimeout}, actRetry, ReasonTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			act, reason := classify(&tt.err)
+			if act != tt.wantAct || reason != tt.wantReason {
+				t.Errorf("classify(%+v) = %v, %s; want %v, %s", tt.err, act, reason, tt.wantAct, tt.wantReason)
+			}
+		})
+	}
+}
+
+func TestClassifyInvitation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		code, subcode string
+		want          relay.OutcomeKind
+	}{
+		{"RemoteFailure", "Declined", relay.Permanent},
+		{"NotFound", "DestinationNotFound", relay.Permanent},
+		{"Forbidden", "NotAllowed", relay.Permanent},
+		{"RemoteFailure", "FederationRequired", relay.Permanent},
+		{"Timeout", "Timeout", relay.RetryLater},
+		{"RemoteFailure", "TemporarilyUnavailable", relay.RetryLater},
+		{"RemoteFailure", "Busy", relay.RetryLater},
+		{"RemoteFailure", "DoNotDisturb", relay.RetryLater},
+		{"RemoteFailure", "Unreachable", relay.RetryLater},
+		{"NotFound", "SomethingNew", relay.Permanent},
+		{"Whatever", "", relay.RetryLater},
+	}
+	for _, tt := range tests {
+		if got, _ := classifyInvitation(ucwaError{Code: tt.code, Subcode: tt.subcode}); got != tt.want {
+			t.Errorf("classifyInvitation(%s/%s) = %v, want %v", tt.code, tt.subcode, got, tt.want)
+		}
+	}
+}
+
+func TestParseChallenge(t *testing.T) {
+	t.Parallel()
+	const bearer = `Bearer trusted_issuers="00000002-0000-0ff1-ce00-000000000000@contoso.com", client_id="00000004-0000-0ff1-ce00-000000000000"`
+	tests := []struct {
+		name   string
+		lines  []string
+		want   *challenge
+		wantOK bool
+	}{
+		{name: "two_lines", lines: []string{bearer,
+			`MsRtcOAuth href="https://fe1.contoso.com/WebTicket/oauthtoken",grant_type="urn:microsoft.rtc:windows,urn:microsoft.rtc:anonmeeting,password"`},
+			want: &challenge{href: "https://fe1.contoso.com/WebTicket/oauthtoken",
+				grants: []string{"urn:microsoft.rtc:windows", "urn:microsoft.rtc:anonmeeting", "password"}}, wantOK: true},
+		{name: "combined_unquoted_href", lines: []string{bearer + `, MsRtcOAuth href=https://fe1.contoso.com/WebTicket/oauthtoken,grant_type="password"`},
+			want: &challenge{href: "https://fe1.contoso.com/WebTicket/oauthtoken", grants: []string{"password"}}, wantOK: true},
+		{name: "msrtcoauth_first_then_bearer", lines: []string{`MsRtcOAuth href="https://h/t", grant_type="password", Bearer client_id="x"`},
+			want: &challenge{href: "https://h/t", grants: []string{"password"}}, wantOK: true},
+		{name: "no_msrtcoauth", lines: []string{bearer}, wantOK: false},
+		{name: "scheme_inside_value_only", lines: []string{`Bearer realm="msrtcoauth"`}, wantOK: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for _, l := range tt.lines {
+				h.Add("WWW-Authenticate", l)
+			}
+			got, ok := parseChallenge(h)
+			if ok != tt.wantOK {
+				t.Fatalf("parseChallenge ok = %v, want %v (%+v)", ok, tt.wantOK, got)
+			}
+			if ok {
+				if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(challenge{})); diff != "" {
+					t.Errorf("parseChallenge mismatch (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"5", 5 * time.Second}, {" 12 ", 12 * time.Second}, {"-3", 0}, {"soon", 0},
+		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
+		{now.Add(-30 * time.Second).Format(http.TimeFormat), 0},
+	}
+	for _, tt := range tests {
+		if got := parseRetryAfter(tt.in, now); got != tt.want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestAllowedHosts(t *testing.T) {
+	t.Parallel()
+	roots := []*url.URL{{Scheme: "https", Host: "lyncdiscoverinternal.contoso.com"}, {Scheme: "http", Host: "127.0.0.1:4444"}}
+	if got, want := defaultAllowedHosts(roots), []string{"lyncdiscoverinternal.contoso.com", "contoso.com", "127.0.0.1"}; !cmp.Equal(got, want) {
+		t.Errorf("defaultAllowedHosts = %v, want %v", got, want)
+	}
+	hc, err := newHTTPClient(Config{}, []string{"contoso.com", "127.0.0.1", "lab.example:8443"}, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		u    string
+		want bool
+	}{
+		{"https://fe1.contoso.com/ucwa", true},
+		{"https://contoso.com/", true},
+		{"https://FE2-backup.Contoso.com./x", true},
+		{"https://evilcontoso.com/", false},
+		{"https://contoso.com.evil.net/", false},
+		{"http://127.0.0.1:9999/", true},
+		{"https://lab.example:8443/", true},
+		{"https://lab.example/", false},
+		{"ftp://fe1.contoso.com/", false},
+		{"/relative", false},
+	}
+	for _, tt := range tests {
+		u, _ := url.Parse(tt.u)
+		if got := hc.isAllowed(u); got != tt.want {
+			t.Errorf("isAllowed(%s) = %v, want %v", tt.u, got, tt.want)
+		}
+	}
+}
+
+func TestWithQueryKeepsServerParams(t *testing.T) {
+	t.Parallel()
+	u, _ := url.Parse("https://fe1.contoso.com/ucwa/events?ack=7&x=a%2Fb")
+	got := withQuery(u, "operationId", "d8f3 c1&a=2").String()
+	if want := "https://fe1.contoso.com/ucwa/events?ack=7&x=a%2Fb&operationId=d8f3+c1%26a%3D2"; got != want {
+		t.Errorf("withQuery = %s, want %s", got, want)
+	}
+	if u.RawQuery != "ack=7&x=a%2Fb" {
+		t.Errorf("withQuery changed its input: %s", u.RawQuery)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	t.Parallel()
+	logger := slog.New(slog.DiscardHandler)
+	ok := Config{Username: "u", Password: "p", DiscoveryURLs: []string{"https://lyncdiscover.contoso.com/"}}
+	if _, err := New(ok, logger); err != nil {
+		t.Fatalf("New(valid) = %v", err)
+	}
+	if _, err := New(ok, nil); err == nil {
+		t.Errorf("New without logger succeeded")
+	}
+	tests := []struct {
+		name  string
+		mod   func(*Config)
+		field string
+	}{
+		{"username", func(c *Config) { c.Username = "" }, "Username"},
+		{"password", func(c *Config) { c.Password = "" }, "Password"},
+		{"no_roots", func(c *Config) { c.DiscoveryURLs = nil }, "DiscoveryURLs"},
+		{"bad_root", func(c *Config) { c.DiscoveryURLs = []string{"lyncdiscover.contoso.com"} }, "DiscoveryURLs[0]"},
+		{"bad_allowed", func(c *Config) { c.AllowedHosts = []string{"https://x/"} }, "AllowedHosts[0]"},
+		{"event_timeout", func(c *Config) { c.Timers.EventTimeout = time.Minute }, "Timers.EventTimeout"},
+		{"negative_timer", func(c *Config) { c.Timers.MessageWait = -1 }, "Timers.MessageWait"},
+		{"renew_fraction", func(c *Config) { c.Timers.TokenRenewFraction = 2 }, "Timers.TokenRenewFraction"},
+		{"endpoint_id", func(c *Config) { c.EndpointID = strings.Repeat("e", 101) }, "EndpointID"},
+		{"ca_file", func(c *Config) { c.CAFile = "/nonexistent/ca.pem" }, "CAFile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := ok
+			tt.mod(&cfg)
+			_, err := New(cfg, logger)
+			if err == nil || !strings.Contains(err.Error(), tt.field) {
+				t.Errorf("New = %v, want an error naming %s", err, tt.field)
+			}
+			if err != nil && strings.Contains(err.Error(), "p\"") {
+				t.Errorf("error repeats the password: %v", err)
+			}
+		})
+	}
+	if d := DefaultTimers(); d.EventTimeout != 180*time.Second || d.EventSlack != time.Minute || d.InvitationWait != 45*time.Second ||
+		d.MessageWait != time.Minute || d.RetryMin != time.Second || d.RetryMax != time.Minute ||
+		d.FailoverMin != 30*time.Second || d.FailoverMax != 5*time.Minute || d.TokenRenewFraction != 0.8 {
+		t.Errorf("DefaultTimers = %+v, want the PROTOCOL values", d)
+	}
+}
+
+// TestDiscoveryRedirectChecks serves a root whose redirect points outside
+// the allowed hosts, then a chain longer than the hop limit: discovery must
+// refuse both without contacting the foreign host.
+func TestDiscoveryRedirectChecks(t *testing.T) {
+	t.Parallel()
+	var foreign atomic.Int32
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { foreign.Add(1) }))
+	defer evil.Close()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/evil-link":
+			_, _ = w.Write([]byte(`{"_links":{"redirect":{"href":"` + evil.URL + `/root"}}}`))
+		case "/evil-3xx":
+			http.Redirect(w, r, evil.URL+"/root", http.StatusFound)
+		default: // /loop: a redirect to itself, forever
+			_, _ = w.Write([]byte(`{"_links":{"redirect":{"href":"/loop"}}}`))
+		}
+	}))
+	defer srv.Close()
+	for _, path := range []string{"/evil-link", "/evil-3xx", "/loop"} {
+		host, _ := url.Parse(srv.URL)
+		c, err := New(Config{Username: "u", Password: "p", DiscoveryURLs: []string{srv.URL + path},
+			AllowedHosts: []string{host.Host}, Timers: testTimers()}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		_, err = c.discover(context.Background())
+		if err == nil {
+			t.Errorf("discover(%s) succeeded", path)
+		} else if path == "/loop" && !strings.Contains(err.Error(), "redirects") {
+			t.Errorf("discover(%s) = %v, want the hop limit", path, err)
+		}
+		_ = c.Close(context.Background())
+	}
+	if n := foreign.Load(); n != 0 {
+		t.Errorf("the foreign host got %d requests", n)
+	}
+}

@@ -1,0 +1,332 @@
+// Package deliver sends the deliveries stored by ingest. The queue lives in
+// PostgreSQL (package store): the Worker claims the head of each
+// recipient's line, sends it through a Poster and records the outcome and
+// the attempt in one transaction. The Supervisor makes sure exactly one
+// replica at a time runs the Worker for a bot account.
+//
+// deliver knows nothing of UCWA: app hands it a Poster (the UCWA client).
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+// Poster sends one message to one target. The UCWA client is the Poster in
+// production; see relay.Outcome for what the answer means.
+type Poster interface {
+	Send(ctx context.Context, target relay.Target, operationID, text string) (relay.Outcome, error)
+}
+
+// Options configure a Worker. Zero values take the defaults.
+type Options struct {
+	// MaxInFlight caps deliveries being sent at once (default 128). Each
+	// recipient has at most one in flight whatever this says.
+	MaxInFlight int
+	// Lease is how long a claim stays with this worker before another may
+	// take the delivery (default 5m). It must exceed the longest send:
+	// invitation wait plus confirmation wait plus request timeouts.
+	Lease time.Duration
+	// PollInterval is how often the queue is looked at without a wake-up
+	// (default 1s): for retries falling due and for missed notifications.
+	PollInterval time.Duration
+	// DrainTimeout bounds how long sends in flight may finish on shutdown
+	// before they are cancelled (default 10s).
+	DrainTimeout time.Duration
+	Retry        RetryPolicy
+	// PolicyFunc returns the policy of a route (default DefaultPolicy).
+	PolicyFunc func(route string) Policy
+	Logger     *slog.Logger
+	Metrics    *Metrics
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Worker sends queued deliveries.
+type Worker struct {
+	db   *store.DB
+	opts Options
+	log  *slog.Logger
+	m    *Metrics
+	wake chan struct{}
+}
+
+// NewWorker returns a Worker on db.
+func NewWorker(db *store.DB, opts Options) *Worker {
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 128
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 5 * time.Minute
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.PolicyFunc == nil {
+		opts.PolicyFunc = func(string) Policy { return DefaultPolicy() }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	opts.Retry = opts.Retry.withDefaults()
+	return &Worker{db: db, opts: opts, log: opts.Logger, m: opts.Metrics, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes the worker look at the queue now (new deliveries committed).
+// It never blocks.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends deliveries through p, claiming as session generation gen,
+// until ctx ends. Then it stops claiming and lets sends in flight finish for
+// up to DrainTimeout; abort, when it ends first, cancels them at once (the
+// session was lost: nothing may be sent any more).
+func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
+	sendCtx, cancelSends := context.WithCancel(abort)
+	defer cancelSends()
+	done := make(chan struct{}, w.opts.MaxInFlight)
+	var wg sync.WaitGroup
+	inFlight := 0
+	tick := time.NewTicker(w.opts.PollInterval)
+	defer tick.Stop()
+	failing := false
+
+	for ctx.Err() == nil {
+		if free := w.opts.MaxInFlight - inFlight; free > 0 {
+			claimed, err := w.db.Claim(ctx, w.opts.Now(), free, w.opts.Lease, gen)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				if !failing {
+					w.log.WarnContext(ctx, "claim deliveries", slog.Any("err", err))
+				}
+				failing = true
+			case err == nil:
+				if failing {
+					w.log.InfoContext(ctx, "claiming deliveries again")
+				}
+				failing = false
+			}
+			for _, c := range claimed {
+				inFlight++
+				wg.Go(func() {
+					defer func() { done <- struct{}{} }()
+					w.process(sendCtx, p, c)
+				})
+			}
+			w.m.inFlight.Set(float64(inFlight))
+		}
+		select {
+		case <-ctx.Done():
+		case <-w.wake:
+		case <-w.db.Enqueued():
+		case <-done:
+			inFlight--
+			// Take every other finished send too before claiming again.
+			for drained := false; !drained; {
+				select {
+				case <-done:
+					inFlight--
+				default:
+					drained = true
+				}
+			}
+		case <-tick.C:
+		}
+	}
+
+	// Shutdown: no more claims; give the sends in flight their chance.
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-abort.Done():
+	case <-time.After(w.opts.DrainTimeout):
+		w.log.Warn("sends still in flight after the drain timeout; cancelling them")
+	}
+	cancelSends()
+	<-finished
+	w.m.inFlight.Set(0)
+}
+
+// process sends one claimed delivery and records what became of it.
+func (w *Worker) process(ctx context.Context, p Poster, c store.Claimed) {
+	policy := w.opts.PolicyFunc(c.Route)
+	now := w.opts.Now()
+	finish := store.Finish{OperationID: c.OperationID, Attempt: c.Attempt, Gen: c.Gen}
+
+	switch {
+	case policy.MaxAge > 0 && now.Sub(c.QueuedAt) > policy.MaxAge:
+		finish.State = relay.StateDead
+		finish.LastError = fmt.Sprintf("expired: queued %s ago, over the route's max_age of %s",
+			now.Sub(c.QueuedAt).Round(time.Second), policy.MaxAge)
+		w.record(ctx, c, finish)
+		return
+	case c.Reclaimed && !policy.ResendUncertain:
+		finish.State = relay.StateUncertain
+		finish.LastError = "the previous try stopped before the server confirmed it; the route does not resend uncertain messages"
+		w.record(ctx, c, finish)
+		return
+	}
+	if policy.Supersede && c.Status == "firing" && c.GroupKey != "" {
+		by, err := w.db.Supersede(ctx, c, supersedeNote, now)
+		if err != nil {
+			w.log.WarnContext(ctx, "check supersession", slog.String("operation_id", c.OperationID), slog.Any("err", err))
+		}
+		if by != "" {
+			w.log.InfoContext(ctx, "delivery superseded", slog.String("operation_id", c.OperationID), slog.String("by", by))
+			w.m.finished.WithLabelValues(string(relay.StateSuperseded)).Inc()
+			return
+		}
+	}
+
+	text := c.Text
+	resend := c.Resend || c.Reclaimed
+	if resend {
+		text = ResentMarker + text
+	}
+	opID := fmt.Sprintf("%s.%d", c.OperationID, c.Attempt)
+	start := w.opts.Now()
+	out, err := p.Send(ctx, c.Target, opID, text)
+	end := w.opts.Now()
+	if out.Kind == 0 {
+		out.Kind = relay.RetryLater
+		out.Session = true
+		if err != nil {
+			out.Detail = err.Error()
+		}
+	}
+	if out.Latency == 0 {
+		out.Latency = end.Sub(start)
+	}
+	if out.OperationID == "" {
+		out.OperationID = opID
+	}
+	finish.Record = &store.AttemptRecord{
+		UCWAOperationID: out.OperationID, Outcome: out.Kind.String(), Pool: out.Pool, HTTPStatus: out.HTTPStatus,
+		Code: out.Code, Subcode: out.Subcode, Reason: out.Reason, Error: out.Detail, Latency: out.Latency,
+		StartedAt: start, FinishedAt: end,
+	}
+	w.decide(&finish, c, policy, out, end)
+	w.m.attempts.WithLabelValues(out.Kind.String(), out.Reason).Inc()
+	if finish.State == relay.StateDelivered {
+		w.m.latency.Observe(end.Sub(c.QueuedAt).Seconds())
+	}
+	w.record(ctx, c, finish)
+}
+
+// supersedeNote goes in front of a resolved message that replaces firing
+// messages never sent; %d is how many.
+const supersedeNote = "(Resolved before relay could deliver the firing notification; %d message(s) replaced by this one.)\n"
+
+// ResentMarker starts the text of a message sent again because an earlier
+// try may have reached the recipient without the server confirming it.
+const ResentMarker = "(resent) "
+
+// decide turns a send's outcome into the delivery's next state.
+func (w *Worker) decide(f *store.Finish, c store.Claimed, policy Policy, out relay.Outcome, now time.Time) {
+	describe := func() string {
+		s := out.Reason
+		if out.Detail != "" {
+			s += ": " + out.Detail
+		}
+		return s
+	}
+	retry := func(resend bool) {
+		f.State, f.Resend = relay.StatePending, resend
+		f.NextAttemptAt = w.opts.Retry.Next(now, c.Attempt, out.RetryAfter, rand.Float64())
+		if out.Kind == relay.Uncertain && out.RetryAfter == 0 {
+			f.NextAttemptAt = now // resend at once
+		}
+		f.LastError = describe()
+		if policy.MaxAge > 0 && f.NextAttemptAt.Sub(c.QueuedAt) > policy.MaxAge {
+			f.State = relay.StateDead
+			f.LastError = fmt.Sprintf("expired: the next try would be past the route's max_age of %s (last: %s)", policy.MaxAge, describe())
+		}
+	}
+	switch out.Kind {
+	case relay.Delivered:
+		f.State = relay.StateDelivered
+	case relay.Permanent:
+		f.State, f.LastError = relay.StateDead, describe()
+	case relay.Uncertain:
+		if !policy.ResendUncertain {
+			f.State, f.LastError = relay.StateUncertain, describe()
+			return
+		}
+		retry(true)
+	default: // RetryLater
+		f.Failed = !out.Session
+		if f.Failed && policy.MaxAttempts > 0 && c.Failures+1 >= policy.MaxAttempts {
+			f.State = relay.StateDead
+			f.LastError = fmt.Sprintf("gave up after %d failed attempts (last: %s)", c.Failures+1, describe())
+			return
+		}
+		retry(c.Resend || c.Reclaimed)
+	}
+}
+
+// record writes f, retrying while the database is unreachable until the
+// claim's lease would run out (after that the delivery is someone else's
+// to retry, and must be).
+func (w *Worker) record(ctx context.Context, c store.Claimed, f store.Finish) {
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(w.opts.Lease)
+	backoff := 100 * time.Millisecond
+	for {
+		f.Now = w.opts.Now()
+		ok, err := w.db.Finish(ctx, f)
+		if err == nil {
+			w.logFinish(ctx, c, f, ok)
+			return
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			w.log.ErrorContext(ctx, "could not record a delivery's outcome; it will be retried after its lease",
+				slog.String("operation_id", c.OperationID), slog.Any("err", err))
+			return
+		}
+		w.log.WarnContext(ctx, "record delivery outcome", slog.String("operation_id", c.OperationID),
+			slog.Any("err", err), slog.Duration("retry_in", backoff))
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (w *Worker) logFinish(ctx context.Context, c store.Claimed, f store.Finish, ok bool) {
+	attrs := []slog.Attr{slog.String("operation_id", c.OperationID), slog.Int("attempt", c.Attempt),
+		slog.String("route", c.Route), slog.String("conversation", c.Conversation), slog.String("state", string(f.State))}
+	if f.LastError != "" {
+		attrs = append(attrs, slog.String("error", f.LastError))
+	}
+	switch {
+	case !ok:
+		w.log.LogAttrs(ctx, slog.LevelWarn, "delivery outcome not recorded: the claim was taken over", attrs...)
+		return
+	case f.State == relay.StateDead:
+		w.log.LogAttrs(ctx, slog.LevelError, "delivery dead", attrs...)
+	case f.State == relay.StatePending || f.State == relay.StateUncertain:
+		w.log.LogAttrs(ctx, slog.LevelWarn, "delivery attempt failed", attrs...)
+	default:
+		w.log.LogAttrs(ctx, slog.LevelDebug, "delivery finished", attrs...)
+	}
+	w.m.finished.WithLabelValues(string(f.State)).Inc()
+}

@@ -1,0 +1,89 @@
+package source
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// DecodeJSON decodes one JSON value from body into v and rejects trailing
+// data. Errors wrap ErrMalformed and name the offending field or byte
+// offset.
+func DecodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %s", ErrMalformed, describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: unexpected data after the JSON value", ErrMalformed)
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("field %q: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+		}
+		return fmt.Sprintf("expected %s, got JSON %s", typ.Type, typ.Value)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	default:
+		return err.Error()
+	}
+}
+
+// MaxFieldBytes caps one string field decoders take from a payload.
+const MaxFieldBytes = 16 << 10
+
+// CheckString rejects what cannot be stored or shown in field: NUL
+// characters (PostgreSQL text cannot hold them), invalid UTF-8 and more
+// than MaxFieldBytes. Errors wrap ErrMalformed.
+func CheckString(field, s string) error {
+	switch {
+	case len(s) > MaxFieldBytes:
+		return fmt.Errorf("%w: %s is %d bytes long, at most %d accepted", ErrMalformed, field, len(s), MaxFieldBytes)
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Errorf("%w: %s contains a NUL character", ErrMalformed, field)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrMalformed, field)
+	}
+	return nil
+}
+
+// CheckStrings runs CheckString on name/value pairs: field1, value1,
+// field2, value2, ...
+func CheckStrings(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if err := CheckString(pairs[i], pairs[i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FirstLine returns the first line of s, at most n runes, for titles taken
+// from commit messages.
+func FirstLine(s string, n int) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.TrimSpace(s)
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
