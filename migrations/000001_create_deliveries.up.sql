@@ -89,6 +89,10 @@ CREATE INDEX deliveries_notification_id_idx ON deliveries (notification_id);
 -- the history; the head of each recipient's line is its lowest seq.
 CREATE INDEX deliveries_queue_idx ON deliveries (recipient, seq)
     WHERE state IN ('pending', 'sending');
+-- Queued resolved notifications, to find at claim time whether a firing one
+-- is superseded.
+CREATE INDEX deliveries_resolved_idx ON deliveries (recipient, group_key, seq)
+    WHERE state = 'pending' AND status = 'resolved';
 
 -- Which relay replica holds the UCWA session of a bot account. Exactly one
 -- holder at a time: a holder renews its lease well before expires_at and

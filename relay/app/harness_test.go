@@ -73,6 +73,9 @@ routes:
   - name: prod
     format: alertmanager
     conversations: [oncall, dba]
+  - name: oncall-only
+    format: alertmanager
+    conversations: [oncall]
   - name: ghost
     format: alertmanager
     conversations: [nobody]

@@ -130,7 +130,11 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 				inFlight++
 				wg.Go(func() {
 					defer func() { done <- struct{}{} }()
-					w.process(sendCtx, p, c)
+					// Keep the recipient's line moving in this goroutine:
+					// each finish claims the next delivery in its commit.
+					for next := &c; next != nil && ctx.Err() == nil && abort.Err() == nil; {
+						next = w.process(sendCtx, p, *next)
+					}
 				})
 			}
 			w.m.inFlight.Set(float64(inFlight))
@@ -168,8 +172,9 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 	w.m.inFlight.Set(0)
 }
 
-// process sends one claimed delivery and records what became of it.
-func (w *Worker) process(ctx context.Context, p Poster, c store.Claimed) {
+// process sends one claimed delivery and records what became of it. It
+// returns the recipient's next delivery when the finish claimed it.
+func (w *Worker) process(ctx context.Context, p Poster, c store.Claimed) *store.Claimed {
 	policy := w.opts.PolicyFunc(c.Route)
 	now := w.opts.Now()
 	finish := store.Finish{OperationID: c.OperationID, Attempt: c.Attempt, Gen: c.Gen}
@@ -179,15 +184,13 @@ func (w *Worker) process(ctx context.Context, p Poster, c store.Claimed) {
 		finish.State = relay.StateDead
 		finish.LastError = fmt.Sprintf("expired: queued %s ago, over the route's max_age of %s",
 			now.Sub(c.QueuedAt).Round(time.Second), policy.MaxAge)
-		w.record(ctx, c, finish)
-		return
+		return w.record(ctx, c, finish)
 	case c.Reclaimed && !policy.ResendUncertain:
 		finish.State = relay.StateUncertain
 		finish.LastError = "the previous try stopped before the server confirmed it; the route does not resend uncertain messages"
-		w.record(ctx, c, finish)
-		return
+		return w.record(ctx, c, finish)
 	}
-	if policy.Supersede && c.Status == "firing" && c.GroupKey != "" {
+	if policy.Supersede && c.Supersedable {
 		by, err := w.db.Supersede(ctx, c, supersedeNote, now)
 		if err != nil {
 			w.log.WarnContext(ctx, "check supersession", slog.String("operation_id", c.OperationID), slog.Any("err", err))
@@ -195,7 +198,7 @@ func (w *Worker) process(ctx context.Context, p Poster, c store.Claimed) {
 		if by != "" {
 			w.log.InfoContext(ctx, "delivery superseded", slog.String("operation_id", c.OperationID), slog.String("by", by))
 			w.m.finished.WithLabelValues(string(relay.StateSuperseded)).Inc()
-			return
+			return nil // the main loop claims the resolved one
 		}
 	}
 
@@ -231,7 +234,7 @@ func (w *Worker) process(ctx context.Context, p Poster, c store.Claimed) {
 	if finish.State == relay.StateDelivered {
 		w.m.latency.Observe(end.Sub(c.QueuedAt).Seconds())
 	}
-	w.record(ctx, c, finish)
+	return w.record(ctx, c, finish)
 }
 
 // supersedeNote goes in front of a resolved message that replaces firing
@@ -287,22 +290,26 @@ func (w *Worker) decide(f *store.Finish, c store.Claimed, policy Policy, out rel
 
 // record writes f, retrying while the database is unreachable until the
 // claim's lease would run out (after that the delivery is someone else's
-// to retry, and must be).
-func (w *Worker) record(ctx context.Context, c store.Claimed, f store.Finish) {
+// to retry, and must be). Unless the send was cancelled, the same commit
+// claims the recipient's next delivery, which record returns.
+func (w *Worker) record(ctx context.Context, c store.Claimed, f store.Finish) *store.Claimed {
+	if ctx.Err() == nil {
+		f.ClaimNext = &store.NextClaim{Recipient: c.Target.To, Lease: w.opts.Lease}
+	}
 	ctx = context.WithoutCancel(ctx)
 	deadline := time.Now().Add(w.opts.Lease)
 	backoff := 100 * time.Millisecond
 	for {
 		f.Now = w.opts.Now()
-		ok, err := w.db.Finish(ctx, f)
+		res, err := w.db.Finish(ctx, f)
 		if err == nil {
-			w.logFinish(ctx, c, f, ok)
-			return
+			w.logFinish(ctx, c, f, res.Recorded)
+			return res.Next
 		}
 		if time.Now().Add(backoff).After(deadline) {
 			w.log.ErrorContext(ctx, "could not record a delivery's outcome; it will be retried after its lease",
 				slog.String("operation_id", c.OperationID), slog.Any("err", err))
-			return
+			return nil
 		}
 		w.log.WarnContext(ctx, "record delivery outcome", slog.String("operation_id", c.OperationID),
 			slog.Any("err", err), slog.Duration("retry_in", backoff))

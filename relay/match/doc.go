@@ -23,8 +23,10 @@
 //     empty input or {} is an empty list.
 //   - White space between tokens is ignored.
 //
-// One difference from Alertmanager: an empty label name ("" = "x") is
-// rejected, since no alert can carry one.
+// Two differences from Alertmanager, both rejecting what cannot be meant:
+// an empty label name (""="x"), which no alert can carry, and a regular
+// expression that is valid only once wrapped in the anchoring group
+// (=~"a)|(b", which Alertmanager would accept and anchor differently).
 //
 // # Semantics
 //

@@ -77,6 +77,23 @@
 // names). In user templates a missing key reads as "", as in Alertmanager;
 // the shipped templates run with missingkey=error to catch our own typos.
 //
+// # Other formats
+//
+// The shipped "github", "gitlab" and "generic" templates render the events
+// of relay's other webhook sources (relay/source and its subpackages) with
+// [Engine.RenderValue] and [Engine.RenderValueParts], which take the
+// source's data as dot: a *github.Data, *gitlab.Data or *generic.Data,
+// each documented in its package. Their blocks ("github.title",
+// "gitlab.failed", "generic.fields", ...) can be overridden like the
+// alertmanager ones: a file of only defines customises the shipped
+// template whose blocks it redefines.
+//
+// The generic blocks run with missingkey=zero, since a sender's payload
+// has no schema: {{ .Payload.nope }} prints "<no value>" and {{ with
+// .Payload.nope }} skips, instead of failing the request. A lookup below
+// a missing key ({{ .Payload.a.b }} without "a") still fails; guard it
+// with "with".
+//
 // # Functions
 //
 // Besides text/template's built-ins (and, or, not, len, index, printf,
@@ -114,6 +131,11 @@
 // line breaks or spaces, and a word longer than a message at a character
 // boundary. At most [Options.MaxParts] messages are sent; the last one then
 // says how many alerts were left out.
+//
+// [Engine.RenderValueParts] has no alerts to split between: it cuts the
+// text at line breaks, else spaces, else character boundaries, numbers
+// the parts the same way, and when more than MaxParts would be needed the
+// last part ends with "[message cut: too long]".
 //
 // One execution may write at most [MaxOutputBytes]; beyond that it stops
 // with an error, so no template or payload can use unbounded memory.

@@ -110,6 +110,14 @@ func newEngine(shipped fs.FS, opts Options, now func() time.Time) (*Engine, erro
 	if err != nil {
 		return nil, fmt.Errorf("parse shipped templates: %w", err)
 	}
+	// The generic template reads a payload nobody declared: a key a
+	// sender left out must read as empty, not fail the request with 422.
+	// The option is per template, so only the generic blocks get it.
+	for _, t := range base.Templates() {
+		if t.Name() == genericEntry || strings.HasPrefix(t.Name(), genericEntry+".") {
+			t.Option("missingkey=zero")
+		}
+	}
 	// Entry points are the defined templates whose names hold no dot; the
 	// dotted ones ("alertmanager.alert") are their overridable blocks, and
 	// the file names ("alertmanager.tmpl") have empty bodies.
@@ -157,9 +165,34 @@ func parseFile(base *template.Template, path string) (entry, error) {
 		return entry{}, err
 	}
 	if t.Tree == nil || parse.IsEmptyTree(t.Tree.Root) {
-		return entry{set: set, exec: "alertmanager"}, nil
+		return entry{set: set, exec: overridden(base, set)}, nil
 	}
 	return entry{set: set, exec: path}, nil
+}
+
+// genericEntry is the shipped template for arbitrary JSON payloads.
+const genericEntry = "generic"
+
+// overridden picks the shipped entry point a file of only defines
+// customises: the one whose blocks ("github.title" belongs to "github")
+// the file redefines, when they all belong to one; else "alertmanager".
+func overridden(base, set *template.Template) string {
+	entry := ""
+	for _, t := range set.Templates() {
+		b := base.Lookup(t.Name())
+		if b == nil || b.Tree == t.Tree {
+			continue // the file's own template, or not redefined
+		}
+		name, _, _ := strings.Cut(t.Name(), ".")
+		if entry != "" && entry != name {
+			return "alertmanager"
+		}
+		entry = name
+	}
+	if entry == "" || base.Lookup(entry) == nil {
+		return "alertmanager"
+	}
+	return entry
 }
 
 func readFile(path string) (string, error) {
@@ -227,6 +260,12 @@ func (e *Engine) Render(name string, d Data) (string, error) {
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (ent entry) render(name string, d *Data) (string, error) {
+	return ent.execute(name, d)
+}
+
+// execute runs the entry on data with the output limit and cleans the
+// text.
+func (ent entry) execute(name string, data any) (string, error) {
 	buf := buffers.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= 64<<10 { // let big buffers go
@@ -235,7 +274,7 @@ func (ent entry) render(name string, d *Data) (string, error) {
 		}
 	}()
 	buf.Reset()
-	err := ent.set.ExecuteTemplate(&limitedWriter{buf: buf, max: MaxOutputBytes}, ent.exec, d)
+	err := ent.set.ExecuteTemplate(&limitedWriter{buf: buf, max: MaxOutputBytes}, ent.exec, data)
 	if err != nil {
 		return "", ent.execError(name, err)
 	}

@@ -60,7 +60,7 @@ func TestUserFileOverridesBlock(t *testing.T) {
 		t.Errorf("Render(%q) mismatch (-want +got):\n%s", own, diff)
 	}
 
-	if diff := cmp.Diff([]string{own, "alertmanager", "berlin"}, e.Names()); diff != "" {
+	if diff := cmp.Diff([]string{own, "alertmanager", "berlin", "generic", "github", "gitlab"}, e.Names()); diff != "" {
 		t.Errorf("Names() mismatch (-want +got):\n%s", diff)
 	}
 	for name, want := range map[string]bool{"alertmanager": true, "berlin": true, own: true, "alertmanager.alert": false, "nope": false} {

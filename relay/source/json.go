@@ -14,6 +14,11 @@ import (
 // data. Errors wrap ErrMalformed and name the offending field or byte
 // offset.
 func DecodeJSON(body []byte, v any) error {
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD; JSON
+	// must be UTF-8 (RFC 8259), so say so instead.
+	if !utf8.Valid(body) {
+		return fmt.Errorf("%w: body is not valid UTF-8 (first bad byte at offset %d)", ErrMalformed, invalidAt(body))
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
@@ -86,4 +91,17 @@ func FirstLine(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
+}
+
+// invalidAt returns the offset of the first byte of b that is not valid
+// UTF-8.
+func invalidAt(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
 }

@@ -44,7 +44,7 @@ type DB struct {
 	logger *slog.Logger
 
 	enqueuer  *groupCommitter[enqueueItem, EnqueueResult]
-	finisher  *groupCommitter[Finish, bool]
+	finisher  *groupCommitter[Finish, FinishResult]
 	enqueued  chan struct{}
 	closeOnce sync.Once
 }

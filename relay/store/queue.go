@@ -30,9 +30,12 @@ type Claimed struct {
 	// (crashed, or lost the session) before recording the outcome. The
 	// recipient may have it already.
 	Reclaimed bool
-	Gen       int64
-	CreatedAt time.Time
-	QueuedAt  time.Time
+	// Supersedable: a resolved delivery of the same alert group is queued
+	// after this firing one (see Supersede).
+	Supersedable bool
+	Gen          int64
+	CreatedAt    time.Time
+	QueuedAt     time.Time
 }
 
 // claimSQL takes the head of each recipient's line (its lowest seq among
@@ -63,9 +66,35 @@ UPDATE deliveries d
 SET state = 'sending', attempts = d.attempts + 1, lease_until = $1 + $3 * interval '1 millisecond',
     claim_gen = $4, updated_at = $1
 FROM due WHERE d.operation_id = due.operation_id
-RETURNING d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d.importance, d.group_key,
-    d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.resend, due.old_state = 'sending',
+RETURNING ` + claimedColumns
+
+// claimedColumns are what a claim returns; old_state is the state before it.
+const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d.importance,
+    d.group_key, d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.resend, due.old_state = 'sending',
+    d.status = 'firing' AND d.group_key <> '' AND EXISTS (
+        SELECT 1 FROM deliveries r
+        WHERE r.recipient = d.recipient AND r.group_key = d.group_key AND r.seq > d.seq
+          AND r.state = 'pending' AND r.status = 'resolved'),
     d.created_at, d.queued_at`
+
+// claimNextSQL claims the head of one recipient's line if it is due; it
+// runs in the transaction that finishes the recipient's previous delivery,
+// so a busy conversation moves on with one commit per message.
+const claimNextSQL = `
+WITH head AS (
+    SELECT operation_id, state AS old_state FROM deliveries
+    WHERE recipient = $4 AND state IN ('pending', 'sending') ORDER BY seq LIMIT 1
+), due AS (
+    SELECT d.operation_id, head.old_state FROM deliveries d JOIN head ON d.operation_id = head.operation_id
+    WHERE (d.state = 'pending' AND d.next_attempt_at <= $1)
+       OR (d.state = 'sending' AND (d.lease_until < $1 OR d.claim_gen < $3))
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE deliveries d
+SET state = 'sending', attempts = d.attempts + 1, lease_until = $1 + $2 * interval '1 millisecond',
+    claim_gen = $3, updated_at = $1
+FROM due WHERE d.operation_id = due.operation_id
+RETURNING ` + claimedColumns
 
 // Claim takes up to limit due deliveries for a worker of session generation
 // gen, leasing them until now+lease.
@@ -73,17 +102,21 @@ func (db *DB) Claim(ctx context.Context, now time.Time, limit int, lease time.Du
 	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
 	defer cancel()
 	rows, _ := db.pool.Query(ctx, claimSQL, now, limit, lease.Milliseconds(), gen)
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Claimed, error) {
-		c := Claimed{Gen: gen}
-		err := row.Scan(&c.OperationID, &c.Seq, &c.Route, &c.Conversation, &c.Target.To, &c.Target.Subject,
-			&c.Target.Importance, &c.GroupKey, &c.Status, &c.Part, &c.Parts, &c.Text, &c.Attempt, &c.Failures,
-			&c.Resend, &c.Reclaimed, &c.CreatedAt, &c.QueuedAt)
-		return c, err
-	})
+	list, err := pgx.CollectRows(rows, scanClaimed(gen))
 	if err != nil {
 		return nil, classify("claim deliveries", err)
 	}
 	return list, nil
+}
+
+func scanClaimed(gen int64) pgx.RowToFunc[Claimed] {
+	return func(row pgx.CollectableRow) (Claimed, error) {
+		c := Claimed{Gen: gen}
+		err := row.Scan(&c.OperationID, &c.Seq, &c.Route, &c.Conversation, &c.Target.To, &c.Target.Subject,
+			&c.Target.Importance, &c.GroupKey, &c.Status, &c.Part, &c.Parts, &c.Text, &c.Attempt, &c.Failures,
+			&c.Resend, &c.Reclaimed, &c.Supersedable, &c.CreatedAt, &c.QueuedAt)
+		return c, err
+	}
 }
 
 // AttemptRecord is what one try to send left for the audit trail.
@@ -116,6 +149,23 @@ type Finish struct {
 	LastError string
 	Record    *AttemptRecord
 	Now       time.Time
+	// ClaimNext, when set, also claims the recipient's next delivery in the
+	// same transaction if it is due (see FinishResult.Next).
+	ClaimNext *NextClaim
+}
+
+// NextClaim asks Finish to claim the recipient's next delivery.
+type NextClaim struct {
+	Recipient string
+	Lease     time.Duration
+}
+
+// FinishResult says what Finish did.
+type FinishResult struct {
+	// Recorded is false when the claim was no longer current (fenced out).
+	Recorded bool
+	// Next is the recipient's next delivery, claimed, when asked for and due.
+	Next *Claimed
 }
 
 // finishSQL moves a claimed delivery to its next state, fenced: only the
@@ -135,18 +185,18 @@ INSERT INTO attempts (operation_id, attempt, ucwa_operation_id, outcome, pool, h
 VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0), $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (operation_id, attempt) DO NOTHING`
 
-// Finish records f, sharing a commit with other finishes in flight. It
-// reports false when the claim was no longer current (fenced out); the
-// attempt record is kept either way, since the try happened.
-func (db *DB) Finish(ctx context.Context, f Finish) (bool, error) {
-	ok, err := db.finisher.do(ctx, f)
+// Finish records f, sharing a commit with other finishes in flight. The
+// attempt record is kept even when the claim was no longer current, since
+// the try happened.
+func (db *DB) Finish(ctx context.Context, f Finish) (FinishResult, error) {
+	res, err := db.finisher.do(ctx, f)
 	if err != nil {
-		return false, classify("finish delivery", err)
+		return FinishResult{}, classify("finish delivery", err)
 	}
-	return ok, nil
+	return res, nil
 }
 
-func (db *DB) writeFinishes(items []Finish) ([]bool, error) {
+func (db *DB) writeFinishes(items []Finish) ([]FinishResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), db.opts.OpTimeout)
 	defer cancel()
 	b := &pgx.Batch{}
@@ -157,9 +207,12 @@ func (db *DB) writeFinishes(items []Finish) ([]bool, error) {
 		}
 		b.Queue(finishSQL, f.OperationID, f.Attempt, f.Gen, string(f.State), f.NextAttemptAt, f.Failed, f.Resend,
 			f.LastError, f.Now)
+		if n := f.ClaimNext; n != nil {
+			b.Queue(claimNextSQL, f.Now, n.Lease.Milliseconds(), f.Gen, n.Recipient)
+		}
 	}
 	br := db.pool.SendBatch(ctx, b)
-	out := make([]bool, len(items))
+	out := make([]FinishResult, len(items))
 	for i, f := range items {
 		if f.Record != nil {
 			if _, err := br.Exec(); err != nil {
@@ -172,7 +225,18 @@ func (db *DB) writeFinishes(items []Finish) ([]bool, error) {
 			_ = br.Close()
 			return nil, fmt.Errorf("finish delivery: %w", err)
 		}
-		out[i] = tag.RowsAffected() == 1
+		out[i].Recorded = tag.RowsAffected() == 1
+		if f.ClaimNext != nil {
+			rows, _ := br.Query()
+			next, err := pgx.CollectRows(rows, scanClaimed(f.Gen))
+			if err != nil {
+				_ = br.Close()
+				return nil, fmt.Errorf("claim next delivery: %w", err)
+			}
+			if len(next) == 1 {
+				out[i].Next = &next[0]
+			}
+		}
 	}
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("commit finishes: %w", err)

@@ -61,11 +61,11 @@ func TestClaimTakesOneHeadPerRecipientInOrder(t *testing.T) {
 		if c.OperationID == first[0] {
 			st, next = relay.StatePending, b.now.Add(time.Minute)
 		}
-		ok, err := b.db.Finish(ctx, store.Finish{OperationID: c.OperationID, Attempt: c.Attempt, Gen: 1, State: st,
+		res, err := b.db.Finish(ctx, store.Finish{OperationID: c.OperationID, Attempt: c.Attempt, Gen: 1, State: st,
 			NextAttemptAt: next, Failed: st == relay.StatePending, Now: *b.now,
 			Record: &store.AttemptRecord{UCWAOperationID: c.OperationID + ".1", Outcome: "x", StartedAt: *b.now, FinishedAt: *b.now}})
-		if err != nil || !ok {
-			t.Fatalf("Finish(%s) = %v, %v", c.OperationID, ok, err)
+		if err != nil || !res.Recorded {
+			t.Fatalf("Finish(%s) = %+v, %v", c.OperationID, res, err)
 		}
 	}
 	if again, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1); len(again) != 0 {
@@ -77,6 +77,29 @@ func TestClaimTakesOneHeadPerRecipientInOrder(t *testing.T) {
 		t.Fatalf("claim after the retry time = %+v, want alice's first delivery, attempt 2", again)
 	}
 	_ = second
+}
+
+func TestFinishClaimsNextInOneTransaction(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	first := enqueue(t, b, "k1", "g1", "firing", "alice")
+	second := enqueue(t, b, "k2", "g1", "resolved", "alice")
+	c, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if len(c) != 1 || c[0].OperationID != first[0] || !c[0].Supersedable {
+		t.Fatalf("claim = %+v, want the firing delivery, supersedable by the queued resolved one", c)
+	}
+	res, err := b.db.Finish(ctx, store.Finish{OperationID: c[0].OperationID, Attempt: 1, Gen: 1, State: relay.StateDelivered,
+		Now: *b.now, ClaimNext: &store.NextClaim{Recipient: c[0].Target.To, Lease: time.Minute}})
+	if err != nil || !res.Recorded || res.Next == nil || res.Next.OperationID != second[0] || res.Next.Supersedable {
+		t.Fatalf("Finish with ClaimNext = %+v, %v; want recorded and %s claimed", res, err, second[0])
+	}
+	// Nothing left for alice: the next finish claims nothing.
+	res, err = b.db.Finish(ctx, store.Finish{OperationID: res.Next.OperationID, Attempt: 1, Gen: 1, State: relay.StateDelivered,
+		Now: *b.now, ClaimNext: &store.NextClaim{Recipient: c[0].Target.To, Lease: time.Minute}})
+	if err != nil || !res.Recorded || res.Next != nil {
+		t.Fatalf("last Finish = %+v, %v; want recorded, nothing next", res, err)
+	}
 }
 
 func TestFinishIsFenced(t *testing.T) {
@@ -93,11 +116,11 @@ func TestFinishIsFenced(t *testing.T) {
 	if err != nil || len(newer) != 1 || !newer[0].Reclaimed || newer[0].Attempt != 2 {
 		t.Fatalf("claim by generation 2 = %+v, %v; want the row, reclaimed, attempt 2", newer, err)
 	}
-	ok, err := b.db.Finish(ctx, store.Finish{OperationID: old[0].OperationID, Attempt: old[0].Attempt, Gen: 1,
+	res, err := b.db.Finish(ctx, store.Finish{OperationID: old[0].OperationID, Attempt: old[0].Attempt, Gen: 1,
 		State: relay.StateDelivered, Now: *b.now,
 		Record: &store.AttemptRecord{UCWAOperationID: "late", Outcome: "delivered", StartedAt: *b.now, FinishedAt: *b.now}})
-	if err != nil || ok {
-		t.Fatalf("late Finish by generation 1 = %v, %v; want fenced out", ok, err)
+	if err != nil || res.Recorded {
+		t.Fatalf("late Finish by generation 1 = %+v, %v; want fenced out", res, err)
 	}
 	d, _ := b.db.GetDelivery(ctx, old[0].OperationID)
 	if d.State != relay.StateSending || len(d.AttemptLog) != 1 {

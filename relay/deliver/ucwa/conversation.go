@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,10 +21,14 @@ type laneKey relay.Target
 // target's conversation. A buffered channel of one is the lock: blocked
 // senders on a channel are served first in, first out.
 type lane struct {
-	sem  chan struct{}
-	conv *conv // only touched by the holder of sem
+	key   laneKey
+	sem   chan struct{}
+	users int   // Sends holding or waiting for sem; guarded by Client.lanesMu
+	conv  *conv // only touched by the holder of sem
 }
 
+// lane returns the target's lane, registering the caller as a user; every
+// call is paired with releaseLane.
 func (c *Client) lane(t relay.Target) *lane {
 	k := laneKey(t)
 	k.To = strings.ToLower(strings.TrimSpace(k.To))
@@ -33,10 +36,32 @@ func (c *Client) lane(t relay.Target) *lane {
 	defer c.lanesMu.Unlock()
 	l, ok := c.lanes[k]
 	if !ok {
-		l = &lane{sem: make(chan struct{}, 1)}
+		l = &lane{key: k, sem: make(chan struct{}, 1)}
 		c.lanes[k] = l
 	}
+	l.users++
 	return l
+}
+
+// releaseLane unregisters a user and forgets the lane once nobody uses it
+// and it holds no live conversation, so the map stays as small as the set
+// of targets with open conversations.
+func (c *Client) releaseLane(l *lane) {
+	c.lanesMu.Lock()
+	defer c.lanesMu.Unlock()
+	l.users--
+	if l.users > 0 {
+		return
+	}
+	if cv := l.conv; cv != nil {
+		cv.sess.disp.mu.Lock()
+		dead := cv.dead
+		cv.sess.disp.mu.Unlock()
+		if !dead && !cv.sess.isDead() {
+			return
+		}
+	}
+	delete(c.lanes, l.key)
 }
 
 // conv is one peer-to-peer messaging conversation on one session. Its
@@ -136,17 +161,6 @@ func (s *session) dropAllConversations() {
 	for cv := range seen {
 		s.dropLocked(cv, "event channel resumed")
 	}
-}
-
-// step is the result of one stage of a send: either go on, or an outcome,
-// possibly worth another attempt on a fresh session or conversation.
-type step struct {
-	out   relay.Outcome
-	again bool
-}
-
-func failed(kind relay.OutcomeKind, reason Reason, detail string) *step {
-	return &step{out: relay.Outcome{Kind: kind, Reason: string(reason), Detail: detail}}
 }
 
 // conversation returns a ready conversation for the lane's target on this
@@ -277,7 +291,7 @@ func (s *session) inviteTimeout(ctx context.Context, cv *conv) (*conv, *step) {
 		}
 	}
 	s.drop(cv, "invitation timed out")
-	st := failed(relay.RetryLater, ReasonTimeout, "no answer to the invitation")
+	st := failed(relay.RetryLater, ReasonNoAnswer, "no answer to the invitation")
 	st.out.RetryAfter = s.c.timers.InvitationRetry
 	return nil, st
 }
@@ -345,55 +359,4 @@ func (s *session) readMessaging(ctx context.Context, cv *conv) *step {
 	cv.sendMessage, _ = url.Parse(send)
 	cv.connected, cv.stale = true, false
 	return nil
-}
-
-// errorStep turns a failed request into a step per §8.7. Actions that the
-// session already took (re-create, failover) make it worth another attempt
-// or a later retry.
-func (s *session) errorStep(err error) *step {
-	var ae *apiError
-	if !errors.As(err, &ae) {
-		return failed(relay.RetryLater, ReasonNetwork, err.Error())
-	}
-	act, reason := classify(ae)
-	if errors.Is(ae.Err, errThrottled) {
-		act, reason = actRetry, ReasonThrottled
-	}
-	st := failed(relay.RetryLater, reason, ae.Error())
-	st.out.HTTPStatus, st.out.Code, st.out.Subcode = ae.Status, ae.Code, ae.Subcode
-	switch act {
-	case actRetry:
-		st.out.RetryAfter = ae.RetryAfter
-		if st.out.RetryAfter == 0 {
-			st.out.RetryAfter = s.c.timers.RetryMin
-		}
-	case actRecreateApp, actRebuildConv:
-		st.again = true
-	case actFailover:
-		st.out.RetryAfter = s.c.timers.FailoverMin
-	case actPermanent, actStop:
-		st.out.Kind = relay.Permanent
-	}
-	return st
-}
-
-// deadStep is the outcome for work cut short by the session's death.
-// accepted says the server may hold the message: then it is Uncertain.
-func (s *session) deadStep(accepted bool) *step {
-	act, reason, _, detail := s.failure()
-	if accepted {
-		return failed(relay.Uncertain, reason, "session lost before confirmation: "+detail)
-	}
-	st := failed(relay.RetryLater, reason, "session lost: "+detail)
-	switch act {
-	case actRecreateApp:
-		st.again = true
-	case actFailover:
-		st.out.RetryAfter = s.c.timers.FailoverMin
-	case actStop:
-		if reason == ReasonClosed {
-			st.out.Reason = string(ReasonClosed)
-		}
-	}
-	return st
 }

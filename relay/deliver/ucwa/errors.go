@@ -23,7 +23,8 @@ type Reason string
 const (
 	ReasonOK               Reason = "ok"
 	ReasonInvalid          Reason = "invalid_input"
-	ReasonTimeout          Reason = "timeout"
+	ReasonTimeout          Reason = "timeout"   // a request got no answer in time
+	ReasonNoAnswer         Reason = "no_answer" // the recipient did not answer the invitation
 	ReasonNetwork          Reason = "network"
 	ReasonThrottled        Reason = "throttled"
 	ReasonServer           Reason = "server_error"
@@ -49,7 +50,7 @@ type action int
 
 const (
 	actRetry       action = iota + 1 // back off and try again later
-	actReauth                        // new token, replay (handled in do)
+	actReauth                        // a fresh token was refused too: counts toward failover
 	actRecreateApp                   // new application on the same pool
 	actFailover                      // forget everything, rediscover
 	actRebuildConv                   // drop the conversation, invite again
@@ -89,6 +90,7 @@ type apiError struct {
 	Message    string
 	RetryAfter time.Duration // from Retry-After, 0 when absent
 	JSON       bool          // the body was a UCWA JSON error (not a proxy page)
+	Diag       string        // X-Ms-diagnostics, for logs only (never branched on)
 	NotSent    bool          // transport error before the request left (dial)
 	Err        error         // transport error
 }
@@ -103,6 +105,9 @@ func (e *apiError) Error() string {
 	}
 	if e.Subcode != "" {
 		s += "/" + e.Subcode
+	}
+	if e.Diag != "" {
+		s += " (diagnostics: " + e.Diag + ")"
 	}
 	return s
 }
@@ -130,7 +135,7 @@ func classify(e *apiError) (action, Reason) {
 		e.Resource == resConversation || e.Resource == resInvitation || e.Resource == resMessage
 	switch e.Status {
 	case http.StatusUnauthorized:
-		return actFailover, ReasonAuth // a fresh token was refused too
+		return actReauth, ReasonAuth // a fresh token was refused too
 	case http.StatusForbidden:
 		switch e.Resource {
 		case resRoot, resUser, resToken, resApplications:
@@ -195,7 +200,7 @@ func classifyInvitation(r ucwaError) (relay.OutcomeKind, Reason) {
 	case "NotAllowed", "FederationRequired":
 		return relay.Permanent, ReasonNotAllowed
 	case "Timeout", "Missed":
-		return relay.RetryLater, ReasonTimeout
+		return relay.RetryLater, ReasonNoAnswer
 	case "TemporarilyUnavailable", "Unreachable", "Busy", "DoNotDisturb":
 		return relay.RetryLater, ReasonUnavailable
 	}
@@ -205,12 +210,25 @@ func classifyInvitation(r ucwaError) (relay.OutcomeKind, Reason) {
 	case "Forbidden":
 		return relay.Permanent, ReasonNotAllowed
 	case "Timeout":
-		return relay.RetryLater, ReasonTimeout
+		return relay.RetryLater, ReasonNoAnswer
 	}
 	return relay.RetryLater, ReasonUnavailable
 }
 
 var errTimeout = errors.New("request timeout")
+
+// SessionCaused reports whether an outcome with this reason was caused by
+// the session or the server (failover, throttling, network, the bot's own
+// sign-in) rather than by the message or its recipient. Send sets
+// relay.Outcome.Session from it.
+func (r Reason) SessionCaused() bool {
+	switch r {
+	case ReasonTimeout, ReasonNetwork, ReasonThrottled, ReasonServer, ReasonAuth, ReasonApplicationGone,
+		ReasonFailover, ReasonConversationGone, ReasonStopped, ReasonClosed, ReasonCanceled:
+		return true
+	}
+	return false
+}
 
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -246,4 +264,66 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 func clamp(d, lo, hi time.Duration) time.Duration {
 	return max(lo, min(d, hi))
+}
+
+// step is the result of one stage of a send: either go on, or an outcome,
+// possibly worth another attempt on a fresh session or conversation.
+type step struct {
+	out   relay.Outcome
+	again bool
+}
+
+func failed(kind relay.OutcomeKind, reason Reason, detail string) *step {
+	return &step{out: relay.Outcome{Kind: kind, Reason: string(reason), Detail: detail}}
+}
+
+// errorStep turns a failed request into a step per §8.7. Actions that the
+// session already took (re-create, failover) make it worth another attempt
+// or a later retry.
+func (s *session) errorStep(err error) *step {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return failed(relay.RetryLater, ReasonNetwork, err.Error())
+	}
+	act, reason := classify(ae)
+	if errors.Is(ae.Err, errThrottled) {
+		act, reason = actRetry, ReasonThrottled
+	}
+	st := failed(relay.RetryLater, reason, ae.Error())
+	st.out.HTTPStatus, st.out.Code, st.out.Subcode = ae.Status, ae.Code, ae.Subcode
+	switch act {
+	case actRetry, actReauth:
+		st.out.RetryAfter = ae.RetryAfter
+		if st.out.RetryAfter == 0 {
+			st.out.RetryAfter = s.c.timers.RetryMin
+		}
+	case actRecreateApp, actRebuildConv:
+		st.again = true
+	case actFailover:
+		st.out.RetryAfter = s.c.timers.FailoverMin
+	case actPermanent, actStop:
+		st.out.Kind = relay.Permanent
+	}
+	return st
+}
+
+// deadStep is the outcome for work cut short by the session's death.
+// accepted says the server may hold the message: then it is Uncertain.
+func (s *session) deadStep(accepted bool) *step {
+	act, reason, _, detail := s.failure()
+	if accepted {
+		return failed(relay.Uncertain, reason, "session lost before confirmation: "+detail)
+	}
+	st := failed(relay.RetryLater, reason, "session lost: "+detail)
+	switch act {
+	case actRecreateApp:
+		st.again = true
+	case actFailover:
+		st.out.RetryAfter = s.c.timers.FailoverMin
+	case actStop:
+		if reason == ReasonClosed {
+			st.out.Reason = string(ReasonClosed)
+		}
+	}
+	return st
 }

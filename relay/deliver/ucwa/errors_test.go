@@ -45,7 +45,7 @@ func TestClassify(t *testing.T) {
 		{"bad_gateway", apiError{Resource: resSendMessage, Status: 502}, actFailover, ReasonFailover},
 		{"server_500", apiError{Resource: resSendMessage, Status: 500, Subcode: "CallbackChannelError"}, actRetry, ReasonServer},
 		{"timeout_504", apiError{Resource: resSendMessage, Status: 504}, actRetry, ReasonTimeout},
-		{"unauthorized_twice", apiError{Resource: resSendMessage, Status: 401}, actFailover, ReasonAuth},
+		{"unauthorized_twice", apiError{Resource: resSendMessage, Status: 401}, actReauth, ReasonAuth},
 		{"redirect", apiError{Resource: resSendMessage, Status: 302}, actFailover, ReasonFailover},
 		{"network", apiError{Resource: resSendMessage, Err: errors.New("connection refused")}, actRetry, ReasonNetwork},
 		{"deadline", apiError{Resource: resSendMessage, Err: context.DeadlineExceeded}, actRetry, ReasonTimeout},

@@ -86,7 +86,16 @@ func waitDelivered(t *testing.T, b *testBundle, host string, n int) {
 
 func TestFailoverMidStream(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{})
+	for _, embed := range []bool{true, false} {
+		t.Run(map[bool]string{true: "embedded", false: "bare_links"}[embed], func(t *testing.T) {
+			t.Parallel()
+			testFailoverMidStream(t, embed)
+		})
+	}
+}
+
+func testFailoverMidStream(t *testing.T, embed bool) {
+	b := setup(t, setupOpts{sim: func(c *ucwasim.Config) { c.EmbedResources = embed }})
 	pools := b.sim.PoolNames()
 	home, backup := poolHost(t, b.sim, pools[0]), poolHost(t, b.sim, pools[1])
 	stop := make(chan struct{})

@@ -18,19 +18,19 @@ func TestSendThrottled(t *testing.T) {
 		code       string // "" = proxy-style HTML body
 		wantAfter  func(time.Duration) bool
 	}{
-		{name: "retry_after_seconds", retryAfter: func() string { return "1" }, code: "ServiceUnavailable",
-			wantAfter: func(d time.Duration) bool { return d == time.Second }},
+		{name: "retry_after_seconds", retryAfter: func() string { return "2" }, code: "ServiceUnavailable",
+			wantAfter: func(d time.Duration) bool { return d == 2*time.Second }},
 		{name: "retry_after_date", retryAfter: func() string { return time.Now().Add(3 * time.Second).UTC().Format(http.TimeFormat) },
 			wantAfter: func(d time.Duration) bool { return d > time.Second && d <= 3*time.Second }},
 		{name: "no_retry_after", retryAfter: func() string { return "" }, code: "ServiceUnavailable",
 			wantAfter: func(d time.Duration) bool { return d > 0 && d <= 2*time.Second }},
-		{name: "429", retryAfter: func() string { return "1" }, code: "TooManyRequests",
-			wantAfter: func(d time.Duration) bool { return d == time.Second }},
+		{name: "429", retryAfter: func() string { return "2" }, code: "TooManyRequests",
+			wantAfter: func(d time.Duration) bool { return d == 2*time.Second }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, setupOpts{client: func(c *Config) { c.Timers.RetryMax = 2 * time.Second; c.Timers.RetryMin = 50 * time.Millisecond }})
+			b := setup(t, setupOpts{client: func(c *Config) { c.Timers.RetryMax = 3 * time.Second; c.Timers.RetryMin = 50 * time.Millisecond }})
 			tg := target(1)
 			if out := b.send(t, tg, "warm", "warm up"); out.Kind != relay.Delivered {
 				t.Fatalf("warm-up = %+v", out)
@@ -41,7 +41,7 @@ func TestSendThrottled(t *testing.T) {
 			}
 			b.sim.Inject(ucwasim.Fault{Resource: "sendMessage", Status: status, Code: tt.code, RetryAfter: tt.retryAfter()})
 			out := b.send(t, tg, "t-1", "throttled")
-			if out.Kind != relay.RetryLater || out.HTTPStatus != status || out.Reason != string(ReasonThrottled) || !tt.wantAfter(out.RetryAfter) {
+			if out.Kind != relay.RetryLater || out.HTTPStatus != status || out.Reason != string(ReasonThrottled) || !tt.wantAfter(out.RetryAfter) || !out.Session {
 				t.Fatalf("Send during %d = %+v", status, out)
 			}
 			// Within the server's delay the client does not ask again.
@@ -88,6 +88,9 @@ func TestSessionFaultsRecovered(t *testing.T) {
 		}, wantApps: 1},
 		{name: "send_message_stale_404", fault: func(s *ucwasim.Sim) {
 			s.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 404, Code: "NotFound"})
+		}, wantApps: 1},
+		{name: "send_message_stale_409", fault: func(s *ucwasim.Sim) {
+			s.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 409, Code: "Conflict"})
 		}, wantApps: 1},
 		{name: "bad_gateway_rediscovers", fault: func(s *ucwasim.Sim) {
 			s.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 502})
@@ -141,11 +144,11 @@ func TestInvitationOutcomes(t *testing.T) {
 		{name: "declined", behavior: ucwasim.Behavior{Kind: ucwasim.Decline}, wantKind: relay.Permanent, wantReason: ReasonDeclined},
 		{name: "not_found", behavior: ucwasim.Behavior{Kind: ucwasim.NotFound}, wantKind: relay.Permanent, wantReason: ReasonNotFound},
 		{name: "forbidden", behavior: ucwasim.Behavior{Kind: ucwasim.Forbidden}, wantKind: relay.Permanent, wantReason: ReasonNotAllowed},
-		{name: "unanswered", behavior: ucwasim.Behavior{Kind: ucwasim.Ignore}, wantKind: relay.RetryLater, wantReason: ReasonTimeout},
+		{name: "unanswered", behavior: ucwasim.Behavior{Kind: ucwasim.Ignore}, wantKind: relay.RetryLater, wantReason: ReasonNoAnswer},
 		{name: "offline", behavior: ucwasim.Behavior{Kind: ucwasim.Offline}, wantKind: relay.RetryLater, wantReason: ReasonUnavailable},
 		{name: "do_not_disturb", behavior: ucwasim.Behavior{Kind: ucwasim.DND}, wantKind: relay.RetryLater, wantReason: ReasonUnavailable},
 		{name: "no_completion_in_time", behavior: ucwasim.Behavior{Kind: ucwasim.Ignore, After: time.Minute}, waitShort: true,
-			wantKind: relay.RetryLater, wantReason: ReasonTimeout},
+			wantKind: relay.RetryLater, wantReason: ReasonNoAnswer},
 	}
 	for _, tt := range tests {
 		for _, embed := range []bool{true, false} {
@@ -172,11 +175,20 @@ func testInvitationOutcome(t *testing.T, behavior ucwasim.Behavior, waitShort bo
 	if wantKind == relay.RetryLater && out.RetryAfter <= 0 {
 		t.Errorf("RetryAfter = %v, want a suggestion", out.RetryAfter)
 	}
+	if out.Session {
+		t.Errorf("Session = true for a recipient's answer: %+v", out)
+	}
 	if !waitShort && out.Subcode == "" {
 		t.Errorf("Subcode is empty in %+v", out)
 	}
 	if n := len(b.sim.Messages()); n != 0 {
 		t.Fatalf("simulator accepted %d messages after a failed invitation", n)
+	}
+	b.client.lanesMu.Lock()
+	lanes := len(b.client.lanes)
+	b.client.lanesMu.Unlock()
+	if lanes != 0 {
+		t.Errorf("%d lanes kept after a failed invitation, want none", lanes)
 	}
 	// The script accepts the next attempt: the client invites again.
 	if out := b.send(t, tg, "inv-2", "hello again"); out.Kind != relay.Delivered {
@@ -253,7 +265,8 @@ func TestSlowResponses(t *testing.T) {
 	t.Run("start_messaging", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, setupOpts{client: func(c *Config) { c.Timers.Request = 200 * time.Millisecond }})
-		b.sim.Inject(ucwasim.Fault{Resource: "startMessaging", Delay: time.Second})
+		b.sim.Inject(ucwasim.Fault{Resource: "startMessaging", Delay: 2 * time.Second})
+		defer waitFaultDone(t, b, "startMessaging")
 		out := b.send(t, target(4), "s-1", "slow")
 		if out.Kind != relay.RetryLater || out.Reason != string(ReasonTimeout) {
 			t.Fatalf("Send with slow startMessaging = %+v, want RetryLater/timeout", out)
@@ -270,7 +283,7 @@ func TestSlowResponses(t *testing.T) {
 		if out := b.send(t, target(5), "s-0", "warm"); out.Kind != relay.Delivered {
 			t.Fatalf("warm-up = %+v", out)
 		}
-		b.sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: time.Second})
+		b.sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: 2 * time.Second})
 		out := b.send(t, target(5), "s-1", "slow")
 		_, rec := b.recorded()["s-1"]
 		// Ambiguous: the request timed out after it was sent. Delivered only
@@ -281,6 +294,7 @@ func TestSlowResponses(t *testing.T) {
 		case out.Kind != relay.Delivered && out.Kind != relay.Uncertain:
 			t.Fatalf("Send with slow sendMessage = %+v, want delivered or uncertain", out)
 		}
+		waitFaultDone(t, b, "sendMessage")
 	})
 }
 
@@ -310,4 +324,21 @@ func TestResume(t *testing.T) {
 		t.Errorf("the client never saw a resume link; the test proved nothing")
 	}
 	b.checkDelivered(t, outs)
+}
+
+// waitFaultDone waits until the simulator finished the request that got a
+// delay fault on resource. It finishes it even after the client gave up, and
+// must do so before Close deletes the application: otherwise it blames the
+// late request on the client as a use of a deleted application.
+func waitFaultDone(t *testing.T, b *testBundle, resource string) {
+	t.Helper()
+	for range 1000 {
+		for _, e := range b.sim.RequestLog() {
+			if e.Fault && e.Resource == resource {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Errorf("the delayed %s request never finished", resource)
 }

@@ -98,6 +98,14 @@ func (s *session) noteHTTPFailure(e *apiError) {
 	case actRecreateApp, actFailover, actStop:
 		s.fail(act, reason, e.Subcode, e.Error())
 		return
+	case actReauth:
+		// A fresh token refused as well. Once can be a token that expired
+		// while a long poll was held; FailoverAfter in a row opens the
+		// circuit: forget the pool and its token endpoint, rediscover.
+		if n := s.consecFail.Add(1); int(n) >= s.c.cfg.FailoverAfter {
+			s.fail(actFailover, ReasonAuth, "", "fresh tokens refused repeatedly")
+		}
+		return
 	}
 	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
 		n := s.consecFail.Add(1)

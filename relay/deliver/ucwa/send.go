@@ -38,6 +38,7 @@ func (c *Client) Send(ctx context.Context, target relay.Target, operationID, tex
 	if out.Reason == "" {
 		out.Reason = string(ReasonOK)
 	}
+	out.Session = (out.Kind == relay.RetryLater || out.Kind == relay.Uncertain) && Reason(out.Reason).SessionCaused()
 	if out.Kind != relay.Delivered {
 		c.log.InfoContext(ctx, "ucwa send not delivered", "operation_id", operationID, "outcome", out.Kind.String(),
 			"reason", out.Reason, "pool", out.Pool, "status", out.HTTPStatus, "code", out.Code,
@@ -74,6 +75,7 @@ func (c *Client) send(ctx context.Context, target relay.Target, opID, text strin
 	default:
 	}
 	l := c.lane(target)
+	defer c.releaseLane(l)
 	select {
 	case l.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -182,6 +184,7 @@ func (s *session) sendOn(ctx context.Context, l *lane, target relay.Target, opID
 		return failed(relay.Permanent, ReasonInvalid, "operationId already in flight"), nil
 	}
 	d.waitByOp[opID] = w
+	sendURL := cv.sendMessage // the event loop may replace it
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
@@ -201,7 +204,7 @@ func (s *session) sendOn(ctx context.Context, l *lane, target relay.Target, opID
 	defer pcancel()
 	pstop := context.AfterFunc(s.c.base, pcancel)
 	defer pstop()
-	u := withQuery(cv.sendMessage, "operationId", opID)
+	u := withQuery(sendURL, "operationId", opID)
 	resp, err := s.do(pctx, http.MethodPost, u, resSendMessage, "text/plain; charset=utf-8", []byte(text), false)
 	if err != nil {
 		var ae *apiError

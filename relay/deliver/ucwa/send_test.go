@@ -4,15 +4,18 @@ import (
 	"testing"
 
 	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
 )
 
 func TestSendHappyPath(t *testing.T) {
 	t.Parallel()
-	for _, embed := range []bool{true, false} {
-		t.Run(map[bool]string{true: "embedded", false: "bare_links"}[embed], func(t *testing.T) {
+	for _, mode := range []string{"embedded", "bare_links", "combined_challenge"} {
+		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, setupOpts{})
-			b.sim.SetEmbedResources(embed)
+			b := setup(t, setupOpts{sim: func(c *ucwasim.Config) {
+				c.EmbedResources = mode != "bare_links"
+				c.CombinedChallenge = mode == "combined_challenge"
+			}})
 			tg := relay.Target{To: "sip:oncall@contoso.com", Subject: "Alertmanager", Importance: "Urgent"}
 			var outs []relay.Outcome
 			for i, text := range []string{"first [FIRING] HighCPU", "second ✓ unicode", "third"} {

@@ -61,6 +61,12 @@ func TestManyConversationsKeepOrder(t *testing.T) {
 		}
 		convOf[m.Recipient] = m.Conversation
 	}
+	b.client.lanesMu.Lock()
+	lanes := len(b.client.lanes)
+	b.client.lanesMu.Unlock()
+	if lanes != convs {
+		t.Errorf("%d lanes kept, want one per live conversation (%d)", lanes, convs)
+	}
 	if len(perRecipient) != convs {
 		t.Errorf("messages reached %d recipients, want %d", len(perRecipient), convs)
 	}

@@ -201,15 +201,26 @@ func drainClose(b io.ReadCloser) {
 // error body when the Content-Type says it is one (PROTOCOL §8.1).
 func httpError(resource string, r *response, now time.Time) *apiError {
 	e := &apiError{Resource: resource, Host: r.url.Host, Status: r.status,
-		RetryAfter: parseRetryAfter(r.header.Get("Retry-After"), now)}
+		RetryAfter: parseRetryAfter(r.header.Get("Retry-After"), now),
+		Diag:       printable(truncate(r.header.Get("X-Ms-diagnostics"), 200))}
 	if mt, _, _ := mime.ParseMediaType(r.header.Get("Content-Type")); mt == "application/json" {
 		var ue ucwaError
 		if decodeJSON(r.body, &ue) == nil {
 			e.JSON = true
-			e.Code, e.Subcode, e.Message = ue.Code, ue.Subcode, truncate(ue.Message, 200)
+			e.Code, e.Subcode, e.Message = printable(truncate(ue.Code, 60)), printable(truncate(ue.Subcode, 60)), printable(truncate(ue.Message, 200))
 		}
 	}
 	return e
+}
+
+// printable drops control characters from text the server sent.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func truncate(s string, n int) string {

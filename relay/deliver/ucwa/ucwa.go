@@ -349,7 +349,7 @@ type Status struct {
 	ApplicationAlive bool
 	// LastEventPoll is when the event channel last answered.
 	LastEventPoll time.Time
-	// Generation counts the applications this client created.
+	// Generation counts the application creations this client attempted.
 	Generation uint64
 	// Reason and Detail say why the session is holding or stopped.
 	Reason Reason

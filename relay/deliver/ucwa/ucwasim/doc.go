@@ -33,14 +33,23 @@
 //
 // All protocol timers run on real timers multiplied by Config.TimeScale, so
 // 30-second and 15-minute behaviours take milliseconds in tests. Faults are
-// scripted with [Sim.Inject] (by count and time window) and presets such as
-// [Sim.PoolGone], [Sim.ExpireTokens], [Sim.KillApplications] and
-// [Sim.DropEventChannel]. Observations: [Sim.Messages], [Sim.Violations],
-// [Sim.Stats], [Sim.RequestLog].
+// scripted with [Sim.Inject] (by count and time window) and presets:
+// [Sim.PoolGone]/[Sim.PoolRecover] with [Sim.SetHomePool] (F1-F4),
+// [Sim.SetPoolVersion] (F5), [Sim.ExpireTokens], [Sim.KillApplications],
+// [Sim.DisplaceApplications], [Sim.ExpireActivity], [Sim.DropEventChannel],
+// [Sim.ReplacePGets], [Sim.EndConversations] and [Sim.Reply]. Recipients
+// are scripted per attempt with [Sim.SetRecipient]. Observations:
+// [Sim.Messages], [Sim.Violations], [Sim.Stats], [Sim.Conversations],
+// [Sim.RequestLog], [Sim.DuplicateCounts]. Messages, violations and
+// request counts are recorded before the answer is written, so a client
+// that saw an answer also sees its record; the request log entry (with
+// latency) is written after it.
 //
 // Requests answered by an injected fault are never violations, nor are
 // 401s for expired tokens or for another pool's token, nor answers to URLs
-// of an application the server killed.
+// of an application the server killed, nor a send on a conversation that
+// ended after it was connected. Requests carrying Origin/X-Ms-Origin get
+// 403 and a violation (a server-side client must not send them).
 //
 // # Inferred behaviour, configurable
 //

@@ -1,0 +1,196 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
+	"github.com/skype-relay/relay/relay/relaytest"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+// BenchmarkDeliveryLatency posts Alertmanager notifications over HTTP at a
+// steady 200 per second (one alert each, one conversation) and measures the
+// time from the start of each POST to the simulator accepting the message.
+// Run with -benchtime=Nx, where N is the number of notifications.
+func BenchmarkDeliveryLatency(b *testing.B) {
+	sim := newSim(b)
+	r := startRelay(b, relaytest.NewDatabase(b), deliveryYAML(sim, `
+  max_in_flight: 256
+`)+"\n")
+	// Warm the session and the conversation.
+	r.waitFinal(30*time.Second, r.postTo("oncall-only", relaytest.Notification("Warmup", 1, "firing"))...)
+
+	const rate = 200
+	sent := make(map[string]time.Time, b.N)
+	var mu sync.Mutex
+	b.ResetTimer()
+	tick := time.NewTicker(time.Second / rate)
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	for i := range b.N {
+		<-tick.C
+		wg.Go(func() {
+			body := relaytest.Notification(fmt.Sprintf("Lat%d", i), 1, "firing")
+			start := time.Now()
+			ids := r.postTo("oncall-only", body)
+			mu.Lock()
+			sent[ids[0]] = start
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	lat := waitMessages(b, sim.Messages, sent, 60*time.Second)
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// waitMessages waits until the simulator accepted a message for every
+// delivery in sent and returns the latencies.
+func waitMessages(b *testing.B, messages func() []simMessage, sent map[string]time.Time, timeout time.Duration) []time.Duration {
+	deadline := time.Now().Add(timeout)
+	for {
+		var lat []time.Duration
+		for _, m := range messages() {
+			id, _, _ := strings.Cut(m.OperationID, ".")
+			if t0, ok := sent[id]; ok {
+				lat = append(lat, m.Time.Sub(t0))
+			}
+		}
+		if len(lat) >= len(sent) {
+			return lat
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d messages arrived", len(lat), len(sent))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkDeliveryThroughput queues b.N deliveries over 100 conversations
+// (written straight to the store, so ingest is not what is measured), then
+// lets the relay deliver them through Postgres and the UCWA simulator, and
+// reports confirmed messages per second. It checks every message arrived
+// and each conversation got its messages in order.
+func BenchmarkDeliveryThroughput(b *testing.B) {
+	sim := newSim(b)
+	dbURL := relaytest.NewDatabase(b)
+	db, err := store.Open(context.Background(), dbURL, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	const convs = 100
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range b.N {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			n := &store.NewNotification{Route: "prod", Format: "alertmanager", DedupKey: fmt.Sprintf("bench-%d", i),
+				Window: time.Minute, Payload: []byte(`{}`), Messages: []store.NewMessage{{
+					Conversation: "oncall", Target: relay.Target{To: fmt.Sprintf("sip:user%03d@contoso.com", i%convs)},
+					Text: fmt.Sprintf("message %d", i)}}}
+			if _, err := db.Enqueue(context.Background(), n); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	b.ResetTimer()
+	start := time.Now()
+	r := startRelay(b, dbURL, deliveryYAML(sim, `
+  max_in_flight: 256
+`)+"\n")
+	deadline := time.Now().Add(10 * time.Minute)
+	for delivered(b, db) < b.N {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d delivered", delivered(b, db), b.N)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	r.stop()
+	// Order per conversation: each recipient got its messages in queue
+	// order (seq). A message resent after an unconfirmed try comes again,
+	// marked, before the next one.
+	seqOf := map[string]int64{}
+	rows, err := db.Pool().Query(context.Background(), `SELECT text, seq FROM deliveries`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var text string
+		var seq int64
+		_ = rows.Scan(&text, &seq)
+		seqOf[text] = seq
+	}
+	rows.Close()
+	last := map[string]int64{}
+	resent := 0
+	for _, m := range sim.Messages() {
+		body, again := strings.CutPrefix(m.Body, "(resent) ")
+		if again {
+			resent++
+		}
+		seq, ok := seqOf[body]
+		if !ok {
+			b.Fatalf("unexpected message %q", m.Body)
+		}
+		if prev, ok := last[m.Recipient]; ok && seq < prev {
+			b.Fatalf("%s got seq %d after %d", m.Recipient, seq, prev)
+		}
+		last[m.Recipient] = seq
+	}
+	var reasons []string
+	rows, _ = db.Pool().Query(context.Background(), `SELECT outcome || '/' || reason, count(*) FROM attempts GROUP BY 1`)
+	for rows.Next() {
+		var s string
+		var n int
+		_ = rows.Scan(&s, &n)
+		reasons = append(reasons, fmt.Sprintf("%s=%d", s, n))
+	}
+	rows.Close()
+	b.Logf("attempts by outcome: %v", reasons)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(resent), "resent")
+	b.ReportMetric(0, "ns/op")
+}
+
+func (r *relayInstance) postTo(route string, body []byte) []string {
+	resp, err := http.Post(r.base+"/v1/webhooks/"+route, "application/json", bytes.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		OperationIDs []string `json:"operationIds"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.OperationIDs) == 0 {
+		r.t.Fatalf("POST %s = %d (%v)", route, resp.StatusCode, err)
+	}
+	return out.OperationIDs
+}
+
+type simMessage = ucwasim.Message
+
+func delivered(b *testing.B, db *store.DB) int {
+	var n int
+	if err := db.Pool().QueryRow(context.Background(), `SELECT count(*) FROM deliveries WHERE state = 'delivered'`).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
