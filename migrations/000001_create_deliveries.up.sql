@@ -7,6 +7,9 @@ CREATE TABLE notifications (
     id          text        PRIMARY KEY,
     route       text        NOT NULL,
     format      text        NOT NULL,
+    -- The source's event type (X-GitHub-Event, X-Gitlab-Event), so a stored
+    -- payload can be rendered again; empty for alertmanager and generic.
+    event       text        NOT NULL DEFAULT '',
     dedup_key   text        NOT NULL,
     payload     jsonb       NOT NULL,
     received_at timestamptz NOT NULL

@@ -17,9 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/skype-relay/relay/relay/alertmanager"
+	"github.com/skype-relay/relay/relay"
 	"github.com/skype-relay/relay/relay/config"
 	"github.com/skype-relay/relay/relay/ingest"
+	"github.com/skype-relay/relay/relay/match"
 	"github.com/skype-relay/relay/relay/render"
 	"github.com/skype-relay/relay/relay/store"
 )
@@ -220,7 +221,7 @@ func NewEngine(cfg *config.Config) (*render.Engine, error) {
 			files[r.Template] = r.TemplateFile
 		}
 	}
-	engine, err := render.New(render.Options{Files: files})
+	engine, err := render.New(render.Options{Files: files, MaxBytes: cfg.Ingest.MaxMessageBytes, MaxParts: cfg.Ingest.MaxParts})
 	if err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)
 	}
@@ -236,10 +237,17 @@ func NewEngine(cfg *config.Config) (*render.Engine, error) {
 func IngestConfig(cfg *config.Config, engine *render.Engine) *ingest.Config {
 	routes := make(map[string]*ingest.Route, len(cfg.Routes))
 	for _, r := range cfg.Routes {
-		ir := &ingest.Route{Name: r.Name, Format: r.Format, Token: r.BearerToken.Reveal(), Template: r.Template,
-			SharedText: !engine.UsesConversation(r.Template)}
-		for i, name := range r.Conversations {
-			ir.Conversations = append(ir.Conversations, ingest.Conversation{Name: name, Target: r.Targets[i]})
+		ir := &ingest.Route{Name: r.Name, Format: r.Format, Token: r.BearerToken.Reveal(), Secret: r.Secret.Reveal(),
+			Template: r.Template, Defaults: r.Conversations, Conversations: map[string][]relay.Target{},
+			SplitStatus: r.SplitStatus, PerAlert: r.PerAlert, SharedText: !engine.UsesConversation(r.Template)}
+		for _, name := range r.Conversations {
+			ir.Conversations[name] = cfg.Targets(name)
+		}
+		for _, rule := range r.Rules {
+			ir.Rules = append(ir.Rules, match.Rule{Matchers: rule.Matchers, Conversations: rule.Conversations, Continue: rule.Continue})
+			for _, name := range rule.Conversations {
+				ir.Conversations[name] = cfg.Targets(name)
+			}
 		}
 		routes[r.Name] = ir
 	}
@@ -248,33 +256,6 @@ func IngestConfig(cfg *config.Config, engine *render.Engine) *ingest.Config {
 		APIToken:     cfg.API.BearerToken.Reveal(),
 		MaxBodyBytes: cfg.Ingest.MaxBodyBytes,
 		DedupWindow:  cfg.Ingest.DedupWindow,
-		Render: func(route *ingest.Route, conversation string, msg *alertmanager.Message) ([]string, error) {
-			return engine.RenderParts(route.Template, render.NewData(msg, route.Name, conversation))
-		},
+		Engine:       engine,
 	}
-}
-
-// CheckConfig renders every route's template against the built-in sample
-// notifications, so a template that fails on real data is found before it
-// is served.
-func CheckConfig(cfg *config.Config) error {
-	engine, err := NewEngine(cfg)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, r := range cfg.Routes {
-		for _, conv := range r.Conversations {
-			for i, msg := range alertmanager.Samples() {
-				texts, err := engine.RenderParts(r.Template, render.NewData(msg, r.Name, conv))
-				if err == nil && len(texts) == 0 {
-					err = errors.New("rendered no text")
-				}
-				if err != nil {
-					errs = append(errs, fmt.Errorf("routes %q, conversation %q, sample %d: %w", r.Name, conv, i+1, err))
-				}
-			}
-		}
-	}
-	return errors.Join(errs...)
 }

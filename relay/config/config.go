@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/match"
 )
 
 // Defaults and limits.
@@ -36,6 +37,9 @@ const (
 	DefaultImportance     = "Normal"
 	DefaultLogLevel       = "info"
 	DefaultLogFormat      = "json"
+
+	DefaultMaxMessageBytes = 8 << 10
+	DefaultMaxParts        = 10
 
 	DefaultMaxInFlight  = 128
 	DefaultLease        = 5 * time.Minute
@@ -72,7 +76,14 @@ const (
 
 // Formats lists the webhook payload formats a route may accept (github,
 // gitlab, generic may follow). Read-only.
-var Formats = []string{FormatAlertmanager}
+var Formats = []string{FormatAlertmanager, FormatGitHub, FormatGitLab, FormatGeneric}
+
+// Route formats besides Alertmanager.
+const (
+	FormatGitHub  = "github"
+	FormatGitLab  = "gitlab"
+	FormatGeneric = "generic"
+)
 
 // Importances lists the accepted conversation importance values. Read-only.
 var Importances = []string{"Normal", "Urgent", "Emergency"}
@@ -132,6 +143,12 @@ type Ingest struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// BatchMax is the most requests committed in one transaction.
 	BatchMax int `yaml:"batch_max"`
+	// MaxMessageBytes caps one chat message (UTF-8 bytes); longer texts are
+	// split into numbered parts.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// MaxParts caps the parts one message is split into; what does not fit
+	// is summarised ("+N more"), never dropped silently.
+	MaxParts int `yaml:"max_parts"`
 }
 
 // UCWA configures delivery to Skype for Business. The section is optional:
@@ -190,15 +207,23 @@ func DefaultUCWATimers() UCWATimers {
 // Conversation is one named chat target.
 type Conversation struct {
 	// Name is the key under conversations.
-	Name       string `yaml:"-"`
-	To         string `yaml:"to"`
-	Subject    string `yaml:"subject"`
-	Importance string `yaml:"importance"`
+	Name string `yaml:"-"`
+	// To is one SIP URI, or a list of them: one conversation each.
+	To         Recipients `yaml:"to"`
+	Subject    string     `yaml:"subject"`
+	Importance string     `yaml:"importance"`
 }
 
-// Target returns the conversation as a relay.Target.
-func (c Conversation) Target() relay.Target {
-	return relay.Target{To: c.To, Subject: c.Subject, Importance: c.Importance}
+// Recipients is a list of SIP URIs, written in YAML as one string or a list.
+type Recipients []string
+
+// Targets returns one relay.Target per recipient.
+func (c Conversation) Targets() []relay.Target {
+	out := make([]relay.Target, len(c.To))
+	for i, to := range c.To {
+		out[i] = relay.Target{To: to, Subject: c.Subject, Importance: c.Importance}
+	}
+	return out
 }
 
 // Route maps one webhook endpoint to its payload format, template and
@@ -211,7 +236,8 @@ type Route struct {
 	// Conversations names entries of Config.Conversations.
 	Conversations []string `yaml:"conversations"`
 	// Template is a shipped template name (letters, digits, '-', '_') or a
-	// file path relative to the config file's directory.
+	// file path relative to the config file's directory. Default: the
+	// format's own template (alertmanager, github, gitlab, generic).
 	Template string `yaml:"template"`
 	// TemplateFile is the absolute path of Template when it is a file path,
 	// "" when it names a shipped template.
@@ -219,10 +245,37 @@ type Route struct {
 	// BearerToken comes from RELAY_ROUTE_<NAME>_TOKEN, its _FILE variant or
 	// BearerTokenFile; unset means POSTs need no token.
 	BearerToken Secret `yaml:"-"`
+	// SecretFile names a file holding the shared secret a github route
+	// checks signatures with, or the token a gitlab route compares.
+	SecretFile string `yaml:"secret_file"`
+	// Secret comes from RELAY_ROUTE_<NAME>_SECRET, its _FILE variant or
+	// SecretFile; github and gitlab routes require it.
+	Secret Secret `yaml:"-"`
+	// Rules pick conversations per alert (per event for CI sources); what
+	// no rule picks goes to Conversations.
+	Rules []Rule `yaml:"rules"`
+	// SplitStatus sends firing and resolved alerts of one notification as
+	// separate messages (alertmanager routes).
+	SplitStatus bool `yaml:"split_status"`
+	// PerAlert sends one message per alert instead of one per group
+	// (alertmanager routes).
+	PerAlert bool `yaml:"per_alert"`
 	// Delivery is what the route decides about retries and duplicates.
 	Delivery RouteDelivery `yaml:"delivery"`
-	// Targets are the resolved Conversations, in order.
-	Targets []relay.Target `yaml:"-"`
+}
+
+// Rule routes the alerts whose labels match to conversations.
+type Rule struct {
+	// Match lists Alertmanager matchers, e.g. severity=~"critical|page";
+	// all must match.
+	Match []string `yaml:"match"`
+	// Conversations receive what matches.
+	Conversations []string `yaml:"conversations"`
+	// Continue goes on to the next rules after a match (first match wins
+	// otherwise).
+	Continue bool `yaml:"continue"`
+	// Matchers is Match, parsed.
+	Matchers match.Matchers `yaml:"-"`
 }
 
 // RouteDelivery is a route's delivery policy.
@@ -288,13 +341,15 @@ func defaults() *Config {
 		ListenAddress: DefaultListenAddress,
 		Database:      Database{MaxConns: DefaultMaxConns},
 		Ingest: Ingest{
-			MaxBodyBytes:   DefaultMaxBodyBytes,
-			DedupWindow:    DefaultDedupWindow,
-			ReadTimeout:    DefaultReadTimeout,
-			WriteTimeout:   DefaultWriteTimeout,
-			IdleTimeout:    DefaultIdleTimeout,
-			RequestTimeout: DefaultRequestTimeout,
-			BatchMax:       DefaultBatchMax,
+			MaxBodyBytes:    DefaultMaxBodyBytes,
+			DedupWindow:     DefaultDedupWindow,
+			ReadTimeout:     DefaultReadTimeout,
+			WriteTimeout:    DefaultWriteTimeout,
+			IdleTimeout:     DefaultIdleTimeout,
+			RequestTimeout:  DefaultRequestTimeout,
+			BatchMax:        DefaultBatchMax,
+			MaxMessageBytes: DefaultMaxMessageBytes,
+			MaxParts:        DefaultMaxParts,
 		},
 		UCWA: UCWA{Timers: DefaultUCWATimers()},
 		Delivery: Delivery{
@@ -313,7 +368,6 @@ func defaults() *Config {
 // setDefaults is called by the decoder on each new list or map element
 // before the element's keys are decoded.
 func (r *Route) setDefaults() {
-	r.Template = DefaultTemplate
 	r.Delivery = RouteDelivery{MaxAttempts: DefaultMaxAttempts, MaxAge: DefaultMaxAge, Uncertain: UncertainResend, Supersede: true}
 }
 func (c *Conversation) setDefaults() { c.Importance = DefaultImportance }
@@ -326,6 +380,16 @@ func (c *Config) Route(name string) (*Route, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Targets returns the recipients of the conversation called name (none
+// for an unknown name).
+func (c *Config) Targets(name string) []relay.Target {
+	conv, ok := c.Conversations[name]
+	if !ok {
+		return nil
+	}
+	return conv.Targets()
 }
 
 // DatabaseURL returns the PostgreSQL URL from DATABASE_URL, "" when unset.

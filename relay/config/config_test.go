@@ -65,7 +65,7 @@ func TestParseMinimalDefaults(t *testing.T) {
 			WriteTimeout:   10 * time.Second,
 			IdleTimeout:    120 * time.Second,
 			RequestTimeout: 10 * time.Second,
-			BatchMax:       64,
+			BatchMax:       64, MaxMessageBytes: 8192, MaxParts: 10,
 		},
 		UCWA: UCWA{Timers: UCWATimers{
 			RequestTimeout:    30 * time.Second,
@@ -78,7 +78,7 @@ func TestParseMinimalDefaults(t *testing.T) {
 			FailoverMax:       5 * time.Minute,
 		}},
 		Conversations: map[string]Conversation{
-			"oncall": {Name: "oncall", To: "sip:oncall@contoso.com", Importance: "Normal"},
+			"oncall": {Name: "oncall", To: Recipients{"sip:oncall@contoso.com"}, Importance: "Normal"},
 		},
 		Routes: []Route{{
 			Name:          "prod",
@@ -86,7 +86,6 @@ func TestParseMinimalDefaults(t *testing.T) {
 			Conversations: []string{"oncall"},
 			Template:      "alertmanager",
 			Delivery:      RouteDelivery{MaxAttempts: 10, MaxAge: 2 * time.Hour, Uncertain: "resend", Supersede: true},
-			Targets:       []relay.Target{{To: "sip:oncall@contoso.com", Importance: "Normal"}},
 		}},
 		Delivery: Delivery{
 			MaxInFlight: 128, Lease: 5 * time.Minute, PollInterval: time.Second, DrainTimeout: 10 * time.Second,
@@ -146,7 +145,7 @@ log: {level: debug, format: text}
 	if got, want := cfg.ListenAddress, "0.0.0.0:8080"; got != want {
 		t.Errorf("ListenAddress = %q, want %q", got, want)
 	}
-	wantIngest := Ingest{2048, time.Hour, time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 8}
+	wantIngest := Ingest{2048, time.Hour, time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 8, 8192, 10}
 	if diff := cmp.Diff(wantIngest, cfg.Ingest); diff != "" {
 		t.Errorf("Ingest mismatch (-want +got):\n%s", diff)
 	}
@@ -170,7 +169,11 @@ log: {level: debug, format: text}
 		{To: "sip:oncall@contoso.com", Subject: "Prod", Importance: "Urgent"},
 		{To: "sip:dev@contoso.com", Importance: "Normal"},
 	}
-	if diff := cmp.Diff(wantTargets, r.Targets); diff != "" {
+	var gotTargets []relay.Target
+	for _, name := range r.Conversations {
+		gotTargets = append(gotTargets, cfg.Targets(name)...)
+	}
+	if diff := cmp.Diff(wantTargets, gotTargets); diff != "" {
 		t.Errorf("Targets mismatch (-want +got):\n%s", diff)
 	}
 	if r2, ok := cfg.Route("staging_2"); !ok || r2.TemplateFile != "" || r2.Template != DefaultTemplate {
@@ -291,9 +294,9 @@ func TestConfigsAreIndependent(t *testing.T) {
 	a := mustParse(t, minimal, "", nil)
 	b := mustParse(t, minimal, "", nil)
 	a.Routes[0].Conversations[0] = "changed"
-	a.Conversations["oncall"] = Conversation{To: "sip:x@y"}
+	a.Conversations["oncall"] = Conversation{To: Recipients{"sip:x@y"}}
 	a.Ingest.BatchMax = 1
-	if b.Routes[0].Conversations[0] != "oncall" || b.Conversations["oncall"].To != "sip:oncall@contoso.com" || b.Ingest.BatchMax != 64 {
+	if b.Routes[0].Conversations[0] != "oncall" || b.Conversations["oncall"].To[0] != "sip:oncall@contoso.com" || b.Ingest.BatchMax != 64 {
 		t.Error("changing one Config changed another")
 	}
 }

@@ -22,6 +22,7 @@ import (
 const maxNodes = 100_000
 
 var durationType = reflect.TypeFor[time.Duration]()
+var recipientsType = reflect.TypeFor[Recipients]()
 
 // secretHints answer the keys people try for values that must not be in
 // the file.
@@ -94,6 +95,9 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 			return
 		}
 		v.SetInt(int64(dur))
+	case t == recipientsType && n.Kind == yaml.ScalarNode:
+		// One recipient may be written without a list.
+		v.Set(reflect.ValueOf(Recipients{n.Value}))
 	case t.Kind() == reflect.String:
 		s, ok := d.scalar(path, n, "a string")
 		if ok {

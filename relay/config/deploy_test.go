@@ -29,7 +29,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatalf("Load(%s) error:\n%v", examplePath, err)
 	}
 	r, ok := cfg.Route("prod")
-	if !ok || r.Format != "alertmanager" || len(r.Targets) != 1 || !r.BearerToken.IsSet() {
+	if !ok || r.Format != "alertmanager" || len(cfg.Targets(r.Conversations[0])) != 1 || !r.BearerToken.IsSet() {
 		t.Errorf(`Route("prod") = %+v, %v; want an alertmanager route with one target and a token`, r, ok)
 	}
 	if !cfg.UCWA.Enabled() || !cfg.API.Enabled() {

@@ -22,14 +22,20 @@ func applyEnv(cfg *Config, getenv func(string) string, c *collector) {
 // token: RELAY_ROUTE_<NAME>_TOKEN with NAME upper-cased and every character
 // other than a letter or digit turned into '_'. Add "_FILE" for the variable
 // naming a file that holds it.
-func RouteTokenEnv(name string) string {
+func RouteTokenEnv(name string) string { return routeEnv(name, "_TOKEN") }
+
+// RouteSecretEnv returns the environment variable holding route name's
+// signing secret (github) or token (gitlab): RELAY_ROUTE_<NAME>_SECRET.
+func RouteSecretEnv(name string) string { return routeEnv(name, "_SECRET") }
+
+func routeEnv(name, suffix string) string {
 	b := []byte(strings.ToUpper(name))
 	for i, ch := range b {
 		if (ch < 'A' || ch > 'Z') && (ch < '0' || ch > '9') {
 			b[i] = '_'
 		}
 	}
-	return "RELAY_ROUTE_" + string(b) + "_TOKEN"
+	return "RELAY_ROUTE_" + string(b) + suffix
 }
 
 // resolveSecrets fills every Secret. For each, the environment variable
@@ -44,6 +50,8 @@ func resolveSecrets(cfg *Config, getenv func(string) string, c *collector) {
 		}
 		key := fmt.Sprintf("routes[%d].bearer_token_file", i)
 		r.BearerToken = fileOrEnvSecret(RouteTokenEnv(r.Name), key, r.BearerTokenFile, cfg.Dir, getenv, c)
+		key = fmt.Sprintf("routes[%d].secret_file", i)
+		r.Secret = fileOrEnvSecret(RouteSecretEnv(r.Name), key, r.SecretFile, cfg.Dir, getenv, c)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/skype-relay/relay/relay/match"
 )
 
 // Validation limits.
@@ -23,6 +25,8 @@ const (
 	// maxEventTimeout is the largest P-GET timeout UCWA accepts (1800 s).
 	maxEventTimeout = 30 * time.Minute
 	maxSIPURI       = 256
+	maxRecipients   = 100
+	maxRules        = 100
 	maxSubject      = 250
 )
 
@@ -37,7 +41,7 @@ var (
 )
 
 // validate checks cfg, reporting each problem into c, and fills the derived
-// fields (Route.Targets, Route.TemplateFile, UCWA.RootCAs).
+// fields (Route.TemplateFile, Rule.Matchers, UCWA.RootCAs).
 func (cfg *Config) validate(c *collector) {
 	if err := checkHostPort(cfg.ListenAddress, true); err != nil {
 		c.addf("listen_address", "%v", err)
@@ -55,6 +59,8 @@ func (cfg *Config) validate(c *collector) {
 func (cfg *Config) validateIngest(c *collector) {
 	in := &cfg.Ingest
 	intRange(c, "ingest.max_body_bytes", in.MaxBodyBytes, 1, maxMaxBodyBytes)
+	intRange(c, "ingest.max_message_bytes", int64(in.MaxMessageBytes), 256, 1<<20)
+	intRange(c, "ingest.max_parts", int64(in.MaxParts), 1, 100)
 	if in.DedupWindow <= 0 || in.DedupWindow > maxDedupWindow {
 		c.addf("ingest.dedup_window", "must be > 0 and <= 24h, got %s", in.DedupWindow)
 	}
@@ -149,13 +155,27 @@ func (cfg *Config) validateConversations(c *collector) {
 		if !namePattern.MatchString(name) {
 			c.addf(key, "name must match %s", namePattern)
 		}
-		switch {
-		case conv.To == "":
-			c.addf(key+".to", "required (a SIP URI such as sip:oncall@contoso.com)")
-		case len(conv.To) > maxSIPURI:
-			c.addf(key+".to", "longer than %d characters", maxSIPURI)
-		case !sipURI.MatchString(conv.To):
-			c.addf(key+".to", "want a SIP URI such as sip:oncall@contoso.com, got %s", quote(conv.To))
+		if len(conv.To) == 0 {
+			c.addf(key+".to", "required (a SIP URI such as sip:oncall@contoso.com, or a list of them)")
+		}
+		if len(conv.To) > maxRecipients {
+			c.addf(key+".to", "lists %d recipients, at most %d", len(conv.To), maxRecipients)
+		}
+		seen := map[string]bool{}
+		for i, to := range conv.To {
+			tkey := key + ".to"
+			if len(conv.To) > 1 {
+				tkey = fmt.Sprintf("%s.to[%d]", key, i)
+			}
+			switch {
+			case len(to) > maxSIPURI:
+				c.addf(tkey, "longer than %d characters", maxSIPURI)
+			case !sipURI.MatchString(to):
+				c.addf(tkey, "want a SIP URI such as sip:oncall@contoso.com, got %s", quote(to))
+			case seen[strings.ToLower(to)]:
+				c.addf(tkey, "%s is listed twice", quote(to))
+			}
+			seen[strings.ToLower(to)] = true
 		}
 		if n := utf8.RuneCountInString(conv.Subject); n > maxSubject {
 			c.addf(key+".subject", "longer than %d characters (%d)", maxSubject, n)
@@ -196,23 +216,42 @@ func (cfg *Config) validateRoutes(c *collector) {
 		} else {
 			oneOf(c, key+".format", r.Format, Formats)
 		}
-		if len(r.Conversations) == 0 {
-			c.addf(key+".conversations", "list at least one conversation")
+		if len(r.Conversations) == 0 && len(r.Rules) == 0 {
+			c.addf(key+".conversations", "list at least one conversation (or rules that pick them)")
 		}
-		r.Targets = r.Targets[:0]
-		listed := map[string]bool{}
-		for j, name := range r.Conversations {
-			ckey := fmt.Sprintf("%s.conversations[%d]", key, j)
-			conv, ok := cfg.Conversations[name]
-			switch {
-			case !ok:
-				c.addf(ckey, "unknown conversation %s (define it under conversations)", quote(name))
-			case listed[name]:
-				c.addf(ckey, "conversation %s listed twice", quote(name))
-			default:
-				r.Targets = append(r.Targets, conv.Target())
+		cfg.checkConversationList(c, key+".conversations", r.Conversations)
+		if len(r.Rules) > maxRules {
+			c.addf(key+".rules", "%d rules, at most %d", len(r.Rules), maxRules)
+		}
+		for j := range r.Rules {
+			rule := &r.Rules[j]
+			rkey := fmt.Sprintf("%s.rules[%d]", key, j)
+			m, err := match.ParseStrings(rule.Match)
+			if err != nil {
+				c.addf(rkey+".match", "%v", err)
 			}
-			listed[name] = true
+			rule.Matchers = m
+			cfg.checkConversationList(c, rkey+".conversations", rule.Conversations)
+		}
+		switch r.Format {
+		case FormatGitHub, FormatGitLab:
+			if !r.Secret.IsSet() {
+				c.addf(key+".secret_file", "required for format %s (or set %s or %s)", r.Format,
+					RouteSecretEnv(r.Name), RouteSecretEnv(r.Name)+fileSuffix)
+			}
+		default:
+			if r.Secret.IsSet() {
+				c.addf(key+".secret_file", "only github and gitlab routes use a secret; use bearer_token_file for a token")
+			}
+		}
+		if r.Format != FormatAlertmanager && (r.SplitStatus || r.PerAlert) {
+			c.addf(key+".split_status", "split_status and per_alert apply to alertmanager routes only")
+		}
+		if r.Template == "" {
+			r.Template = r.Format
+			if r.Template == "" {
+				r.Template = DefaultTemplate
+			}
 		}
 		cfg.validateTemplate(c, key+".template", r)
 		d := &r.Delivery
@@ -240,6 +279,22 @@ func (cfg *Config) validateDelivery(c *collector) {
 	positive(c, "delivery.retry_base", d.RetryBase)
 	if d.RetryMax < d.RetryBase {
 		c.addf("delivery.retry_max", "must be >= delivery.retry_base (%s), got %s", d.RetryBase, d.RetryMax)
+	}
+}
+
+// checkConversationList checks names refer to conversations, once each.
+func (cfg *Config) checkConversationList(c *collector, key string, names []string) {
+	listed := map[string]bool{}
+	for j, name := range names {
+		ckey := fmt.Sprintf("%s[%d]", key, j)
+		_, ok := cfg.Conversations[name]
+		switch {
+		case !ok:
+			c.addf(ckey, "unknown conversation %s (define it under conversations)", quote(name))
+		case listed[name]:
+			c.addf(ckey, "conversation %s listed twice", quote(name))
+		}
+		listed[name] = true
 	}
 }
 

@@ -91,13 +91,18 @@ func TestValidationProblems(t *testing.T) {
 		{name: "route name long", yaml: "routes: [{name: " + strings.Repeat("a", 64) + ", format: alertmanager, conversations: [oncall]}]\n", key: "routes[0].name", msg: "must match"},
 		{name: "route name duplicate", yaml: "routes: [{name: a, format: alertmanager, conversations: [oncall]}, {name: a, format: alertmanager, conversations: [oncall]}]\n", key: "routes[1].name", msg: "also the name of routes[0]"},
 		{name: "route names share env", yaml: "routes: [{name: a-b, format: alertmanager, conversations: [oncall]}, {name: a_b, format: alertmanager, conversations: [oncall]}]\n", key: "routes[1].name", msg: "RELAY_ROUTE_A_B_TOKEN"},
-		{name: "format missing", yaml: "routes: [{name: a, conversations: [oncall]}]\n", key: "routes[0].format", msg: "required (one of alertmanager)"},
-		{name: "format unknown", yaml: "routes: [{name: a, format: github, conversations: [oncall]}]\n", key: "routes[0].format", msg: "want one of alertmanager, got \"github\""},
+		{name: "format missing", yaml: "routes: [{name: a, conversations: [oncall]}]\n", key: "routes[0].format", msg: "required (one of alertmanager, github, gitlab, generic)"},
+		{name: "format unknown", yaml: "routes: [{name: a, format: jenkins, conversations: [oncall]}]\n", key: "routes[0].format", msg: "want one of alertmanager, github, gitlab, generic, got \"jenkins\""},
+		{name: "github without secret", yaml: "routes: [{name: a, format: github, conversations: [oncall]}]\n", key: "routes[0].secret_file", msg: "required for format github"},
+		{name: "secret on alertmanager", yaml: "routes: [{name: a, format: alertmanager, conversations: [oncall], secret_file: /nonexistent}]\n", key: "routes[0].secret_file", msg: "does not exist"},
+		{name: "bad matcher", yaml: "routes: [{name: a, format: alertmanager, rules: [{match: ['severity=~\"(\"'], conversations: [oncall]}]}]\n", key: "routes[0].rules[0].match", msg: "matcher"},
+		{name: "rule unknown conversation", yaml: "routes: [{name: a, format: alertmanager, rules: [{match: ['a=b'], conversations: [ghost]}]}]\n", key: "routes[0].rules[0].conversations[0]", msg: "unknown conversation"},
+		{name: "no conversations or rules", yaml: "routes: [{name: a, format: alertmanager}]\n", key: "routes[0].conversations", msg: "or rules"},
+		{name: "split_status on generic", yaml: "routes: [{name: a, format: generic, conversations: [oncall], split_status: true}]\n", key: "routes[0].split_status", msg: "alertmanager routes only"},
 		{name: "route conversations missing", yaml: "routes: [{name: a, format: alertmanager}]\n", key: "routes[0].conversations", msg: "at least one"},
 		{name: "route conversations empty", yaml: "routes: [{name: a, format: alertmanager, conversations: []}]\n", key: "routes[0].conversations", msg: "at least one"},
 		{name: "route conversation unknown", yaml: "routes: [{name: a, format: alertmanager, conversations: [oncall, nobody]}]\n", key: "routes[0].conversations[1]", msg: "unknown conversation \"nobody\""},
 		{name: "route conversation twice", yaml: "routes: [{name: a, format: alertmanager, conversations: [oncall, oncall]}]\n", key: "routes[0].conversations[1]", msg: "listed twice"},
-		{name: "template empty", yaml: "routes: [{name: a, format: alertmanager, conversations: [oncall], template: \"\"}]\n", key: "routes[0].template", msg: "must not be empty"},
 		{name: "template file missing", yaml: "routes: [{name: a, format: alertmanager, conversations: [oncall], template: t/missing.tmpl}]\n", key: "routes[0].template", msg: "no such file"},
 		{name: "template dir", yaml: "routes: [{name: a, format: alertmanager, conversations: [oncall], template: ./}]\n", key: "routes[0].template", msg: "not a regular file"},
 
@@ -150,7 +155,7 @@ log: {level: loud}
 	want := []string{
 		"listen_address", "ingest.dedup_window", "ingest.batch_mx",
 		"conversations.oncall.to", "conversations.oncall.importance",
-		"routes[0].name", "routes[0].format", "routes[0].conversations[0]",
+		"routes[0].name", "routes[0].conversations[0]", "routes[0].secret_file",
 		"log.level", EnvAPIToken,
 	}
 	got := ps.Keys()

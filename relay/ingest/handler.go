@@ -20,33 +20,35 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/skype-relay/relay/relay"
-	"github.com/skype-relay/relay/relay/alertmanager"
+	"github.com/skype-relay/relay/relay/match"
+	"github.com/skype-relay/relay/relay/render"
 	"github.com/skype-relay/relay/relay/store"
 )
 
 // Route is one webhook endpoint, /v1/webhooks/{Name}.
 type Route struct {
-	Name   string
+	Name string
+	// Format is alertmanager, github, gitlab or generic.
 	Format string
 	// Token, when set, must be presented as "Authorization: Bearer <token>".
-	Token         string
-	Template      string
-	Conversations []Conversation
+	Token string
+	// Secret checks github signatures and gitlab tokens.
+	Secret   string
+	Template string
+	// Rules pick conversations per alert (per event); what no rule picks
+	// goes to Defaults.
+	Rules    []match.Rule
+	Defaults []string
+	// Conversations maps every conversation the route can reach to its
+	// recipients (one delivery each).
+	Conversations map[string][]relay.Target
+	// SplitStatus and PerAlert split an Alertmanager group into messages.
+	SplitStatus bool
+	PerAlert    bool
 	// SharedText means the template renders the same text for every
-	// conversation of the route, so it is rendered once per notification.
+	// conversation given the same alerts, so it is rendered once.
 	SharedText bool
 }
-
-// Conversation is a named delivery target of a route.
-type Conversation struct {
-	Name   string
-	Target relay.Target
-}
-
-// RenderFunc renders a notification for one conversation of a route into
-// the texts to send (more than one when it had to be split). An error
-// wrapping relay.ErrInvalid is the template's or the payload's fault (422).
-type RenderFunc func(route *Route, conversation string, msg *alertmanager.Message) ([]string, error)
 
 // Config is what the handlers read on every request. It is swapped as a
 // whole (SetConfig), so a request sees one consistent version.
@@ -56,7 +58,7 @@ type Config struct {
 	APIToken     string
 	MaxBodyBytes int64
 	DedupWindow  time.Duration
-	Render       RenderFunc
+	Engine       *render.Engine
 }
 
 // Handler serves relay's HTTP API.

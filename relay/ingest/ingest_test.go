@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/skype-relay/relay/relay"
-	"github.com/skype-relay/relay/relay/alertmanager"
 	"github.com/skype-relay/relay/relay/ingest"
 	"github.com/skype-relay/relay/relay/relaytest"
 	"github.com/skype-relay/relay/relay/render"
@@ -79,20 +78,20 @@ func setup(t testing.TB, mutate func(*ingest.Config)) testBundle {
 	if err != nil {
 		t.Fatalf("render.New: %v", err)
 	}
-	oncall := ingest.Conversation{Name: "oncall", Target: relay.Target{To: "sip:oncall@contoso.com"}}
-	dba := ingest.Conversation{Name: "dba", Target: relay.Target{To: "sip:dba@contoso.com"}}
+	convs := map[string][]relay.Target{
+		"oncall": {{To: "sip:oncall@contoso.com"}},
+		"dba":    {{To: "sip:dba@contoso.com"}},
+	}
 	cfg := &ingest.Config{
 		Routes: map[string]*ingest.Route{
-			"prod":    {Name: "prod", Format: "alertmanager", Template: "alertmanager", Conversations: []ingest.Conversation{oncall, dba}},
-			"secured": {Name: "secured", Format: "alertmanager", Template: "alertmanager", Token: routeToken, Conversations: []ingest.Conversation{oncall}},
-			"broken":  {Name: "broken", Format: "alertmanager", Template: "broken", Conversations: []ingest.Conversation{oncall, dba}},
+			"prod":    {Name: "prod", Format: "alertmanager", Template: "alertmanager", Defaults: []string{"oncall", "dba"}, Conversations: convs},
+			"secured": {Name: "secured", Format: "alertmanager", Template: "alertmanager", Token: routeToken, Defaults: []string{"oncall"}, Conversations: convs},
+			"broken":  {Name: "broken", Format: "alertmanager", Template: "broken", Defaults: []string{"oncall", "dba"}, Conversations: convs},
 		},
 		APIToken:     apiToken,
 		MaxBodyBytes: 64 << 10,
 		DedupWindow:  15 * time.Minute,
-		Render: func(route *ingest.Route, conv string, msg *alertmanager.Message) ([]string, error) {
-			return engine.RenderParts(route.Template, render.NewData(msg, route.Name, conv))
-		},
+		Engine:       engine,
 	}
 	if mutate != nil {
 		mutate(cfg)

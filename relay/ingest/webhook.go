@@ -12,7 +12,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/skype-relay/relay/relay"
-	"github.com/skype-relay/relay/relay/alertmanager"
 	"github.com/skype-relay/relay/relay/store"
 )
 
@@ -36,10 +35,13 @@ const (
 	resultTemplate     = "template_error"
 	resultUnavailable  = "unavailable"
 	resultError        = "error"
+	resultIgnored      = "ignored"
+	resultPing         = "ping"
 )
 
 var webhookResults = []string{resultAccepted, resultDuplicate, resultBadRequest, resultUnauthorized,
-	resultNotFound, resultTooLarge, resultMediaType, resultTemplate, resultUnavailable, resultError}
+	resultNotFound, resultTooLarge, resultMediaType, resultTemplate, resultUnavailable, resultError,
+	resultIgnored, resultPing}
 
 // webhook takes one notification: check, render, commit, answer. It answers
 // 2xx only once the deliveries are committed; bad input gets a final 4xx and
@@ -54,6 +56,10 @@ func (h *Handler) webhook(c echo.Context) error {
 		metricRoute = unknownRoute
 	}
 	res, err := h.takeWebhook(c, cfg, route, name)
+	var ans *answered
+	if errors.As(err, &ans) {
+		return h.answer(c, metricRoute, start, ans.prep)
+	}
 	result := resultOf(res, err)
 	h.metrics.received.WithLabelValues(metricRoute, result).Inc()
 	h.metrics.latency.WithLabelValues(metricRoute).Observe(time.Since(start).Seconds())
@@ -78,6 +84,20 @@ func (h *Handler) webhook(c echo.Context) error {
 }
 
 const unknownRoute = "_unknown"
+
+// answer replies to a request that stores nothing: 200 to a ping, 202
+// "ignored" to an event relay does not render, so the sender does not retry.
+func (h *Handler) answer(c echo.Context, route string, start time.Time, p *Prepared) error {
+	result, status, body := resultIgnored, http.StatusAccepted, map[string]string{"status": "ignored", "reason": p.Ignored}
+	if p.Ping {
+		result, status, body = resultPing, http.StatusOK, map[string]string{"status": "pong"}
+	}
+	h.metrics.received.WithLabelValues(route, result).Inc()
+	h.metrics.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	h.logger.InfoContext(c.Request().Context(), "webhook answered without a delivery", slog.String("route", route),
+		slog.String("result", result), slog.String("kind", p.Kind), slog.String("reason", p.Ignored))
+	return c.JSON(status, body)
+}
 
 func resultOf(res store.EnqueueResult, err error) string {
 	if err == nil {
@@ -131,45 +151,27 @@ func (h *Handler) takeWebhook(c echo.Context, cfg *Config, route *Route, name st
 	case err != nil:
 		return none, newAPIError(http.StatusBadRequest, "read body: %v", err)
 	}
-	msg, err := alertmanager.Decode(body)
+	prep, err := cfg.Prepare(route, r.Header, body)
 	if err != nil {
-		return none, newAPIError(http.StatusBadRequest, "%v", err)
+		return none, err
 	}
-
-	n := &store.NewNotification{
-		Route: route.Name, Format: route.Format, DedupKey: msg.DedupKey(route.Name),
-		GroupKey: msg.GroupKey, Status: msg.Status, Payload: body, Window: cfg.DedupWindow,
-	}
-	var texts []string
-	for i, conv := range route.Conversations {
-		var err error
-		if i == 0 || !route.SharedText {
-			texts, err = cfg.Render(route, conv.Name, msg)
-		}
-		if err != nil {
-			if errors.Is(err, relay.ErrInvalid) {
-				return none, newAPIError(http.StatusUnprocessableEntity, "render template %q: %v", route.Template, err)
-			}
-			return none, err
-		}
-		if len(texts) == 0 {
-			return none, newAPIError(http.StatusUnprocessableEntity,
-				"template %q rendered no text for conversation %q", route.Template, conv.Name)
-		}
-		for i, text := range texts {
-			n.Messages = append(n.Messages, store.NewMessage{
-				Conversation: conv.Name, Target: conv.Target, Part: i + 1, Parts: len(texts), Text: text,
-			})
-		}
+	if prep.Notification == nil {
+		return none, &answered{prep}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.requestTimeout)
 	defer cancel()
-	res, err := h.db.Enqueue(ctx, n)
+	res, err := h.db.Enqueue(ctx, prep.Notification)
 	if errors.Is(err, relay.ErrInvalid) {
 		return none, newAPIError(http.StatusBadRequest, "%v", err)
 	}
 	return res, err
 }
+
+// answered carries a request that was handled without storing anything
+// (a ping, an ignored event) out of takeWebhook.
+type answered struct{ prep *Prepared }
+
+func (a *answered) Error() string { return "answered without storing" }
 
 func tooLarge(limit int64) error {
 	return newAPIError(http.StatusRequestEntityTooLarge, "body is larger than %d bytes", limit)

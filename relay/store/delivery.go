@@ -68,7 +68,9 @@ type Attempt struct {
 // DeliveryDetail is a delivery with everything the audit knows about it.
 type DeliveryDetail struct {
 	Delivery
-	Format   string          `json:"format"`
+	Format string `json:"format"`
+	// Event is the source's event type (github, gitlab).
+	Event    string          `json:"event,omitempty"`
 	DedupKey string          `json:"dedupKey"`
 	Payload  json.RawMessage `json:"payload"`
 	// ReceivedAt is when the notification first arrived.
@@ -201,8 +203,8 @@ func (db *DB) GetDelivery(ctx context.Context, operationID string) (*DeliveryDet
 		}
 		out = &DeliveryDetail{Delivery: d}
 		var payload []byte
-		err = tx.QueryRow(ctx, `SELECT format, dedup_key, payload::text, received_at FROM notifications WHERE id = $1`,
-			d.NotificationID).Scan(&out.Format, &out.DedupKey, &payload, &out.ReceivedAt)
+		err = tx.QueryRow(ctx, `SELECT format, event, dedup_key, payload::text, received_at FROM notifications WHERE id = $1`,
+			d.NotificationID).Scan(&out.Format, &out.Event, &out.DedupKey, &payload, &out.ReceivedAt)
 		if err != nil {
 			return err
 		}

@@ -14,13 +14,12 @@ import (
 // NewNotification is an accepted webhook notification, rendered, ready to be
 // recorded with one delivery per message.
 type NewNotification struct {
-	Route    string
-	Format   string
+	Route  string
+	Format string
+	// Event is the source's event type header, kept to render the payload
+	// again later (empty for alertmanager).
+	Event    string
 	DedupKey string
-	// GroupKey and Status identify the alert group and whether it fired or
-	// resolved; the worker uses them to supersede stale notifications.
-	GroupKey string
-	Status   string
 	// Payload is the request body as received (JSON).
 	Payload []byte
 	// Window is how long identical content counts as a duplicate.
@@ -32,8 +31,13 @@ type NewNotification struct {
 type NewMessage struct {
 	Conversation string
 	Target       relay.Target
-	Part, Parts  int
-	Text         string
+	// GroupKey and Status identify the alert group and whether this message
+	// is about firing or resolved alerts; the worker uses them to supersede
+	// stale messages. Empty for sources without groups.
+	GroupKey    string
+	Status      string
+	Part, Parts int
+	Text        string
 }
 
 // EnqueueResult says what Enqueue recorded.
@@ -111,16 +115,17 @@ WITH k AS (
         expires_at      = CASE WHEN d.expires_at <= $5 THEN excluded.expires_at      ELSE d.expires_at      END
     RETURNING d.notification_id, d.operation_ids
 ), n AS (
-    INSERT INTO notifications (id, route, format, dedup_key, payload, received_at)
-    SELECT $2, $6, $7, $1, $8, $5 FROM k WHERE k.notification_id = $2
+    INSERT INTO notifications (id, route, format, event, dedup_key, payload, received_at)
+    SELECT $2, $6, $7, $16, $1, $8, $5 FROM k WHERE k.notification_id = $2
     RETURNING id
 ), dl AS (
     INSERT INTO deliveries (operation_id, notification_id, route, conversation, recipient, subject,
                             importance, group_key, status, part, parts, text, next_attempt_at,
                             created_at, queued_at, updated_at)
-    SELECT m.op, n.id, $6, m.conv, m.rcpt, m.subj, m.imp, $16, $17, m.part, m.parts, m.txt, $5, $5, $5, $5
-    FROM n, unnest($3::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::int[], $15::text[])
-         WITH ORDINALITY AS m(op, conv, rcpt, subj, imp, part, parts, txt, ord)
+    SELECT m.op, n.id, $6, m.conv, m.rcpt, m.subj, m.imp, m.gk, m.st, m.part, m.parts, m.txt, $5, $5, $5, $5
+    FROM n, unnest($3::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::int[], $15::text[],
+                   $17::text[], $18::text[])
+         WITH ORDINALITY AS m(op, conv, rcpt, subj, imp, part, parts, txt, gk, st, ord)
     ORDER BY m.ord
 ), dup AS (
     INSERT INTO duplicates (notification_id, received_at)
@@ -136,16 +141,18 @@ func (db *DB) writeEnqueues(items []enqueueItem) ([]EnqueueResult, error) {
 		n := it.n
 		k := len(n.Messages)
 		convs, rcpts, subjs, imps, txts := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+		gks, sts := make([]string, k), make([]string, k)
 		parts, counts := make([]int32, k), make([]int32, k)
 		for i, m := range n.Messages {
 			convs[i], rcpts[i], subjs[i], imps[i], txts[i] = m.Conversation, m.Target.To, m.Target.Subject, m.Target.Importance, m.Text
+			gks[i], sts[i] = m.GroupKey, m.Status
 			if imps[i] == "" {
 				imps[i] = "Normal"
 			}
 			parts[i], counts[i] = int32(max(m.Part, 1)), int32(max(m.Parts, m.Part, 1))
 		}
 		b.Queue(enqueueSQL, n.DedupKey, it.id, it.opIDs, it.now.Add(n.Window), it.now, n.Route, n.Format,
-			string(n.Payload), convs, rcpts, subjs, imps, parts, counts, txts, n.GroupKey, n.Status)
+			string(n.Payload), convs, rcpts, subjs, imps, parts, counts, txts, n.Event, gks, sts)
 	}
 	// Announced to every replica's worker when (and only if) this commits.
 	b.Queue(`SELECT pg_notify('` + NotifyChannel + `', '')`)

@@ -14,10 +14,10 @@ import (
 func enqueue(t *testing.T, b testBundle, key, group, status string, rcpts ...string) []string {
 	t.Helper()
 	n := notification(key)
-	n.GroupKey, n.Status = group, status
 	for _, r := range rcpts {
 		n.Messages = append(n.Messages, store.NewMessage{
 			Conversation: "c", Target: relay.Target{To: "sip:" + r + "@contoso.com"}, Text: status + " " + group,
+			GroupKey: group, Status: status,
 		})
 	}
 	res, err := b.db.Enqueue(context.Background(), n)

@@ -1,0 +1,269 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
+)
+
+// relayBin is the relay command, built once by TestMain.
+var relayBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "relay-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: temp dir:", err)
+		os.Exit(1)
+	}
+	relayBin = filepath.Join(dir, "relay")
+	// The working directory of a test is its package directory.
+	if out, err := exec.Command("go", "build", "-o", relayBin, "../../cmd/relay").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go build ../../cmd/relay: %v\n%s", err, out)
+		_ = os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	simPassword = "sim-password-e2e-5d2a"
+	apiToken    = "api-token-e2e-91b7"
+)
+
+// recipients are the ten conversations the routes below fan out to.
+const recipients = 10
+
+// routes spread the recipients over three routes; a notification to a
+// route makes one delivery per conversation of the route.
+var routes = []struct {
+	name          string
+	conversations []int
+}{
+	{"prod", []int{0, 1, 2, 3}},
+	{"db", []int{4, 5, 6}},
+	{"net", []int{7, 8, 9}},
+}
+
+func newSim(t *testing.T) *ucwasim.Sim {
+	t.Helper()
+	sim, err := ucwasim.New(ucwasim.Config{Password: simPassword, TimeScale: 0.01, EmbedResources: true})
+	if err != nil {
+		t.Fatalf("ucwasim.New: %v", err)
+	}
+	t.Cleanup(sim.Close)
+	return sim
+}
+
+// relayYAML is the configuration of a relay listening on addr and sending
+// through sim, with the UCWA protocol timers and the delivery timers shrunk
+// for tests.
+func relayYAML(sim *ucwasim.Sim, addr string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen_address: %q\n", addr)
+	fmt.Fprintf(&b, `ucwa:
+  discovery_urls: ["%s"]
+  username: alertbot@contoso.com
+  timers:
+    request_timeout: 5s
+    invitation_timeout: 5s
+    message_timeout: 3s
+    retry_min: 10ms
+    retry_max: 200ms
+    failover_min: 20ms
+    failover_max: 200ms
+delivery:
+  poll_interval: 50ms
+  retry_base: 20ms
+  retry_max: 200ms
+  session_ttl: 2s
+  lease: 30s
+log:
+  level: debug
+conversations:
+`, strings.Join(sim.DiscoveryURLs(), `", "`))
+	for i := range recipients {
+		fmt.Fprintf(&b, "  team%d: { to: %q, subject: \"Alerts %d\" }\n", i, recipientSIP(i), i)
+	}
+	b.WriteString("routes:\n")
+	for _, r := range routes {
+		var convs []string
+		for _, i := range r.conversations {
+			convs = append(convs, fmt.Sprintf("team%d", i))
+		}
+		fmt.Fprintf(&b, "  - { name: %s, format: alertmanager, conversations: [%s] }\n", r.name, strings.Join(convs, ", "))
+	}
+	return b.String()
+}
+
+func recipientSIP(i int) string { return fmt.Sprintf("sip:team%d@contoso.com", i) }
+
+// relayProc is one relay process.
+type relayProc struct {
+	t    *testing.T
+	name string
+	base string // http://127.0.0.1:port
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+	done chan struct{} // closed when the process has exited
+	err  error         // cmd.Wait's answer, set before done closes
+}
+
+// startRelay starts the relay binary with a fresh configuration file and
+// waits until it is ready (database reachable, schema current).
+func startRelay(t *testing.T, name string, sim *ucwasim.Sim, dbURL string) *relayProc {
+	t.Helper()
+	addr := freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "relay.yaml")
+	if err := os.WriteFile(cfgPath, []byte(relayYAML(sim, addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(relayBin, "serve", "--config", cfgPath)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"DATABASE_URL=" + dbURL,
+		"RELAY_UCWA_PASSWORD=" + simPassword,
+		"RELAY_API_TOKEN=" + apiToken,
+	}
+	p := &relayProc{t: t, name: name, base: "http://" + addr, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stdout = p.logs
+	cmd.Stderr = p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start relay %s: %v", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("relay %s logs (last 40 KiB):\n%s", name, p.logs.Tail(40<<10))
+		}
+		if s := p.logs.String(); strings.Contains(s, "DATA RACE") || strings.Contains(s, "panic:") {
+			t.Errorf("relay %s crashed or raced:\n%s", name, p.logs.Tail(20<<10))
+		}
+	})
+	p.waitReady(30 * time.Second)
+	return p
+}
+
+func (p *relayProc) waitReady(timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-p.done:
+			p.t.Fatalf("relay %s exited before it was ready (%v)", p.name, p.err)
+		default:
+		}
+		resp, err := http.Get(p.base + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("relay %s not ready after %s", p.name, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill ends the process with SIGKILL (no shutdown at all) and waits for it.
+func (p *relayProc) kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		p.t.Fatalf("kill relay %s: %v", p.name, err)
+	}
+	<-p.done
+}
+
+// terminate sends SIGTERM and returns the exit code, failing the test when
+// the process does not exit within timeout.
+func (p *relayProc) terminate(timeout time.Duration) int {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatalf("SIGTERM relay %s: %v", p.name, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("relay %s did not exit within %s of SIGTERM", p.name, timeout)
+	}
+	var ee *exec.ExitError
+	switch {
+	case p.err == nil:
+		return 0
+	case errors.As(p.err, &ee):
+		return ee.ExitCode()
+	default:
+		p.t.Fatalf("relay %s: %v", p.name, p.err)
+		return -1
+	}
+}
+
+func (p *relayProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Tail returns about the last n bytes, starting at a line.
+func (l *lockedBuffer) Tail(n int) string {
+	s := l.String()
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return "...\n" + s
+}

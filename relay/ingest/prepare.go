@@ -1,0 +1,248 @@
+package ingest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/alertmanager"
+	"github.com/skype-relay/relay/relay/match"
+	"github.com/skype-relay/relay/relay/render"
+	"github.com/skype-relay/relay/relay/source"
+	"github.com/skype-relay/relay/relay/source/generic"
+	"github.com/skype-relay/relay/relay/source/github"
+	"github.com/skype-relay/relay/relay/source/gitlab"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+// Route formats.
+const (
+	FormatAlertmanager = "alertmanager"
+	FormatGitHub       = "github"
+	FormatGitLab       = "gitlab"
+	FormatGeneric      = "generic"
+)
+
+// Prepared is a webhook request turned into what to store, or into an
+// answer that stores nothing.
+type Prepared struct {
+	// Notification is what to store; nil when nothing is (Ping, Ignored).
+	Notification *store.NewNotification
+	// Ping: the sender checks connectivity; answer 200, store nothing.
+	Ping bool
+	// Ignored says why a valid request leads to no message (an event type
+	// relay does not render, no conversation matched); answer 202 so the
+	// sender does not retry.
+	Ignored string
+	// Kind names the event for metrics and logs.
+	Kind string
+}
+
+// Prepare checks, decodes, routes and renders one webhook body for route:
+// everything ingest does short of storing. `relay render` uses it too, so
+// what it prints is exactly what would be sent. Errors are *apiError with
+// the status the sender gets.
+func (cfg *Config) Prepare(route *Route, h http.Header, body []byte) (*Prepared, error) {
+	if route.Format == FormatAlertmanager || route.Format == "" {
+		return cfg.prepareAlertmanager(route, body)
+	}
+	return cfg.prepareEvent(route, h, body)
+}
+
+func (cfg *Config) prepareAlertmanager(route *Route, body []byte) (*Prepared, error) {
+	msg, err := alertmanager.Decode(body)
+	if err != nil {
+		return nil, newAPIError(http.StatusBadRequest, "%v", err)
+	}
+	n := &store.NewNotification{Route: route.Name, Format: FormatAlertmanager, DedupKey: msg.DedupKey(route.Name),
+		Payload: body, Window: cfg.DedupWindow}
+	groups := match.Split(msg, route.Rules, route.Defaults)
+	// Rendering once per distinct group of alerts serves every conversation
+	// that gets the same alerts, unless the template looks at .Conversation.
+	shared := map[string][]string{}
+	for _, conv := range route.conversationOrder(groups) {
+		for _, sub := range splitMessage(groups[conv], route.SplitStatus, route.PerAlert) {
+			key := alertsKey(sub)
+			texts, ok := shared[key]
+			if !ok || !route.SharedText {
+				texts, err = cfg.Engine.RenderParts(route.Template, render.NewData(sub, route.Name, conv))
+				if err != nil {
+					return nil, renderError(route, err)
+				}
+				if len(texts) == 0 {
+					return nil, newAPIError(http.StatusUnprocessableEntity,
+						"template %q rendered no text for conversation %q", route.Template, conv)
+				}
+				shared[key] = texts
+			}
+			for _, target := range route.Conversations[conv] {
+				for i, text := range texts {
+					n.Messages = append(n.Messages, store.NewMessage{
+						Conversation: conv, Target: target, GroupKey: msg.GroupKey, Status: sub.Status,
+						Part: i + 1, Parts: len(texts), Text: text,
+					})
+				}
+			}
+		}
+	}
+	if len(n.Messages) == 0 {
+		return &Prepared{Ignored: "no rule or default conversation matched any alert", Kind: "alertmanager"}, nil
+	}
+	return &Prepared{Notification: n, Kind: "alertmanager"}, nil
+}
+
+func (cfg *Config) prepareEvent(route *Route, h http.Header, body []byte) (*Prepared, error) {
+	var ev *source.Event
+	var err error
+	var event string
+	switch route.Format {
+	case FormatGitHub:
+		event = h.Get(github.HeaderEvent)
+		ev, err = github.Decode(h, body, route.Secret)
+	case FormatGitLab:
+		event = h.Get(gitlab.HeaderEvent)
+		ev, err = gitlab.Decode(h, body, route.Secret)
+	case FormatGeneric:
+		ev, err = generic.Decode(h, body)
+	default:
+		return nil, newAPIError(http.StatusInternalServerError, "route %q has unknown format %q", route.Name, route.Format)
+	}
+	if err != nil {
+		if errors.Is(err, source.ErrUnauthorized) {
+			return nil, &apiError{status: http.StatusUnauthorized, msg: err.Error()}
+		}
+		return nil, newAPIError(source.HTTPStatus(err), "%v", err)
+	}
+	if ev.Ping {
+		return &Prepared{Ping: true, Kind: ev.Kind}, nil
+	}
+	if ev.Ignored {
+		return &Prepared{Ignored: ev.IgnoreReason, Kind: ev.Kind}, nil
+	}
+	ev.SetRoute(route.Name)
+	convs := match.Route(route.Rules, route.Defaults, ev.Labels)
+	if len(convs) == 0 {
+		return &Prepared{Ignored: "no rule or default conversation matched the event", Kind: ev.Kind}, nil
+	}
+	texts, err := cfg.Engine.RenderValueParts(route.Template, ev.Data)
+	if err != nil {
+		return nil, renderError(route, err)
+	}
+	if len(texts) == 0 {
+		return nil, newAPIError(http.StatusUnprocessableEntity, "template %q rendered no text", route.Template)
+	}
+	sum := sha256.Sum256([]byte(route.Name + "\x00" + route.Format + "\x00" + ev.IdempotencyKey))
+	n := &store.NewNotification{Route: route.Name, Format: route.Format, Event: event,
+		DedupKey: hex.EncodeToString(sum[:]), Payload: body, Window: cfg.DedupWindow}
+	for _, conv := range convs {
+		for _, target := range route.Conversations[conv] {
+			for i, text := range texts {
+				n.Messages = append(n.Messages, store.NewMessage{
+					Conversation: conv, Target: target, Part: i + 1, Parts: len(texts), Text: text,
+				})
+			}
+		}
+	}
+	return &Prepared{Notification: n, Kind: ev.Kind}, nil
+}
+
+func renderError(route *Route, err error) error {
+	if errors.Is(err, relay.ErrInvalid) {
+		return newAPIError(http.StatusUnprocessableEntity, "render template %q: %v", route.Template, err)
+	}
+	return err // a configuration mistake (unknown template): ours, 500
+}
+
+// conversationOrder lists the conversations that got alerts: the defaults
+// first, then the rules' in the order they are configured.
+func (r *Route) conversationOrder(groups map[string]*alertmanager.Message) []string {
+	var order []string
+	add := func(names []string) {
+		for _, n := range names {
+			if _, ok := groups[n]; ok && !slices.Contains(order, n) {
+				order = append(order, n)
+			}
+		}
+	}
+	add(r.Defaults)
+	for _, rule := range r.Rules {
+		add(rule.Conversations)
+	}
+	return order
+}
+
+// splitMessage applies the route's split_status and per_alert settings.
+// Firing alerts come before resolved ones.
+func splitMessage(m *alertmanager.Message, byStatus, perAlert bool) []*alertmanager.Message {
+	var out []*alertmanager.Message
+	sub := func(alerts alertmanager.Alerts) *alertmanager.Message {
+		c := *m
+		c.Alerts = alerts
+		c.Status = alertmanager.StatusResolved
+		if len(alerts.Firing()) > 0 {
+			c.Status = alertmanager.StatusFiring
+		}
+		c.CommonLabels = common(alerts, func(a alertmanager.Alert) alertmanager.KV { return a.Labels })
+		c.CommonAnnotations = common(alerts, func(a alertmanager.Alert) alertmanager.KV { return a.Annotations })
+		return &c
+	}
+	switch {
+	case perAlert:
+		for _, a := range m.Alerts.Firing() {
+			out = append(out, sub(alertmanager.Alerts{a}))
+		}
+		for _, a := range m.Alerts.Resolved() {
+			out = append(out, sub(alertmanager.Alerts{a}))
+		}
+	case byStatus:
+		for _, as := range []alertmanager.Alerts{m.Alerts.Firing(), m.Alerts.Resolved()} {
+			if len(as) > 0 {
+				out = append(out, sub(as))
+			}
+		}
+	default:
+		out = append(out, m)
+	}
+	return out
+}
+
+// common returns the pairs every alert has.
+func common(alerts alertmanager.Alerts, kv func(alertmanager.Alert) alertmanager.KV) alertmanager.KV {
+	out := alertmanager.KV{}
+	if len(alerts) == 0 {
+		return out
+	}
+	for k, v := range kv(alerts[0]) {
+		out[k] = v
+	}
+	for _, a := range alerts[1:] {
+		m := kv(a)
+		for k, v := range out {
+			if m[k] != v {
+				delete(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// alertsKey identifies a set of alerts, to render each set once.
+func alertsKey(m *alertmanager.Message) string {
+	var b strings.Builder
+	b.WriteString(m.Status)
+	for _, a := range m.Alerts {
+		b.WriteString("|")
+		b.WriteString(a.Fingerprint)
+		if a.Fingerprint == "" {
+			b.WriteString(a.Labels.SortedPairs().String())
+		}
+		b.WriteString(a.Status)
+		b.WriteString(a.StartsAt.Format(time.RFC3339Nano))
+	}
+	return b.String()
+}
