@@ -39,6 +39,9 @@ Usage:
   relay serve        [--config FILE] [--no-migrate]   run the relay
   relay migrate      up|down|version [--config FILE]  manage the database schema
   relay check-config [--config FILE]                  load the config and render every route's template
+  relay render       --route R [--payload FILE | --delivery ID] [--header 'K: V']...
+                                                     print exactly what a webhook would send
+  relay deliveries   list|show|redeliver [flags]      inspect deliveries and redeliver them (audit API client)
   relay version                                       print the version
 
 The config file comes from --config or RELAY_CONFIG, the database from DATABASE_URL.
@@ -58,6 +61,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = migrate(args, stdout, stderr)
 	case "check-config":
 		err = checkConfig(args, stdout, stderr)
+	case "render":
+		err = renderCmd(args, stdout, stderr)
+	case "deliveries":
+		err = deliveries(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "relay", version)
 	case "help", "-h", "--help":
@@ -129,7 +136,24 @@ func serve(args []string, stderr io.Writer) error {
 	logger := newLogger(cfg, stderr).With(slog.String("version", version))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return app.Run(ctx, cfg, logger, app.Options{SkipMigrate: noMigrate})
+	// SIGHUP reloads the configuration file (as POST /-/reload does).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloads := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reloads <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return app.Run(ctx, cfg, logger, app.Options{
+		SkipMigrate:    noMigrate,
+		Reload:         func() (*config.Config, error) { return config.Load(path, os.Getenv) },
+		ReloadRequests: reloads,
+	})
 }
 
 func migrate(args []string, stdout, stderr io.Writer) error {

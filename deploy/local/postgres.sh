@@ -4,6 +4,7 @@
 #   deploy/local/postgres.sh start DIR PORT   initdb (first time) and start a cluster in DIR on
 #                                            127.0.0.1:PORT; prints DATABASE_URL=... on stdout
 #   deploy/local/postgres.sh stop DIR         stop it (the data stays in DIR)
+#   deploy/local/postgres.sh status DIR       exit 0 when it runs
 #
 # Installs Debian's postgresql package when no server binaries are found (needs root).
 # initdb refuses to run as root, so as root the cluster runs as the "postgres" user.
@@ -39,7 +40,7 @@ as_owner() {
 
 cmd=${1:-}
 dir=${2:-}
-[[ -n "$cmd" && -n "$dir" ]] || { echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2; }
+[[ -n "$cmd" && -n "$dir" ]] || { echo "usage: $0 start DIR PORT | stop DIR | status DIR" >&2; exit 2; }
 
 case "$cmd" in
 start)
@@ -65,6 +66,10 @@ start)
     || as_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U "$super" -d postgres -qc "CREATE DATABASE relay" >/dev/null
   echo "DATABASE_URL=postgres://$super@127.0.0.1:$port/relay?sslmode=disable"
   ;;
+status)
+  bin=$(pg_bindir)
+  [[ -n "$bin" && -f "$dir/PG_VERSION" ]] && as_owner "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1
+  ;;
 stop)
   bin=$(pg_bindir)
   if [[ -n "$bin" && -f "$dir/PG_VERSION" ]]; then
@@ -72,5 +77,5 @@ stop)
   fi
   ;;
 *)
-  echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+  echo "usage: $0 start DIR PORT | stop DIR | status DIR" >&2; exit 2 ;;
 esac

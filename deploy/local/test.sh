@@ -11,9 +11,12 @@ cd "$(dirname "$0")/../.."
 if [[ -z "${TEST_DATABASE_URL:-}" ]]; then
   dir=${RELAY_TEST_PGDATA:-${TMPDIR:-/tmp}/relay-test-pg}
   port=${RELAY_TEST_PGPORT:-55433}
-  line=$(deploy/local/postgres.sh start "$dir" "$port")
+  # Stop it afterwards only if this run started it (another run may share it).
+  if ! deploy/local/postgres.sh status "$dir"; then
+    trap 'deploy/local/postgres.sh stop "$dir"' EXIT
+  fi
+  line=$(deploy/local/postgres.sh start "$dir" "$port" 2>/dev/null)
   export TEST_DATABASE_URL=${line#DATABASE_URL=}
-  trap 'deploy/local/postgres.sh stop "$dir"' EXIT
 fi
 export RELAY_REQUIRE_DB=1
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/skype-relay/relay/relay"
 	"github.com/skype-relay/relay/relay/config"
+	"github.com/skype-relay/relay/relay/deliver"
 	"github.com/skype-relay/relay/relay/ingest"
 	"github.com/skype-relay/relay/relay/match"
 	"github.com/skype-relay/relay/relay/render"
@@ -39,6 +41,11 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Reload loads the configuration again (from the file the relay was
+	// started with) for SIGHUP and POST /-/reload; nil turns reload off.
+	Reload func() (*config.Config, error)
+	// ReloadRequests asks for a reload (main sends on SIGHUP).
+	ReloadRequests <-chan struct{}
 }
 
 // Run serves the relay until ctx is cancelled, then shuts down gracefully:
@@ -74,9 +81,15 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	// Closed last: after the HTTP server has drained.
 	defer db.Close()
 
+	policies := &atomic.Pointer[map[string]deliver.Policy]{}
+	initial := policiesOf(cfg)
+	policies.Store(&initial)
+	var rl *reloader
 	handler := ingest.New(IngestConfig(cfg, engine), ingest.Options{
 		DB: db, Logger: logger, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.Ingest.RequestTimeout,
+		Reload: func(ctx context.Context) error { return rl.Reload(ctx) },
 	})
+	rl = newReloader(cfg, opts.Reload, handler, policies, logger, reg)
 	srv := &http.Server{
 		Handler:           handler.Echo(),
 		ReadHeaderTimeout: min(cfg.Ingest.ReadTimeout, 10*time.Second),
@@ -115,12 +128,15 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		close(schemaReady)
 	})
 	wg.Go(func() { sweepDedupKeys(bgCtx, db, cfg.Ingest.DedupWindow, logger) })
+	if opts.ReloadRequests != nil {
+		wg.Go(func() { rl.watchReloads(bgCtx, opts.ReloadRequests) })
+	}
 	// Delivery has its own shutdown order: it stops claiming when ctx ends,
 	// drains the sends in flight, closes the UCWA session and releases the
 	// lease; the database closes only after (deferred above).
 	var deliverWG sync.WaitGroup
 	if cfg.UCWA.Enabled() {
-		sup := newSupervisor(cfg, db, logger, reg, opts)
+		sup := newSupervisor(cfg, db, logger, reg, opts, policies)
 		logger.InfoContext(ctx, "delivery enabled", slog.String("account", cfg.UCWA.Username),
 			slog.String("holder", sup.Holder()))
 		deliverWG.Go(func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,16 +24,8 @@ func SetVersion(v string) { version = v }
 // newSupervisor wires the delivery side: the worker on the queue, and the
 // supervisor that runs it with a UCWA session while this replica holds the
 // bot account's lease.
-func newSupervisor(cfg *config.Config, db *store.DB, logger *slog.Logger, reg prometheus.Registerer, opts Options) *deliver.Supervisor {
-	policies := make(map[string]deliver.Policy, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		policies[r.Name] = deliver.Policy{
-			MaxAttempts:     r.Delivery.MaxAttempts,
-			MaxAge:          r.Delivery.MaxAge,
-			ResendUncertain: r.Delivery.Uncertain != config.UncertainSkip,
-			Supersede:       r.Delivery.Supersede,
-		}
-	}
+func newSupervisor(cfg *config.Config, db *store.DB, logger *slog.Logger, reg prometheus.Registerer, opts Options,
+	policies *atomic.Pointer[map[string]deliver.Policy]) *deliver.Supervisor {
 	metrics := deliver.NewMetrics(reg)
 	d := cfg.Delivery
 	worker := deliver.NewWorker(db, deliver.Options{
@@ -42,7 +35,7 @@ func newSupervisor(cfg *config.Config, db *store.DB, logger *slog.Logger, reg pr
 		DrainTimeout: d.DrainTimeout,
 		Retry:        deliver.RetryPolicy{Base: d.RetryBase, Max: d.RetryMax},
 		PolicyFunc: func(route string) deliver.Policy {
-			if p, ok := policies[route]; ok {
+			if p, ok := (*policies.Load())[route]; ok {
 				return p
 			}
 			// A route removed from the config still has deliveries queued.

@@ -54,13 +54,14 @@ func TestDeadLetterAndRedeliver(t *testing.T) {
 	if d.State != "dead" || len(d.AttemptLog) == 0 {
 		t.Fatalf("state %s with %d attempts, want dead", d.State, len(d.AttemptLog))
 	}
+	// The recipient exists now; redeliver.
+	sim.SetRecipient("sip:nobody@contoso.com", ucwasim.Behavior{Kind: ucwasim.Accept})
 	if status, body := r.api(http.MethodPost, "/v1/deliveries/"+ids[0]+"/redeliver"); status != http.StatusAccepted {
 		t.Fatalf("redeliver = %d %s, want 202", status, body)
 	}
 	if status, _ := r.api(http.MethodPost, "/v1/deliveries/NOPE-1/redeliver"); status != http.StatusNotFound {
 		t.Errorf("redeliver unknown = %d, want 404", status)
 	}
-	sim.SetRecipient("sip:nobody@contoso.com", ucwasim.Behavior{Kind: ucwasim.Accept})
 	d = r.waitFinal(30*time.Second, ids...)[ids[0]]
 	if d.State != "delivered" {
 		t.Fatalf("after redeliver: state %s (%s), want delivered", d.State, d.LastError)

@@ -151,6 +151,9 @@ func startRelay(t *testing.T, name string, sim *ucwasim.Sim, dbURL string) *rela
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-p.done
+		if d := os.Getenv("E2E_LOG_DIR"); d != "" {
+			_ = os.WriteFile(filepath.Join(d, t.Name()+"-"+name+".log"), []byte(p.logs.String()), 0o600)
+		}
 		if t.Failed() {
 			t.Logf("relay %s logs (last 40 KiB):\n%s", name, p.logs.Tail(40<<10))
 		}

@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -73,6 +74,7 @@ type Handler struct {
 	opened atomic.Bool
 	// requestTimeout bounds each webhook request end to end.
 	requestTimeout time.Duration
+	reload         func(ctx context.Context) error
 }
 
 // Options configures a Handler.
@@ -82,6 +84,8 @@ type Options struct {
 	Registerer     prometheus.Registerer
 	Gatherer       prometheus.Gatherer
 	RequestTimeout time.Duration
+	// Reload, when set, serves POST /-/reload.
+	Reload func(ctx context.Context) error
 }
 
 // New builds a Handler serving cfg.
@@ -94,6 +98,7 @@ func New(cfg *Config, opts Options) *Handler {
 		logger:         opts.Logger,
 		gatherer:       opts.Gatherer,
 		requestTimeout: opts.RequestTimeout,
+		reload:         opts.Reload,
 	}
 	h.metrics = newMetrics(opts.Registerer, opts.DB)
 	h.SetConfig(cfg)
@@ -136,6 +141,7 @@ func (h *Handler) Echo() *echo.Echo {
 	e.GET("/v1/deliveries", h.listDeliveries, h.requireAPIToken, h.requireOpen)
 	e.GET("/v1/deliveries/:id", h.getDelivery, h.requireAPIToken, h.requireOpen)
 	e.POST("/v1/deliveries/:id/redeliver", h.redeliver, h.requireAPIToken, h.requireOpen)
+	e.POST("/-/reload", h.reloadConfig)
 	e.GET("/-/healthy", h.healthy)
 	e.GET("/-/ready", h.ready)
 	e.HEAD("/-/healthy", h.healthy)
@@ -192,4 +198,35 @@ func (h *Handler) ready(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// reloadConfig serves POST /-/reload: the configuration is loaded again and
+// applied, or rejected with the reason (and the old one keeps serving). It
+// needs the API token when one is configured, else a loopback client.
+func (h *Handler) reloadConfig(c echo.Context) error {
+	cfg := h.cfg.Load()
+	switch {
+	case cfg.APIToken != "":
+		if !bearerMatches(c.Request(), cfg.APIToken) {
+			return errUnauthorized
+		}
+	case !isLoopback(c.Request().RemoteAddr):
+		return newAPIError(http.StatusForbidden, "reload from another host needs the API token (api.bearer_token_file)")
+	}
+	if h.reload == nil {
+		return newAPIError(http.StatusNotImplemented, "reload is not available")
+	}
+	if err := h.reload(c.Request().Context()); err != nil {
+		return newAPIError(http.StatusBadRequest, "configuration rejected, the previous one keeps serving: %v", err)
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "reloaded"})
+}
+
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

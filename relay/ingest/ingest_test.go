@@ -508,3 +508,10 @@ func TestHealthAndReady(t *testing.T) {
 		}
 	}
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+func testutilCounter(t *testing.T, b testBundle, route, result string) float64 {
+	t.Helper()
+	return testutil.ToFloat64(counter(t, b.reg, route, result))
+}
