@@ -4,6 +4,8 @@
 //	relay serve        [--config FILE] [--no-migrate]
 //	relay migrate      up|down|version [--config FILE]
 //	relay check-config [--config FILE]
+//	relay render       --route R [--payload FILE | --delivery ID]
+//	relay deliveries   list|show|redeliver
 //
 // The configuration file comes from --config or RELAY_CONFIG; the database
 // from DATABASE_URL.

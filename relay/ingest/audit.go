@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -32,7 +33,7 @@ func (h *Handler) listDeliveries(c echo.Context) error {
 	if s := q.Get("state"); s != "" {
 		st, err := relay.ParseState(s)
 		if err != nil {
-			return newAPIError(http.StatusBadRequest, "state: %q is not one of pending, sending, delivered, dead", truncate(s, 64))
+			return newAPIError(http.StatusBadRequest, "state: %q is not one of %s", truncate(s, 64), stateNames())
 		}
 		f.State = st
 	}
@@ -101,4 +102,12 @@ func (h *Handler) redeliver(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, map[string]string{
 		"operationId": id, "state": string(relay.StatePending), "previousState": string(prev),
 	})
+}
+
+func stateNames() string {
+	names := make([]string, len(relay.States))
+	for i, st := range relay.States {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
 }
