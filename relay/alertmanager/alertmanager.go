@@ -336,3 +336,41 @@ func (m *Message) DedupKey(route string) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// Subset returns a copy of m holding only alerts (a subset of m.Alerts, in
+// any order), with what depends on the alerts recomputed as Alertmanager
+// computes it for a group: Status is "firing" when any alert fires, else
+// "resolved"; CommonLabels and CommonAnnotations are the pairs all the
+// alerts share. The envelope (group key, receiver, group labels, external
+// URL, truncated count) is kept. The copy shares the alerts' maps with m.
+func (m *Message) Subset(alerts Alerts) *Message {
+	sub := *m
+	sub.Alerts = alerts
+	sub.Status = StatusResolved
+	if len(alerts.Firing()) > 0 {
+		sub.Status = StatusFiring
+	}
+	sub.CommonLabels = commonPairs(alerts, func(a Alert) KV { return a.Labels })
+	sub.CommonAnnotations = commonPairs(alerts, func(a Alert) KV { return a.Annotations })
+	return &sub
+}
+
+// commonPairs returns the pairs every alert's kv (labels or annotations) holds.
+func commonPairs(as Alerts, kv func(Alert) KV) KV {
+	out := KV{}
+	if len(as) == 0 {
+		return out
+	}
+	for k, v := range kv(as[0]) {
+		out[k] = v
+	}
+	for _, a := range as[1:] {
+		m := kv(a)
+		for k, v := range out {
+			if w, ok := m[k]; !ok || w != v {
+				delete(out, k)
+			}
+		}
+	}
+	return out
+}

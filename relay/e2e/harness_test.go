@@ -71,7 +71,9 @@ func newSim(t *testing.T) *ucwasim.Sim {
 // relayYAML is the configuration of a relay listening on addr and sending
 // through sim, with the UCWA protocol timers and the delivery timers shrunk
 // for tests.
-func relayYAML(sim *ucwasim.Sim, addr string) string {
+// routeExtra, when set, is added to the named routes' flow mappings (e.g.
+// "delivery: { uncertain: skip }").
+func relayYAML(sim *ucwasim.Sim, addr string, routeExtra map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen_address: %q\n", addr)
 	fmt.Fprintf(&b, `ucwa:
@@ -104,7 +106,11 @@ conversations:
 		for _, i := range r.conversations {
 			convs = append(convs, fmt.Sprintf("team%d", i))
 		}
-		fmt.Fprintf(&b, "  - { name: %s, format: alertmanager, conversations: [%s] }\n", r.name, strings.Join(convs, ", "))
+		extra := ""
+		if e := routeExtra[r.name]; e != "" {
+			extra = ", " + e
+		}
+		fmt.Fprintf(&b, "  - { name: %s, format: alertmanager, conversations: [%s]%s }\n", r.name, strings.Join(convs, ", "), extra)
 	}
 	return b.String()
 }
@@ -126,9 +132,15 @@ type relayProc struct {
 // waits until it is ready (database reachable, schema current).
 func startRelay(t *testing.T, name string, sim *ucwasim.Sim, dbURL string) *relayProc {
 	t.Helper()
+	return startRelayWith(t, name, sim, dbURL, nil)
+}
+
+// startRelayWith is startRelay with routeExtra as in relayYAML.
+func startRelayWith(t *testing.T, name string, sim *ucwasim.Sim, dbURL string, routeExtra map[string]string) *relayProc {
+	t.Helper()
 	addr := freeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "relay.yaml")
-	if err := os.WriteFile(cfgPath, []byte(relayYAML(sim, addr)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(relayYAML(sim, addr, routeExtra)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(relayBin, "serve", "--config", cfgPath)

@@ -180,17 +180,7 @@ func (r *Route) conversationOrder(groups map[string]*alertmanager.Message) []str
 // Firing alerts come before resolved ones.
 func splitMessage(m *alertmanager.Message, byStatus, perAlert bool) []*alertmanager.Message {
 	var out []*alertmanager.Message
-	sub := func(alerts alertmanager.Alerts) *alertmanager.Message {
-		c := *m
-		c.Alerts = alerts
-		c.Status = alertmanager.StatusResolved
-		if len(alerts.Firing()) > 0 {
-			c.Status = alertmanager.StatusFiring
-		}
-		c.CommonLabels = common(alerts, func(a alertmanager.Alert) alertmanager.KV { return a.Labels })
-		c.CommonAnnotations = common(alerts, func(a alertmanager.Alert) alertmanager.KV { return a.Annotations })
-		return &c
-	}
+	sub := m.Subset
 	switch {
 	case perAlert:
 		for _, a := range m.Alerts.Firing() {
@@ -207,26 +197,6 @@ func splitMessage(m *alertmanager.Message, byStatus, perAlert bool) []*alertmana
 		}
 	default:
 		out = append(out, m)
-	}
-	return out
-}
-
-// common returns the pairs every alert has.
-func common(alerts alertmanager.Alerts, kv func(alertmanager.Alert) alertmanager.KV) alertmanager.KV {
-	out := alertmanager.KV{}
-	if len(alerts) == 0 {
-		return out
-	}
-	for k, v := range kv(alerts[0]) {
-		out[k] = v
-	}
-	for _, a := range alerts[1:] {
-		m := kv(a)
-		for k, v := range out {
-			if m[k] != v {
-				delete(out, k)
-			}
-		}
 	}
 	return out
 }

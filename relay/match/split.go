@@ -34,35 +34,7 @@ func Split(msg *alertmanager.Message, rules []Rule, defaults []string) map[strin
 	}
 	out := make(map[string]*alertmanager.Message, len(alerts))
 	for c, as := range alerts {
-		sub := *msg
-		sub.Alerts = as
-		sub.Status = alertmanager.StatusResolved
-		if len(as.Firing()) > 0 {
-			sub.Status = alertmanager.StatusFiring
-		}
-		sub.CommonLabels = common(as, func(a alertmanager.Alert) alertmanager.KV { return a.Labels })
-		sub.CommonAnnotations = common(as, func(a alertmanager.Alert) alertmanager.KV { return a.Annotations })
-		out[c] = &sub
-	}
-	return out
-}
-
-// common returns the pairs every alert's kv (labels or annotations) holds.
-func common(as alertmanager.Alerts, kv func(alertmanager.Alert) alertmanager.KV) alertmanager.KV {
-	out := alertmanager.KV{}
-	if len(as) == 0 {
-		return out
-	}
-	for k, v := range kv(as[0]) {
-		out[k] = v
-	}
-	for _, a := range as[1:] {
-		m := kv(a)
-		for k, v := range out {
-			if w, ok := m[k]; !ok || w != v {
-				delete(out, k)
-			}
-		}
+		out[c] = msg.Subset(as)
 	}
 	return out
 }
