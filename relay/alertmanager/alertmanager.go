@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/skype-relay/relay/relay/source"
 )
 
 // Version is the only webhook payload version relay accepts.
@@ -166,7 +168,7 @@ func Decode(body []byte) (*Message, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var m Message
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrMalformed, describeJSONError(err))
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, source.DescribeJSONError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: unexpected data after the JSON object", ErrMalformed)
@@ -179,26 +181,6 @@ func Decode(body []byte) (*Message, error) {
 
 // ErrMalformed is wrapped by every decoding and validation error.
 var ErrMalformed = errors.New("malformed alertmanager notification")
-
-func describeJSONError(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return fmt.Sprintf("field %q: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
-		}
-		return fmt.Sprintf("expected a JSON object, got JSON %s", typ.Value)
-	case errors.Is(err, io.EOF):
-		return "empty body"
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "truncated JSON"
-	default:
-		return err.Error()
-	}
-}
 
 // Limits on what one notification may hold. They are far above anything
 // Alertmanager sends and keep hostile input from costing much.

@@ -22,7 +22,7 @@ func DecodeJSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %s", ErrMalformed, describeJSONError(err))
+		return fmt.Errorf("%w: %s", ErrMalformed, DescribeJSONError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: unexpected data after the JSON value", ErrMalformed)
@@ -30,7 +30,9 @@ func DecodeJSON(body []byte, v any) error {
 	return nil
 }
 
-func describeJSONError(err error) string {
+// DescribeJSONError says in a sentence fit for a webhook sender what is
+// wrong with a JSON body, from encoding/json's error.
+func DescribeJSONError(err error) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
