@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 )
@@ -41,6 +42,9 @@ func DescribeJSONError(err error) string {
 	case errors.As(err, &typ):
 		if typ.Field != "" {
 			return fmt.Sprintf("field %q: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+		}
+		if k := typ.Type.Kind(); k == reflect.Struct || k == reflect.Map {
+			return "expected a JSON object, got JSON " + typ.Value
 		}
 		return fmt.Sprintf("expected %s, got JSON %s", typ.Type, typ.Value)
 	case errors.Is(err, io.EOF):
