@@ -247,7 +247,7 @@ func TestDecodeMalformed(t *testing.T) {
 		msg         string
 	}{
 		{"not json", "Pipeline Hook", `[`, nil, "truncated JSON"},
-		{"array", "Pipeline Hook", `[]`, nil, "expected gitlab.pipelinePayload"},
+		{"array", "Pipeline Hook", `[]`, nil, "expected a JSON object"},
 		{"no attributes", "Pipeline Hook", `{"object_kind":"pipeline"}`, nil, "object_attributes is missing"},
 		{"no id", "Pipeline Hook", `{"object_attributes":{"status":"failed"}}`, nil, "object_attributes.id is missing"},
 		{"no status", "Pipeline Hook", `{"object_attributes":{"id":3}}`, nil, "object_attributes.status is missing"},
