@@ -18,9 +18,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only when RELAY_DEBUG_PPROF_ADDRESS is set
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 	_ "time/tzdata" // templates may format times in any zone; images may lack zoneinfo
 
 	"github.com/skype-relay/relay/relay/app"
@@ -138,6 +141,14 @@ func serve(args []string, stderr io.Writer) error {
 	logger := newLogger(cfg, stderr).With(slog.String("version", version))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if addr := os.Getenv("RELAY_DEBUG_PPROF_ADDRESS"); addr != "" {
+		// Go's profiler, for diagnosing performance; off unless asked for.
+		go func() {
+			logger.Info("pprof listening", slog.String("address", addr))
+			srv := &http.Server{Addr: addr, Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+			logger.Warn("pprof stopped", slog.Any("err", srv.ListenAndServe()))
+		}()
+	}
 	// SIGHUP reloads the configuration file (as POST /-/reload does).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

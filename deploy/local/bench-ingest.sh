@@ -51,11 +51,13 @@ url="http://127.0.0.1:$relay_port/v1/webhooks/bench"
 "$work/bin/relay-load" -url "$url" -c 4 -d 2s >/dev/null # warm up
 
 # pgbench writes the rows relay wrote: same payload, same text. They sit in
-# a one-row table (a literal would trip pgbench's :variable syntax).
+# a one-row table (a literal would trip pgbench's :variable syntax); the
+# payload is read as text and parsed into jsonb per row, as relay's insert
+# does with the body it received.
 psql_as "$bin/psql" -h 127.0.0.1 -p "$port" -U "$super" -d relay -qc \
   "COPY (SELECT n.payload, d.text FROM notifications n JOIN deliveries d ON d.notification_id = n.id LIMIT 1) TO STDOUT" \
   | psql_as "$bin/psql" -h 127.0.0.1 -p "$port" -U "$super" -d pgbench -qc \
-  "CREATE TABLE bench_shape (payload jsonb, text text); COPY bench_shape FROM STDIN" >/dev/null
+  "CREATE TABLE bench_shape (payload text, text text); COPY bench_shape FROM STDIN" >/dev/null
 cat > "$work/insert.sql" <<'SQL'
 WITH p AS (SELECT upper(substr(md5(random()::text || clock_timestamp()::text), 1, 26)) AS id),
 k AS (
@@ -68,13 +70,14 @@ k AS (
     RETURNING d.notification_id, d.operation_ids
 ), n AS (
     INSERT INTO notifications (id, route, format, dedup_key, payload, received_at)
-    SELECT k.notification_id, 'bench', 'alertmanager', md5(k.notification_id), s.payload, now() FROM k, bench_shape s
+    SELECT k.notification_id, 'bench', 'alertmanager', md5(k.notification_id), s.payload::jsonb, now() FROM k, bench_shape s
     RETURNING id
 ), dl AS (
     INSERT INTO deliveries (operation_id, notification_id, route, conversation, recipient, subject,
-                            importance, part, parts, text, next_attempt_at, created_at, updated_at)
+                            importance, group_key, status, part, parts, text, next_attempt_at,
+                            created_at, queued_at, updated_at)
     SELECT n.id || '-1', n.id, 'bench', 'oncall', 'sip' || chr(58) || 'oncall@contoso.com', 'Production alerts',
-           'Normal', 1, 1, s.text, now(), now(), now() FROM n, bench_shape s
+           'Normal', md5(n.id), 'firing', 1, 1, s.text, now(), now(), now(), now() FROM n, bench_shape s
 )
 SELECT notification_id FROM k;
 SQL

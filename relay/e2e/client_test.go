@@ -138,6 +138,27 @@ func (s *sender) stream(ctx context.Context, prefix string, n, workers int, pace
 	return ids
 }
 
+// streamAsync is stream in the background; wait returns its ids. The
+// stream is stopped and waited for when the test ends, so no post reports
+// into a finished test.
+func (s *sender) streamAsync(ctx context.Context, prefix string, n, workers int, pace time.Duration) (wait func() []string) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var ids []string
+	go func() {
+		defer close(done)
+		ids = s.stream(ctx, prefix, n, workers, pace)
+	}()
+	s.t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return func() []string {
+		<-done
+		return ids
+	}
+}
+
 // acceptedIDs returns every operationId answered 2xx so far, sorted.
 func (s *sender) acceptedIDs() []string {
 	s.mu.Lock()

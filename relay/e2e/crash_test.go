@@ -21,11 +21,10 @@ func TestCrashMidStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	s := newSender(t, a.base)
-	streamed := make(chan []string, 1)
 	// 300 notifications (about 1000 deliveries over 10 recipients), paced
 	// so that some are still being posted when A dies: the posts in flight
 	// then fail and are retried against B, as Alertmanager would.
-	go func() { streamed <- s.stream(ctx, "crash", 300, 6, 15*time.Millisecond) }()
+	streamed := s.streamAsync(ctx, "crash", 300, 6, 15*time.Millisecond)
 
 	waitMessages(t, sim, 150, 60*time.Second)
 	a.kill()
@@ -35,7 +34,7 @@ func TestCrashMidStream(t *testing.T) {
 
 	b := startRelay(t, "B", sim, dbURL)
 	s.point(b.base)
-	<-streamed
+	streamed()
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -13,4 +13,7 @@
 // The package has no non-test code. Run it with
 //
 //	deploy/local/test.sh ./relay/e2e/ -v
+//
+// Each relay's JSON log is printed when its test fails; with E2E_LOG_DIR
+// set, every relay's whole log is also written there as TEST-RELAY.log.
 package e2e

@@ -23,14 +23,13 @@ func TestPoolFailoverMidStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	s := newSender(t, r.base)
-	before := make(chan []string, 1)
-	go func() { before <- s.stream(ctx, "before", 150, 4, 15*time.Millisecond) }()
+	before := s.streamAsync(ctx, "before", 150, 4, 15*time.Millisecond)
 
 	waitMessages(t, sim, 100, 60*time.Second)
 	sim.PoolGone("fe1")
 	sim.SetHomePool("fe2-backup")
 	atFailover := len(sim.Messages())
-	beforeIDs := <-before
+	beforeIDs := before()
 	after := s.stream(ctx, "after", 60, 4, 5*time.Millisecond)
 	if t.Failed() {
 		t.FailNow()

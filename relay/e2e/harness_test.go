@@ -28,8 +28,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	relayBin = filepath.Join(dir, "relay")
+	args := []string{"build", "-o", relayBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
 	// The working directory of a test is its package directory.
-	if out, err := exec.Command("go", "build", "-o", relayBin, "../../cmd/relay").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", append(args, "../../cmd/relay")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go build ../../cmd/relay: %v\n%s", err, out)
 		_ = os.RemoveAll(dir)
 		os.Exit(1)
@@ -169,7 +173,7 @@ func startRelayWith(t *testing.T, name string, sim *ucwasim.Sim, dbURL string, r
 		if t.Failed() {
 			t.Logf("relay %s logs (last 40 KiB):\n%s", name, p.logs.Tail(40<<10))
 		}
-		if s := p.logs.String(); strings.Contains(s, "DATA RACE") || strings.Contains(s, "panic:") {
+		if s := p.logs.String(); strings.Contains(s, "WARNING: DATA RACE") || strings.Contains(s, "panic:") {
 			t.Errorf("relay %s crashed or raced:\n%s", name, p.logs.Tail(20<<10))
 		}
 	})

@@ -30,6 +30,9 @@ func TestTwoReplicas(t *testing.T) {
 		other = b
 	}
 	t.Logf("replica %s holds the session", holder.name)
+	if held, ok := sessionHeld(other.base); !ok || held {
+		t.Errorf("replica %s: relay_session_held held=%v present=%v, want present and 0", other.name, held, ok)
+	}
 	for _, p := range replicas {
 		n := strings.Count(p.logs.String(), "session lease acquired")
 		if want := map[bool]int{true: 1, false: 0}[p == holder]; n != want {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,6 +48,11 @@ type DB struct {
 	finisher  *groupCommitter[Finish, FinishResult]
 	enqueued  chan struct{}
 	closeOnce sync.Once
+
+	notifyOthers atomic.Bool
+	notifyCh     chan struct{}
+	notifyStop   chan struct{}
+	notifyWG     sync.WaitGroup
 }
 
 // Open connects to the database at url and starts the group committers. It
@@ -85,7 +91,11 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
 	}
-	db := &DB{pool: pool, opts: opts, logger: opts.Logger, enqueued: make(chan struct{}, 1)}
+	db := &DB{pool: pool, opts: opts, logger: opts.Logger, enqueued: make(chan struct{}, 1),
+		notifyCh: make(chan struct{}, 1), notifyStop: make(chan struct{})}
+	db.notifyOthers.Store(true)
+	db.notifyWG.Add(1)
+	go db.notifier()
 	db.enqueuer = newGroupCommitter(opts.Committers, opts.BatchMax, opts.Logger, db.writeEnqueues)
 	// Same lock order in every batch: no deadlock between two batches that
 	// hold twins of each other.
@@ -110,6 +120,8 @@ func (db *DB) Close() {
 	db.closeOnce.Do(func() {
 		db.enqueuer.close()
 		db.finisher.close()
+		close(db.notifyStop)
+		db.notifyWG.Wait()
 		db.pool.Close()
 	})
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -92,12 +93,42 @@ func (db *DB) signalEnqueued() {
 	case db.enqueued <- struct{}{}:
 	default:
 	}
+	if db.notifyOthers.Load() {
+		select {
+		case db.notifyCh <- struct{}{}:
+		default:
+		}
+	}
 }
 
-// NotifyChannel is the PostgreSQL NOTIFY channel on which every commit of
-// new deliveries is announced, so the replica holding the UCWA session
-// wakes up within milliseconds whichever replica took the webhook.
+// NotifyChannel is the PostgreSQL NOTIFY channel on which new deliveries
+// are announced, so the replica holding the UCWA session wakes up within
+// milliseconds whichever replica took the webhook.
 const NotifyChannel = "relay_deliveries"
+
+// SetNotifyOthers says whether commits of new deliveries are announced on
+// NotifyChannel (the default). The replica holding the session turns it
+// off: its own worker is woken in process.
+func (db *DB) SetNotifyOthers(on bool) { db.notifyOthers.Store(on) }
+
+// notifier sends one NOTIFY per burst of commits, in a transaction of its
+// own. PostgreSQL serializes the commits of transactions that notify, so
+// putting NOTIFY in the ingest transactions would undo group commit.
+func (db *DB) notifier() {
+	defer db.notifyWG.Done()
+	for {
+		select {
+		case <-db.notifyStop:
+			return
+		case <-db.notifyCh:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), db.opts.OpTimeout)
+		if _, err := db.pool.Exec(ctx, `SELECT pg_notify('`+NotifyChannel+`', '')`); err != nil {
+			db.logger.Debug("announce new deliveries", slog.Any("err", err))
+		}
+		cancel()
+	}
+}
 
 // enqueueSQL records one notification in one statement. The upsert on
 // dedup_keys decides: a fresh key, or one whose window has passed, takes
@@ -154,8 +185,6 @@ func (db *DB) writeEnqueues(items []enqueueItem) ([]EnqueueResult, error) {
 		b.Queue(enqueueSQL, n.DedupKey, it.id, it.opIDs, it.now.Add(n.Window), it.now, n.Route, n.Format,
 			string(n.Payload), convs, rcpts, subjs, imps, parts, counts, txts, n.Event, gks, sts)
 	}
-	// Announced to every replica's worker when (and only if) this commits.
-	b.Queue(`SELECT pg_notify('` + NotifyChannel + `', '')`)
 	results := make([]EnqueueResult, len(items))
 	br := db.pool.SendBatch(ctx, b)
 	for i, it := range items {
