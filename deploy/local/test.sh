@@ -15,7 +15,7 @@ if [[ -z "${TEST_DATABASE_URL:-}" ]]; then
   if ! deploy/local/postgres.sh status "$dir"; then
     trap 'deploy/local/postgres.sh stop "$dir"' EXIT
   fi
-  line=$(deploy/local/postgres.sh start "$dir" "$port" 2>/dev/null)
+  line=$(deploy/local/postgres.sh start "$dir" "$port")
   export TEST_DATABASE_URL=${line#DATABASE_URL=}
 fi
 export RELAY_REQUIRE_DB=1

@@ -88,7 +88,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 	}
 	defer wg.Wait()
 	for ctx.Err() == nil {
-		gen, ok, err := s.db.AcquireSession(ctx, s.opts.Account, s.holder, s.opts.TTL)
+		gen, ok, err := s.db.AcquireSession(ctx, s.opts.Account, s.holder, s.opts.TTL, true)
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "acquire session lease", slog.Any("err", err))
 		}
@@ -171,7 +171,7 @@ func (s *Supervisor) renew(ctx context.Context, lose context.CancelFunc, gen int
 		}
 		start := time.Now()
 		rctx, cancel := context.WithDeadline(ctx, lastStart.Add(safe))
-		g, ok, err := s.db.AcquireSession(rctx, s.opts.Account, s.holder, s.opts.TTL)
+		g, ok, err := s.db.AcquireSession(rctx, s.opts.Account, s.holder, s.opts.TTL, false)
 		cancel()
 		switch {
 		case err == nil && ok && g == gen:

@@ -132,8 +132,14 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 					defer func() { done <- struct{}{} }()
 					// Keep the recipient's line moving in this goroutine:
 					// each finish claims the next delivery in its commit.
-					for next := &c; next != nil && ctx.Err() == nil && abort.Err() == nil; {
-						next = w.process(sendCtx, p, *next)
+					next := &c
+					for next != nil && ctx.Err() == nil && abort.Err() == nil {
+						next = w.process(sendCtx, ctx, p, *next)
+					}
+					if next != nil {
+						// Claimed by the last finish just as claiming stopped:
+						// give it back untouched, not as a possibly-sent one.
+						w.release(*next)
 					}
 				})
 			}
@@ -173,8 +179,9 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 }
 
 // process sends one claimed delivery and records what became of it. It
-// returns the recipient's next delivery when the finish claimed it.
-func (w *Worker) process(ctx context.Context, p Poster, c store.Claimed) *store.Claimed {
+// returns the recipient's next delivery when the finish claimed it, which
+// it does only while claiming (not during a shutdown's drain).
+func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claimed) *store.Claimed {
 	policy := w.opts.PolicyFunc(c.Route)
 	now := w.opts.Now()
 	finish := store.Finish{OperationID: c.OperationID, Attempt: c.Attempt, Gen: c.Gen}
@@ -184,11 +191,11 @@ func (w *Worker) process(ctx context.Context, p Poster, c store.Claimed) *store.
 		finish.State = relay.StateDead
 		finish.LastError = fmt.Sprintf("expired: queued %s ago, over the route's max_age of %s",
 			now.Sub(c.QueuedAt).Round(time.Second), policy.MaxAge)
-		return w.record(ctx, c, finish)
+		return w.record(ctx, claiming, c, finish)
 	case c.Reclaimed && !policy.ResendUncertain:
 		finish.State = relay.StateUncertain
 		finish.LastError = "the previous try stopped before the server confirmed it; the route does not resend uncertain messages"
-		return w.record(ctx, c, finish)
+		return w.record(ctx, claiming, c, finish)
 	}
 	if policy.Supersede && c.Supersedable {
 		by, err := w.db.Supersede(ctx, c, supersedeNote, now)
@@ -234,7 +241,7 @@ func (w *Worker) process(ctx context.Context, p Poster, c store.Claimed) *store.
 	if finish.State == relay.StateDelivered {
 		w.m.latency.Observe(end.Sub(c.QueuedAt).Seconds())
 	}
-	return w.record(ctx, c, finish)
+	return w.record(ctx, claiming, c, finish)
 }
 
 // supersedeNote goes in front of a resolved message that replaces firing
@@ -290,17 +297,19 @@ func (w *Worker) decide(f *store.Finish, c store.Claimed, policy Policy, out rel
 
 // record writes f, retrying while the database is unreachable until the
 // claim's lease would run out (after that the delivery is someone else's
-// to retry, and must be). Unless the send was cancelled, the same commit
-// claims the recipient's next delivery, which record returns.
-func (w *Worker) record(ctx context.Context, c store.Claimed, f store.Finish) *store.Claimed {
-	if ctx.Err() == nil {
-		f.ClaimNext = &store.NextClaim{Recipient: c.Target.To, Lease: w.opts.Lease}
-	}
+// to retry, and must be). While the worker is still claiming (decided anew
+// on every try), the same commit claims the recipient's next delivery,
+// which record returns.
+func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.Finish) *store.Claimed {
 	ctx = context.WithoutCancel(ctx)
 	deadline := time.Now().Add(w.opts.Lease)
 	backoff := 100 * time.Millisecond
 	for {
 		f.Now = w.opts.Now()
+		f.ClaimNext = nil
+		if claiming.Err() == nil {
+			f.ClaimNext = &store.NextClaim{Recipient: c.Target.To, Lease: w.opts.Lease}
+		}
 		res, err := w.db.Finish(ctx, f)
 		if err == nil {
 			w.logFinish(ctx, c, f, res.Recorded)
@@ -314,7 +323,17 @@ func (w *Worker) record(ctx context.Context, c store.Claimed, f store.Finish) *s
 		w.log.WarnContext(ctx, "record delivery outcome", slog.String("operation_id", c.OperationID),
 			slog.Any("err", err), slog.Duration("retry_in", backoff))
 		time.Sleep(backoff)
-		backoff = min(2*backoff, 5*time.Second)
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// release gives a claimed delivery that was never tried back to the queue.
+func (w *Worker) release(c store.Claimed) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.db.Release(ctx, c); err != nil {
+		// Its lease expires, or a newer session generation takes it over.
+		w.log.WarnContext(ctx, "give back an unsent delivery", slog.String("operation_id", c.OperationID), slog.Any("err", err))
 	}
 }
 
@@ -326,7 +345,8 @@ func (w *Worker) logFinish(ctx context.Context, c store.Claimed, f store.Finish,
 	}
 	switch {
 	case !ok:
-		w.log.LogAttrs(ctx, slog.LevelWarn, "delivery outcome not recorded: the claim was taken over", attrs...)
+		w.log.LogAttrs(ctx, slog.LevelWarn,
+			"delivery outcome not recorded: the claim is no longer current (taken over, or recorded by a try whose answer was lost)", attrs...)
 		return
 	case f.State == relay.StateDead:
 		w.log.LogAttrs(ctx, slog.LevelError, "delivery dead", attrs...)

@@ -45,7 +45,7 @@ func TestDatabaseRestartMidStream(t *testing.T) {
 	if refused == 0 {
 		t.Errorf("no webhook was answered 503 while the database was away (%s)", s.summary())
 	}
-	// A few more, well after the outage, must be taken at once.
+	// A few more after the outage.
 	s.stream(ctx, "later", 6, 2, 0)
 	if r.exited() {
 		t.Fatalf("the relay exited (%v); it must ride out a database outage", r.err)

@@ -244,6 +244,18 @@ func (db *DB) writeFinishes(items []Finish) ([]FinishResult, error) {
 	return out, nil
 }
 
+// Release gives back a delivery claimed but never tried, as if the claim
+// had not happened (fenced like a finish). A claim that is no longer
+// current is left alone.
+func (db *DB) Release(ctx context.Context, c Claimed) error {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	_, err := db.pool.Exec(ctx, `
+UPDATE deliveries SET state = 'pending', attempts = attempts - 1, lease_until = NULL
+WHERE operation_id = $1 AND attempts = $2 AND claim_gen = $3 AND state = 'sending'`, c.OperationID, c.Attempt, c.Gen)
+	return classify("release delivery", err)
+}
+
 // Supersede looks for a resolved delivery of c's alert group, to the same
 // recipient through the same route and conversation, queued after c. When
 // there is one, every firing delivery of the group queued before it (c

@@ -8,13 +8,14 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// AcquireSession takes or renews the UCWA session lease of account for
-// holder, valid for ttl by the database's clock. It returns the lease's
-// generation and true when holder holds it now; false (and no error) while
-// another holder's lease is live. The generation goes up whenever the
-// holder changes, so rows claimed under an older generation can be taken
-// over at once.
-func (db *DB) AcquireSession(ctx context.Context, account, holder string, ttl time.Duration) (int64, bool, error) {
+// AcquireSession takes (fresh) or renews the UCWA session lease of account
+// for holder, valid for ttl by the database's clock. It returns the
+// lease's generation and true when holder holds it now; false (and no
+// error) while another holder's lease is live. Every fresh acquisition
+// raises the generation, even by the same holder after losing the lease,
+// so rows claimed under an older generation can be taken over at once; a
+// renewal keeps it.
+func (db *DB) AcquireSession(ctx context.Context, account, holder string, ttl time.Duration, fresh bool) (int64, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
 	defer cancel()
 	var gen int64
@@ -22,12 +23,12 @@ func (db *DB) AcquireSession(ctx context.Context, account, holder string, ttl ti
 INSERT INTO sessions AS s (account, holder, generation, acquired_at, expires_at)
 VALUES ($1, $2, 1, now(), now() + $3 * interval '1 millisecond')
 ON CONFLICT (account) DO UPDATE SET
-    generation  = s.generation + CASE WHEN s.holder = excluded.holder THEN 0 ELSE 1 END,
-    acquired_at = CASE WHEN s.holder = excluded.holder THEN s.acquired_at ELSE now() END,
+    generation  = s.generation + CASE WHEN s.holder = excluded.holder AND NOT $4 THEN 0 ELSE 1 END,
+    acquired_at = CASE WHEN s.holder = excluded.holder AND NOT $4 THEN s.acquired_at ELSE now() END,
     holder      = excluded.holder,
     expires_at  = excluded.expires_at
 WHERE s.holder = excluded.holder OR s.expires_at < now()
-RETURNING generation`, account, holder, ttl.Milliseconds()).Scan(&gen)
+RETURNING generation`, account, holder, ttl.Milliseconds(), fresh).Scan(&gen)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
