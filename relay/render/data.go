@@ -85,13 +85,25 @@ type GroupAlert struct {
 	Fingerprint string
 	// Group is the notification the alert is part of.
 	Group *Data
+
+	// Extra is ExtraLabels as "a=1, b=2", and Summary, Description,
+	// Message and Runbook are Annotation of "summary", "description",
+	// "message" and "runbook_url": computed once, so templates can read
+	// them as fields (text/template's method calls are what rendering
+	// spends most on).
+	Extra                                  string
+	Summary, Description, Message, Runbook string
+	// Name is the alert's alertname when the group's alerts do not all
+	// share one, else "".
+	Name string
 }
 
 // GroupAlerts returns .Alerts, each paired with the group.
 func (d *Data) GroupAlerts() []GroupAlert {
 	out := make([]GroupAlert, len(d.Alerts))
+	_, sharedName := d.CommonLabels["alertname"]
 	for i, a := range d.Alerts {
-		out[i] = GroupAlert{
+		g := GroupAlert{
 			Status:       a.Status,
 			Labels:       a.Labels,
 			Annotations:  a.Annotations,
@@ -101,6 +113,13 @@ func (d *Data) GroupAlerts() []GroupAlert {
 			Fingerprint:  a.Fingerprint,
 			Group:        d,
 		}
+		g.Extra = g.ExtraLabels().String()
+		g.Summary, g.Description = g.Annotation("summary"), g.Annotation("description")
+		g.Message, g.Runbook = g.Annotation("message"), g.Annotation("runbook_url")
+		if !sharedName {
+			g.Name = a.Labels["alertname"]
+		}
+		out[i] = g
 	}
 	return out
 }

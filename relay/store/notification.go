@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -130,77 +131,122 @@ func (db *DB) notifier() {
 	}
 }
 
-// enqueueSQL records one notification in one statement. The upsert on
-// dedup_keys decides: a fresh key, or one whose window has passed, takes
-// this notification's id and the dependent inserts run; a key still inside
-// its window keeps the original id, and only a duplicates row is added.
-// ON CONFLICT waits for a twin's transaction and then sees its row, so
-// concurrent twins resolve to one notification.
+// enqueueSQL records a batch of notifications in one statement. The upsert
+// on dedup_keys decides for each: a fresh key, or one whose window has
+// passed, takes the notification's id and the dependent inserts run; a key
+// still inside its window keeps the original id, and only a duplicates row
+// is added. ON CONFLICT waits for a twin's transaction and then sees its
+// row, so concurrent twins resolve to one notification. Twins inside the
+// batch ($19) are left out of the upsert (a statement may not update a row
+// twice) and only counted as duplicates. $9 is the batch's time.
 const enqueueSQL = `
-WITH k AS (
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                         $7::text[], $8::text[])
+        WITH ORDINALITY AS i(key, id, opids, expires, route, format, event, payload, idx)
+), k AS (
     INSERT INTO dedup_keys AS d (key, notification_id, operation_ids, expires_at)
-    VALUES ($1, $2, $3, $4)
+    SELECT key, id, string_to_array(opids, ','), expires FROM input ORDER BY key
     ON CONFLICT (key) DO UPDATE SET
-        notification_id = CASE WHEN d.expires_at <= $5 THEN excluded.notification_id ELSE d.notification_id END,
-        operation_ids   = CASE WHEN d.expires_at <= $5 THEN excluded.operation_ids   ELSE d.operation_ids   END,
-        expires_at      = CASE WHEN d.expires_at <= $5 THEN excluded.expires_at      ELSE d.expires_at      END
-    RETURNING d.notification_id, d.operation_ids
+        notification_id = CASE WHEN d.expires_at <= $9 THEN excluded.notification_id ELSE d.notification_id END,
+        operation_ids   = CASE WHEN d.expires_at <= $9 THEN excluded.operation_ids   ELSE d.operation_ids   END,
+        expires_at      = CASE WHEN d.expires_at <= $9 THEN excluded.expires_at      ELSE d.expires_at      END
+    RETURNING d.key, d.notification_id, d.operation_ids
 ), n AS (
     INSERT INTO notifications (id, route, format, event, dedup_key, payload, received_at)
-    SELECT $2, $6, $7, $16, $1, $8, $5 FROM k WHERE k.notification_id = $2
+    SELECT i.id, i.route, i.format, i.event, i.key, i.payload::jsonb, $9
+    FROM input i JOIN k ON k.key = i.key AND k.notification_id = i.id
     RETURNING id
 ), dl AS (
     INSERT INTO deliveries (operation_id, notification_id, route, conversation, recipient, subject,
                             importance, group_key, status, part, parts, text, next_attempt_at,
                             created_at, queued_at, updated_at)
-    SELECT m.op, n.id, $6, m.conv, m.rcpt, m.subj, m.imp, m.gk, m.st, m.part, m.parts, m.txt, $5, $5, $5, $5
-    FROM n, unnest($3::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::int[], $15::text[],
-                   $17::text[], $18::text[])
-         WITH ORDINALITY AS m(op, conv, rcpt, subj, imp, part, parts, txt, gk, st, ord)
+    SELECT m.op, n.id, i.route, m.conv, m.rcpt, m.subj, m.imp, m.gk, m.st, m.part, m.parts, m.txt, $9, $9, $9, $9
+    FROM unnest($10::int[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+                $17::text[], $18::int[], $20::int[], $21::text[])
+         WITH ORDINALITY AS m(nidx, op, conv, rcpt, subj, imp, gk, st, part, parts, txt, ord)
+    JOIN input i ON i.idx = m.nidx
+    JOIN n ON n.id = i.id
     ORDER BY m.ord
 ), dup AS (
     INSERT INTO duplicates (notification_id, received_at)
-    SELECT k.notification_id, $5 FROM k WHERE k.notification_id <> $2
+    SELECT k.notification_id, $9 FROM k JOIN input i ON i.key = k.key WHERE k.notification_id <> i.id
+    UNION ALL
+    SELECT k.notification_id, $9 FROM unnest($19::text[]) AS t(key) JOIN k ON k.key = t.key
 )
-SELECT notification_id, operation_ids FROM k`
+SELECT key, notification_id, operation_ids FROM k`
 
+// writeEnqueues writes a batch in one statement, one round trip and one
+// commit.
 func (db *DB) writeEnqueues(items []enqueueItem) ([]EnqueueResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), db.opts.OpTimeout)
 	defer cancel()
-	b := &pgx.Batch{}
-	for _, it := range items {
-		n := it.n
-		k := len(n.Messages)
-		convs, rcpts, subjs, imps, txts := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
-		gks, sts := make([]string, k), make([]string, k)
-		parts, counts := make([]int32, k), make([]int32, k)
-		for i, m := range n.Messages {
-			convs[i], rcpts[i], subjs[i], imps[i], txts[i] = m.Conversation, m.Target.To, m.Target.Subject, m.Target.Importance, m.Text
-			gks[i], sts[i] = m.GroupKey, m.Status
-			if imps[i] == "" {
-				imps[i] = "Normal"
-			}
-			parts[i], counts[i] = int32(max(m.Part, 1)), int32(max(m.Parts, m.Part, 1))
+	var (
+		keys, ids, opids, routes, formats, events, payloads []string
+		expires                                             []time.Time
+		twins                                               []string
+		nidx, parts, counts                                 []int32
+		ops, convs, rcpts, subjs, imps, gks, sts, txts      []string
+		now                                                 time.Time
+	)
+	primary := make(map[string]int, len(items)) // key → index of its first item
+	for i, it := range items {
+		now = maxTime(now, it.now)
+		if _, seen := primary[it.n.DedupKey]; seen {
+			twins = append(twins, it.n.DedupKey)
+			continue
 		}
-		b.Queue(enqueueSQL, n.DedupKey, it.id, it.opIDs, it.now.Add(n.Window), it.now, n.Route, n.Format,
-			string(n.Payload), convs, rcpts, subjs, imps, parts, counts, txts, n.Event, gks, sts)
+		primary[it.n.DedupKey] = i
+		n := it.n
+		keys, ids, opids = append(keys, n.DedupKey), append(ids, it.id), append(opids, strings.Join(it.opIDs, ","))
+		expires = append(expires, it.now.Add(n.Window))
+		routes, formats, events, payloads = append(routes, n.Route), append(formats, n.Format),
+			append(events, n.Event), append(payloads, string(n.Payload))
+		for j, m := range n.Messages {
+			imp := m.Target.Importance
+			if imp == "" {
+				imp = "Normal"
+			}
+			nidx = append(nidx, int32(len(keys)))
+			ops, convs, rcpts, subjs = append(ops, it.opIDs[j]), append(convs, m.Conversation),
+				append(rcpts, m.Target.To), append(subjs, m.Target.Subject)
+			imps, gks, sts, txts = append(imps, imp), append(gks, m.GroupKey), append(sts, m.Status), append(txts, m.Text)
+			parts, counts = append(parts, int32(max(m.Part, 1))), append(counts, int32(max(m.Parts, m.Part, 1)))
+		}
+	}
+	rows, _ := db.pool.Query(ctx, enqueueSQL, keys, ids, opids, expires, routes, formats, events, payloads, now,
+		nidx, ops, convs, rcpts, subjs, imps, gks, sts, parts, twins, counts, txts)
+	type keyed struct {
+		id  string
+		ops []string
+	}
+	byKey := make(map[string]keyed, len(keys))
+	var key string
+	var k keyed
+	_, err := pgx.ForEachRow(rows, []any{&key, &k.id, &k.ops}, func() error {
+		byKey[key] = keyed{k.id, k.ops}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record notifications: %w", err)
 	}
 	results := make([]EnqueueResult, len(items))
-	br := db.pool.SendBatch(ctx, b)
 	for i, it := range items {
-		var res EnqueueResult
-		if err := br.QueryRow().Scan(&res.NotificationID, &res.OperationIDs); err != nil {
-			_ = br.Close()
-			return nil, fmt.Errorf("record notification: %w", err)
+		got, ok := byKey[it.n.DedupKey]
+		if !ok {
+			return nil, fmt.Errorf("record notifications: no result for key %s", it.n.DedupKey)
 		}
-		res.Duplicate = res.NotificationID != it.id
-		results[i] = res
-	}
-	// Close reads what is left and reports the implicit transaction's commit.
-	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("commit notifications: %w", err)
+		results[i] = EnqueueResult{NotificationID: got.id, OperationIDs: got.ops,
+			Duplicate: primary[it.n.DedupKey] != i || got.id != it.id}
 	}
 	return results, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // SweepDedupKeys deletes deduplication keys whose window ended before

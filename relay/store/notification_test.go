@@ -172,3 +172,32 @@ func TestEnqueueConcurrentTwinsMakeOneDelivery(t *testing.T) {
 		t.Errorf("duplicates = %d, want %d", d.Duplicates, twins-1)
 	}
 }
+
+// TestTwinsInOneGroupCommit: twins inside one group commit make one
+// notification; the others are duplicates with the same ids, counted.
+func TestTwinsInOneGroupCommit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ns := []*store.NewNotification{notification("twin", "a"), notification("other", "a"), notification("twin", "a"), notification("twin", "a")}
+	res, ids, err := b.db.EnqueueBatch(ns, *b.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Duplicate || res[1].Duplicate || !res[2].Duplicate || !res[3].Duplicate {
+		t.Fatalf("duplicate flags = %v %v %v %v, want false false true true", res[0].Duplicate, res[1].Duplicate, res[2].Duplicate, res[3].Duplicate)
+	}
+	if res[2].NotificationID != ids[0] || res[3].NotificationID != ids[0] || !cmp.Equal(res[3].OperationIDs, res[0].OperationIDs) {
+		t.Errorf("twins got %+v and %+v, want the first twin's ids", res[2], res[3])
+	}
+	d, err := b.db.GetDelivery(context.Background(), res[0].OperationIDs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Duplicates != 2 {
+		t.Errorf("duplicates = %d, want 2", d.Duplicates)
+	}
+	list, _, _ := b.db.ListDeliveries(context.Background(), store.ListFilter{})
+	if len(list) != 2 {
+		t.Errorf("%d deliveries stored, want 2", len(list))
+	}
+}

@@ -1,0 +1,23 @@
+package store
+
+import (
+	"strconv"
+	"time"
+)
+
+// EnqueueBatch writes ns as one group commit, as concurrent Enqueue calls
+// would, and returns the ids each was given.
+func (db *DB) EnqueueBatch(ns []*NewNotification, now time.Time) ([]EnqueueResult, []string, error) {
+	items := make([]enqueueItem, len(ns))
+	ids := make([]string, len(ns))
+	for i, n := range ns {
+		id := newID(now)
+		items[i] = enqueueItem{n: n, id: id, now: now}
+		for j := range n.Messages {
+			items[i].opIDs = append(items[i].opIDs, id+"-"+strconv.Itoa(j+1))
+		}
+		ids[i] = id
+	}
+	res, err := db.writeEnqueues(items)
+	return res, ids, err
+}
