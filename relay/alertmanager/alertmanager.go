@@ -14,9 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -165,13 +165,16 @@ type Message struct {
 // Decode parses one notification from body. It rejects trailing data and
 // checks the result with Validate. Every error wraps ErrMalformed.
 func Decode(body []byte) (*Message, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
 	var m Message
-	if err := dec.Decode(&m); err != nil {
+	if err := json.Unmarshal(body, &m); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) && strings.Contains(syn.Error(), "after top-level value") {
+			return nil, fmt.Errorf("%w: unexpected data after the JSON object", ErrMalformed)
+		}
+		if len(bytes.TrimSpace(body)) == 0 {
+			return nil, fmt.Errorf("%w: empty body", ErrMalformed)
+		}
 		return nil, fmt.Errorf("%w: %s", ErrMalformed, source.DescribeJSONError(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: unexpected data after the JSON object", ErrMalformed)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -225,7 +228,7 @@ func (m *Message) Validate() error {
 		}
 	}
 	for i, a := range m.Alerts {
-		field := fmt.Sprintf("alerts[%d]", i)
+		field := "alerts[" + strconv.Itoa(i) + "]"
 		if a.Status != StatusFiring && a.Status != StatusResolved {
 			return bad("%s.status is %q, want %q or %q", field, a.Status, StatusFiring, StatusResolved)
 		}
@@ -252,11 +255,13 @@ func checkKV(field string, kv KV) error {
 		return fmt.Errorf("%s has %d entries, at most %d accepted", field, len(kv), MaxLabels)
 	}
 	for k, v := range kv {
-		if err := checkString(field+" name", k); err != nil {
-			return err
+		// Names are built only for an error: this runs for every label of
+		// every alert of every webhook.
+		if problem(k) != "" {
+			return checkString(field+" name", k)
 		}
-		if err := checkString(fmt.Sprintf("%s[%q]", field, k), v); err != nil {
-			return err
+		if problem(v) != "" {
+			return checkString(fmt.Sprintf("%s[%q]", field, k), v)
 		}
 	}
 	return nil
@@ -265,15 +270,23 @@ func checkKV(field string, kv KV) error {
 // checkString rejects what cannot be stored or shown: NUL characters
 // (PostgreSQL text cannot hold them), invalid UTF-8 and absurd lengths.
 func checkString(field, s string) error {
-	switch {
-	case len(s) > maxStringLen:
-		return fmt.Errorf("%s is %d bytes long, at most %d accepted", field, len(s), maxStringLen)
-	case strings.IndexByte(s, 0) >= 0:
-		return fmt.Errorf("%s contains a NUL character", field)
-	case !utf8.ValidString(s):
-		return fmt.Errorf("%s is not valid UTF-8", field)
+	if p := problem(s); p != "" {
+		return fmt.Errorf("%s %s", field, p)
 	}
 	return nil
+}
+
+// problem says what is wrong with s, "" when nothing is.
+func problem(s string) string {
+	switch {
+	case len(s) > maxStringLen:
+		return fmt.Sprintf("is %d bytes long, at most %d accepted", len(s), maxStringLen)
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL character"
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	}
+	return ""
 }
 
 // DedupKey returns a hex SHA-256 over what Alertmanager's own notification

@@ -37,6 +37,8 @@ func DescribeJSONError(err error) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.As(err, &syn) && strings.Contains(syn.Error(), "unexpected end of JSON input"):
+		return "truncated JSON"
 	case errors.As(err, &syn):
 		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)
 	case errors.As(err, &typ):
