@@ -95,3 +95,12 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+func BenchmarkDecode(b *testing.B) {
+	body := relaytest.Notification("HighCPU", 3, "firing")
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := alertmanager.Decode(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
