@@ -135,8 +135,10 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	// drains the sends in flight, closes the UCWA session and releases the
 	// lease; the database closes only after (deferred above).
 	var deliverWG sync.WaitGroup
+	holder := "" // this replica's name in the session lease, when it can hold one
 	if cfg.UCWA.Enabled() {
 		sup := newSupervisor(cfg, db, logger, reg, opts, policies)
+		holder = sup.Holder()
 		logger.InfoContext(ctx, "delivery enabled", slog.String("account", cfg.UCWA.Username),
 			slog.String("holder", sup.Holder()))
 		deliverWG.Go(func() {
@@ -146,6 +148,8 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	} else {
 		logger.WarnContext(ctx, "delivery is off: ucwa.discovery_urls is not set; webhooks are stored but not sent")
 	}
+
+	wg.Go(func() { watchSessions(bgCtx, db, holder, logger) })
 
 	var runErr error
 	select {
@@ -191,6 +195,29 @@ func prepareSchema(ctx context.Context, url string, db *store.DB, skip bool, log
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// watchSessions keeps the store announcing new deliveries exactly while
+// another replica holds the UCWA session: that replica's worker then wakes
+// within milliseconds. Here, the worker is woken in process, and with no
+// holder anywhere there is nobody to tell.
+func watchSessions(ctx context.Context, db *store.DB, holder string, logger *slog.Logger) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		held, err := db.SessionHeldElsewhere(ctx, holder)
+		switch {
+		case err == nil:
+			db.SetNotifyOthers(held)
+		case ctx.Err() == nil:
+			logger.DebugContext(ctx, "read session leases", slog.Any("err", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

@@ -108,10 +108,6 @@ func (s *Supervisor) hold(ctx context.Context, gen int64) {
 	s.log.InfoContext(ctx, "session lease acquired: this replica sends", slog.Int64("generation", gen))
 	s.opts.Metrics.sessionHeld.Set(1)
 	defer s.opts.Metrics.sessionHeld.Set(0)
-	// This replica's worker is woken in process; other replicas' commits
-	// still announce theirs.
-	s.db.SetNotifyOthers(false)
-	defer s.db.SetNotifyOthers(true)
 
 	// leased ends when the lease may no longer be ours: then every send
 	// stops at once, with no drain. It does not end with ctx, so that on a

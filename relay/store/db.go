@@ -95,7 +95,6 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	db := &DB{pool: pool, opts: opts, logger: opts.Logger, enqueued: make(chan struct{}, 1),
 		notifyCh: make(chan struct{}, 1), notifyStop: make(chan struct{})}
-	db.notifyOthers.Store(true)
 	db.notifyWG.Add(1)
 	go db.notifier()
 	db.enqueuer = newGroupCommitter(opts.Committers, opts.BatchMax, opts.Logger, db.writeEnqueues)

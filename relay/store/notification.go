@@ -108,8 +108,8 @@ func (db *DB) signalEnqueued() {
 const NotifyChannel = "relay_deliveries"
 
 // SetNotifyOthers says whether commits of new deliveries are announced on
-// NotifyChannel (the default). The replica holding the session turns it
-// off: its own worker is woken in process.
+// NotifyChannel: only needed while another replica holds the session (the
+// holder's own worker is woken in process). Off by default.
 func (db *DB) SetNotifyOthers(on bool) { db.notifyOthers.Store(on) }
 
 // notifier sends one NOTIFY per burst of commits, in a transaction of its
@@ -128,6 +128,13 @@ func (db *DB) notifier() {
 			db.logger.Debug("announce new deliveries", slog.Any("err", err))
 		}
 		cancel()
+		// At most one announcement per few milliseconds: each is a commit
+		// of its own, and the listener needs only one per burst.
+		select {
+		case <-db.notifyStop:
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
 	}
 }
 

@@ -59,3 +59,15 @@ func (db *DB) SessionHolder(ctx context.Context, account string) (holder string,
 	}
 	return holder, gen, expires, classify("read session lease", err)
 }
+
+// SessionHeldElsewhere reports whether a replica other than holder holds a
+// live session lease, i.e. whether new deliveries committed here must be
+// announced for that replica's worker.
+func (db *DB) SessionHeldElsewhere(ctx context.Context, holder string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	var held bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sessions WHERE expires_at > now() AND holder <> $1)`,
+		holder).Scan(&held)
+	return held, classify("read session leases", err)
+}
