@@ -70,6 +70,10 @@ CREATE TABLE deliveries (
     -- claim_gen is the session generation of the worker that claimed it:
     -- a newer session holder may take over rows of an older one at once.
     claim_gen       bigint      NOT NULL DEFAULT 0,
+    -- claim_token names the finish that claimed this delivery as the
+    -- recipient's next one, so a retry of that finish (its first answer
+    -- lost) gets the same delivery back instead of stranding it.
+    claim_token     text,
     -- resend: the next send carries the "(resent)" marker, because an
     -- earlier try may have reached the recipient unconfirmed.
     resend          boolean     NOT NULL DEFAULT false,

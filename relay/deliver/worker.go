@@ -113,7 +113,9 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 
 	for ctx.Err() == nil {
 		if free := w.opts.MaxInFlight - inFlight; free > 0 {
-			claimed, err := w.db.Claim(ctx, w.opts.Now(), free, w.opts.Lease, gen)
+			// Not cancelled mid-statement by a shutdown: a claim that
+			// committed but whose answer was lost would strand its rows.
+			claimed, err := w.db.Claim(context.WithoutCancel(ctx), w.opts.Now(), free, w.opts.Lease, gen)
 			switch {
 			case err != nil && ctx.Err() == nil:
 				if !failing {
@@ -200,7 +202,11 @@ func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claime
 	if policy.Supersede && c.Supersedable {
 		by, err := w.db.Supersede(ctx, c, supersedeNote, now)
 		if err != nil {
+			// Sending now could duplicate what a committed supersession
+			// already replaced: give the delivery back and decide later.
 			w.log.WarnContext(ctx, "check supersession", slog.String("operation_id", c.OperationID), slog.Any("err", err))
+			w.release(c)
+			return nil
 		}
 		if by != "" {
 			w.log.InfoContext(ctx, "delivery superseded", slog.String("operation_id", c.OperationID), slog.String("by", by))
@@ -216,7 +222,11 @@ func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claime
 	}
 	opID := fmt.Sprintf("%s.%d", c.OperationID, c.Attempt)
 	start := w.opts.Now()
-	out, err := p.Send(ctx, c.Target, opID, text)
+	// The send must end, and its outcome be recorded, before the claim's
+	// lease runs out: after that the delivery may be claimed again.
+	sendCtx, cancel := context.WithTimeout(ctx, w.opts.Lease*3/4)
+	out, err := p.Send(sendCtx, c.Target, opID, text)
+	cancel()
 	end := w.opts.Now()
 	if out.Kind == 0 {
 		out.Kind = relay.RetryLater
@@ -301,10 +311,22 @@ func (w *Worker) decide(f *store.Finish, c store.Claimed, policy Policy, out rel
 // on every try), the same commit claims the recipient's next delivery,
 // which record returns.
 func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.Finish) *store.Claimed {
+	sending := ctx
 	ctx = context.WithoutCancel(ctx)
-	deadline := time.Now().Add(w.opts.Lease)
+	start := time.Now()
+	deadline := start.Add(w.opts.Lease / 4)
 	backoff := 100 * time.Millisecond
 	for {
+		// On shutdown, keep trying for the drain time only; once the lease
+		// is lost (sends aborted), briefly. The lease or the next session
+		// generation then hands the delivery on.
+		switch {
+		case sending.Err() != nil && time.Since(start) > 2*time.Second,
+			claiming.Err() != nil && time.Since(start) > w.opts.DrainTimeout:
+			w.log.ErrorContext(ctx, "gave up recording a delivery's outcome while stopping; it will be retried",
+				slog.String("operation_id", c.OperationID))
+			return nil
+		}
 		f.Now = w.opts.Now()
 		f.ClaimNext = nil
 		if claiming.Err() == nil {

@@ -80,10 +80,11 @@ func (cfg *Config) prepareAlertmanager(route *Route, body []byte) (*Prepared, er
 				}
 				shared[key] = texts
 			}
+			status := supersessionStatus(msg, sub)
 			for _, target := range route.Conversations[conv] {
 				for i, text := range texts {
 					n.Messages = append(n.Messages, store.NewMessage{
-						Conversation: conv, Target: target, GroupKey: msg.GroupKey, Status: sub.Status,
+						Conversation: conv, Target: target, GroupKey: msg.GroupKey, Status: status,
 						Part: i + 1, Parts: len(texts), Text: text,
 					})
 				}
@@ -136,7 +137,14 @@ func (cfg *Config) prepareEvent(route *Route, h http.Header, body []byte) (*Prep
 	if len(texts) == 0 {
 		return nil, newAPIError(http.StatusUnprocessableEntity, "template %q rendered no text", route.Template)
 	}
-	sum := sha256.Sum256([]byte(route.Name + "\x00" + route.Format + "\x00" + ev.IdempotencyKey))
+	keyed := route.Name + "\x00" + route.Format + "\x00" + ev.IdempotencyKey
+	if route.Format == FormatGeneric {
+		// A sender reusing an Idempotency-Key for other content gets a new
+		// delivery, not a silent duplicate of the first.
+		body := sha256.Sum256(body)
+		keyed += "\x00" + hex.EncodeToString(body[:])
+	}
+	sum := sha256.Sum256([]byte(keyed))
 	n := &store.NewNotification{Route: route.Name, Format: route.Format, Event: event,
 		DedupKey: hex.EncodeToString(sum[:]), Payload: body, Window: cfg.DedupWindow}
 	for _, conv := range convs {
@@ -149,6 +157,22 @@ func (cfg *Config) prepareEvent(route *Route, h http.Header, body []byte) (*Prep
 		}
 	}
 	return &Prepared{Notification: n, Kind: ev.Kind}, nil
+}
+
+// supersessionStatus is the status a message is queued with for
+// supersession: "firing" for firing alerts, "resolved" only when the whole
+// group resolved (Alertmanager's group status), and "" for resolved alerts
+// of a group that still fires (split_status, per_alert): those must not
+// replace the group's queued firing messages, whose other alerts still fire.
+func supersessionStatus(group, sub *alertmanager.Message) string {
+	switch {
+	case sub.Status == alertmanager.StatusFiring:
+		return alertmanager.StatusFiring
+	case group.Status == alertmanager.StatusResolved:
+		return alertmanager.StatusResolved
+	default:
+		return ""
+	}
 }
 
 func renderError(route *Route, err error) error {

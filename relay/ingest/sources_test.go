@@ -88,6 +88,24 @@ func TestSplitStatusAndPerAlert(t *testing.T) {
 		if n := len(resp.body["operationIds"].([]any)); n != want {
 			t.Errorf("route %s made %d deliveries, want %d", route, n, want)
 		}
+		// The resolved part of a group that still fires must not be able
+		// to supersede the group's firing messages.
+		var ids []string
+		for _, id := range resp.body["operationIds"].([]any) {
+			ids = append(ids, id.(string))
+		}
+		rows, err := b.db.Pool().Query(t.Context(), `SELECT status FROM deliveries WHERE operation_id = ANY($1)`, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var st string
+			_ = rows.Scan(&st)
+			if st == "resolved" {
+				t.Errorf("route %s queued a delivery with supersession status resolved for a group that still fires", route)
+			}
+		}
+		rows.Close()
 	}
 }
 
@@ -179,9 +197,14 @@ func TestGitLabAndGenericWebhooks(t *testing.T) {
 	}
 	body := []byte(`{"title":"Deploy finished","status":"success"}`)
 	first := post("any", map[string]string{"Idempotency-Key": "deploy-42"}, body)
-	again := post("any", map[string]string{"Idempotency-Key": "deploy-42"}, []byte(`{"title":"Deploy finished","status":"success","retry":1}`))
-	if first.status != http.StatusAccepted || again.status != http.StatusOK || again.body["duplicate"] != true {
-		t.Errorf("generic with the same Idempotency-Key = %d then %d %v, want 202 then 200 duplicate", first.status, again.status, again.body)
+	retry := post("any", map[string]string{"Idempotency-Key": "deploy-42"}, body)
+	if first.status != http.StatusAccepted || retry.status != http.StatusOK || retry.body["duplicate"] != true {
+		t.Errorf("generic retry with the same Idempotency-Key = %d then %d %v, want 202 then 200 duplicate", first.status, retry.status, retry.body)
+	}
+	// The same key on other content is not silently dropped.
+	other := post("any", map[string]string{"Idempotency-Key": "deploy-42"}, []byte(`{"title":"Deploy failed","status":"failure"}`))
+	if other.status != http.StatusAccepted || other.body["duplicate"] != false {
+		t.Errorf("same Idempotency-Key, other content = %d %v, want 202 and a new delivery", other.status, other.body)
 	}
 	if r := post("any", nil, []byte(`[1,2,3]`)); r.status != http.StatusBadRequest {
 		t.Errorf("generic array = %d, want 400", r.status)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,7 +56,7 @@ WITH RECURSIVE heads AS (
         WHERE state IN ('pending', 'sending') AND recipient > h.recipient
         ORDER BY recipient, seq LIMIT 1) nx
 ), due AS (
-    SELECT d.operation_id, d.state AS old_state FROM deliveries d JOIN heads h ON d.seq = h.seq
+    SELECT d.operation_id, d.state AS old_state, false AS mine FROM deliveries d JOIN heads h ON d.seq = h.seq
     WHERE (d.state = 'pending' AND d.next_attempt_at <= $1)
        OR (d.state = 'sending' AND (d.lease_until < $1 OR d.claim_gen < $4))
     ORDER BY d.next_attempt_at, d.seq
@@ -64,13 +65,14 @@ WITH RECURSIVE heads AS (
 )
 UPDATE deliveries d
 SET state = 'sending', attempts = d.attempts + 1, lease_until = $1 + $3 * interval '1 millisecond',
-    claim_gen = $4, updated_at = $1
+    claim_gen = $4, claim_token = NULL, updated_at = $1
 FROM due WHERE d.operation_id = due.operation_id
 RETURNING ` + claimedColumns
 
 // claimedColumns are what a claim returns; old_state is the state before it.
 const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d.importance,
-    d.group_key, d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.resend, due.old_state = 'sending',
+    d.group_key, d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.resend,
+    due.old_state = 'sending' AND NOT due.mine,
     d.status = 'firing' AND d.group_key <> '' AND EXISTS (
         SELECT 1 FROM deliveries r
         WHERE r.recipient = d.recipient AND r.group_key = d.group_key AND r.seq > d.seq
@@ -85,14 +87,16 @@ WITH head AS (
     SELECT operation_id, state AS old_state FROM deliveries
     WHERE recipient = $4 AND state IN ('pending', 'sending') ORDER BY seq LIMIT 1
 ), due AS (
-    SELECT d.operation_id, head.old_state FROM deliveries d JOIN head ON d.operation_id = head.operation_id
+    SELECT d.operation_id, head.old_state, (d.state = 'sending' AND d.claim_gen = $3 AND d.claim_token = $5) AS mine
+    FROM deliveries d JOIN head ON d.operation_id = head.operation_id
     WHERE (d.state = 'pending' AND d.next_attempt_at <= $1)
        OR (d.state = 'sending' AND (d.lease_until < $1 OR d.claim_gen < $3))
+       OR (d.state = 'sending' AND d.claim_gen = $3 AND d.claim_token = $5)
     FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE deliveries d
-SET state = 'sending', attempts = d.attempts + 1, lease_until = $1 + $2 * interval '1 millisecond',
-    claim_gen = $3, updated_at = $1
+SET state = 'sending', attempts = d.attempts + CASE WHEN due.mine THEN 0 ELSE 1 END,
+    lease_until = $1 + $2 * interval '1 millisecond', claim_gen = $3, claim_token = $5, updated_at = $1
 FROM due WHERE d.operation_id = due.operation_id
 RETURNING ` + claimedColumns
 
@@ -208,7 +212,8 @@ func (db *DB) writeFinishes(items []Finish) ([]FinishResult, error) {
 		b.Queue(finishSQL, f.OperationID, f.Attempt, f.Gen, string(f.State), f.NextAttemptAt, f.Failed, f.Resend,
 			f.LastError, f.Now)
 		if n := f.ClaimNext; n != nil {
-			b.Queue(claimNextSQL, f.Now, n.Lease.Milliseconds(), f.Gen, n.Recipient)
+			token := f.OperationID + "." + strconv.Itoa(f.Attempt)
+			b.Queue(claimNextSQL, f.Now, n.Lease.Milliseconds(), f.Gen, n.Recipient, token)
 		}
 	}
 	br := db.pool.SendBatch(ctx, b)
@@ -314,7 +319,7 @@ func (db *DB) Redeliver(ctx context.Context, operationID string, now time.Time) 
 	err := db.pool.QueryRow(ctx, `
 WITH old AS (SELECT operation_id, state FROM deliveries WHERE operation_id = $1 FOR UPDATE)
 UPDATE deliveries d SET state = 'pending', next_attempt_at = $2, queued_at = $2, updated_at = $2,
-    lease_until = NULL, failures = 0, resend = false, superseded_by = NULL,
+    seq = DEFAULT, lease_until = NULL, failures = 0, resend = false, superseded_by = NULL,
     last_error = 'redelivered (was ' || old.state || ')'
 FROM old WHERE d.operation_id = old.operation_id AND old.state NOT IN ('pending', 'sending')
 RETURNING old.state`, operationID, now).Scan(&prev)

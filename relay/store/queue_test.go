@@ -117,6 +117,28 @@ func TestReleaseGivesBackUntouched(t *testing.T) {
 	}
 }
 
+// TestFinishRetryGetsItsNextDeliveryBack: a finish whose commit went
+// through but whose answer was lost is tried again; the retry must get the
+// next delivery its first try claimed, not strand it for a lease.
+func TestFinishRetryGetsItsNextDeliveryBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	enqueue(t, b, "k1", "g1", "firing", "alice")
+	second := enqueue(t, b, "k2", "g2", "firing", "alice")
+	c, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	f := store.Finish{OperationID: c[0].OperationID, Attempt: 1, Gen: 1, State: relay.StateDelivered, Now: *b.now,
+		ClaimNext: &store.NextClaim{Recipient: c[0].Target.To, Lease: time.Minute}}
+	first, err := b.db.Finish(ctx, f)
+	if err != nil || first.Next == nil || first.Next.OperationID != second[0] {
+		t.Fatalf("first finish = %+v, %v", first, err)
+	}
+	retry, err := b.db.Finish(ctx, f) // the same finish again, as after a lost answer
+	if err != nil || retry.Next == nil || retry.Next.OperationID != second[0] || retry.Next.Attempt != 1 || retry.Next.Reclaimed {
+		t.Fatalf("retried finish = %+v, %v; want the same next delivery, attempt 1, not reclaimed", retry.Next, err)
+	}
+}
+
 func TestFinishIsFenced(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -202,6 +224,35 @@ func TestRedeliver(t *testing.T) {
 	again, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
 	if len(again) != 1 || again[0].Attempt != 2 || !again[0].QueuedAt.Equal(*b.now) {
 		t.Errorf("claim after redeliver = %+v, want attempt 2 queued now", again)
+	}
+}
+
+// TestRedeliverJoinsTheEndOfTheLine: a redelivered old delivery does not
+// jump ahead of, or run beside, the recipient's newer ones.
+func TestRedeliverJoinsTheEndOfTheLine(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	old := enqueue(t, b, "k1", "g1", "firing", "alice")
+	c, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if _, err := b.db.Finish(ctx, store.Finish{OperationID: c[0].OperationID, Attempt: 1, Gen: 1, State: relay.StateDead, Now: *b.now}); err != nil {
+		t.Fatal(err)
+	}
+	newer := enqueue(t, b, "k2", "g2", "firing", "alice")
+	inFlight, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	if len(inFlight) != 1 || inFlight[0].OperationID != newer[0] {
+		t.Fatalf("claim = %+v, want the newer delivery", inFlight)
+	}
+	if _, err := b.db.Redeliver(ctx, old[0], *b.now); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1); len(got) != 0 {
+		t.Fatalf("claim while alice's newer delivery is in flight = %+v, want nothing", got)
+	}
+	res, err := b.db.Finish(ctx, store.Finish{OperationID: newer[0], Attempt: 1, Gen: 1, State: relay.StateDelivered, Now: *b.now,
+		ClaimNext: &store.NextClaim{Recipient: "sip:alice@contoso.com", Lease: time.Minute}})
+	if err != nil || res.Next == nil || res.Next.OperationID != old[0] {
+		t.Fatalf("after the newer one: next = %+v, %v; want the redelivered one", res.Next, err)
 	}
 }
 

@@ -17,10 +17,10 @@
 //
 // # Idempotency
 //
-// The key is, in order of preference: the Idempotency-Key header (sent by
-// GitLab 17.4 and later, the same on every retry of a request), the
-// X-Gitlab-Event-UUID header, or a hash of the event type, the pipeline or
-// job id, its status and finish time. A plain token, like GitHub's
+// The key is the Idempotency-Key header (sent by GitLab 17.4 and later, the
+// same on every retry of a request) or else a hash of the event type, the
+// pipeline or job id, its status and finish time. X-Gitlab-Event-UUID is
+// not used: GitLab gives hooks fired by one request or job the same one. A plain token, like GitHub's
 // signature, carries no timestamp: a replayed request is dropped only by
 // this key.
 //
@@ -172,7 +172,9 @@ func verify(got, want string) error {
 // idempotencyKey prefers GitLab's own delivery identifiers and falls back
 // to a hash of what identifies the outcome.
 func idempotencyKey(h http.Header, d *Data) (string, error) {
-	for _, name := range []string{HeaderIdempotencyKey, HeaderEventUUID} {
+	// Not X-Gitlab-Event-UUID: GitLab shares it between hooks fired by one
+	// request or job (it detects recursion), so distinct events can carry it.
+	for _, name := range []string{HeaderIdempotencyKey} {
 		if v := h.Get(name); v != "" {
 			if err := source.CheckKey(name, v); err != nil {
 				return "", err
