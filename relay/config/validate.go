@@ -278,7 +278,7 @@ func (cfg *Config) validateDelivery(c *collector) {
 		if d.Lease*3/4 < slowest {
 			c.addf("delivery.lease", "must be at least %s: 3/4 of it must cover the slowest send "+
 				"(ucwa invitation_timeout + message_timeout + 2 x request_timeout = %s), got %s",
-				(slowest*4/3).Round(time.Second), slowest, d.Lease)
+				(slowest * 4 / 3).Round(time.Second), slowest, d.Lease)
 		}
 	}
 	if d.PollInterval < 10*time.Millisecond || d.PollInterval > time.Minute {

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,21 +52,51 @@ func (m *metrics) initRoutes(routes map[string]*Route) {
 	}
 }
 
-// stateCollector reports deliveries by state from the database at scrape
-// time, so every replica reports the same truth.
+// stateCollector reports deliveries by state from the database, so every
+// replica reports the same truth. The count runs at most once per
+// stateRefresh whatever the scrape rate (scrapes need no token, and the
+// table keeps all history); in between, scrapes get the last counts.
 type stateCollector struct {
 	db *store.DB
+
+	refreshing sync.Mutex // held by the one scrape that refreshes
+
+	mu     sync.Mutex // guards what follows
+	at     time.Time
+	counts map[relay.State]int64
+	err    error
 }
+
+const stateRefresh = 15 * time.Second
 
 var deliveriesDesc = prometheus.NewDesc("relay_deliveries", "Deliveries in the database, by state.", []string{"state"}, nil)
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- deliveriesDesc }
 
 func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	counts, err := s.db.CountByState(ctx)
-	if err != nil {
+	s.mu.Lock()
+	stale := time.Since(s.at) >= stateRefresh
+	s.mu.Unlock()
+	// One scrape refreshes; one arriving meanwhile serves what is cached.
+	if stale && s.refreshing.TryLock() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		counts, err := s.db.CountByState(ctx)
+		cancel()
+		s.mu.Lock()
+		s.at, s.err = time.Now(), err
+		if err == nil {
+			s.counts = counts
+		}
+		s.mu.Unlock()
+		s.refreshing.Unlock()
+	}
+	s.mu.Lock()
+	counts, err := s.counts, s.err
+	s.mu.Unlock()
+	if counts == nil {
+		if err == nil {
+			err = errors.New("deliveries not counted yet")
+		}
 		ch <- prometheus.NewInvalidMetric(deliveriesDesc, err)
 		return
 	}

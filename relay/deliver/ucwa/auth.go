@@ -145,6 +145,9 @@ func (t *tokenSource) refresh(ctx context.Context, stale string, ch *challenge) 
 		if !t.c.hc.isAllowed(u) {
 			return "", fmt.Errorf("token endpoint host %s is not in AllowedHosts", u.Host)
 		}
+		if !secureFor(u) {
+			return "", fmt.Errorf("token endpoint %s://%s is plain http on a host that is not loopback: the password is sent only over https", u.Scheme, u.Host)
+		}
 		if len(ch.grants) > 0 && !contains(ch.grants, "password") {
 			return "", fmt.Errorf("token endpoint on %s does not offer the password grant", u.Host)
 		}

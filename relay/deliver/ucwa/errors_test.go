@@ -274,3 +274,23 @@ func TestDiscoveryRedirectChecks(t *testing.T) {
 		t.Errorf("the foreign host got %d requests", n)
 	}
 }
+
+func TestSecureFor(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]bool{
+		"https://fe1.contoso.com/WebTicket/oauthtoken": true,
+		"http://fe1.contoso.com/WebTicket/oauthtoken":  false,
+		"http://127.0.0.1:8443/x":                      true,
+		"http://[::1]:8443/x":                          true,
+		"http://localhost/x":                           true,
+		"http://10.0.0.5/x":                            false,
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := secureFor(u); got != want {
+			t.Errorf("secureFor(%s) = %v, want %v", raw, got, want)
+		}
+	}
+}

@@ -86,6 +86,22 @@ func defaultAllowedHosts(roots []*url.URL) []string {
 	return out
 }
 
+// secureFor reports whether credentials and tokens may travel to u: over
+// https, or over plain http only to a loopback host (a local simulator or
+// proxy). A link downgrading to http elsewhere could hand them to anyone
+// on the network path.
+func secureFor(u *url.URL) bool {
+	if u.Scheme == "https" {
+		return true
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // isAllowed reports whether u may receive redirects, credentials and tokens.
 func (h *httpClient) isAllowed(u *url.URL) bool {
 	if u == nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -153,6 +169,10 @@ func (h *httpClient) roundTrip(ctx context.Context, rq *request) (*response, err
 		req.Header.Set("Content-Type", rq.ctype)
 	}
 	if rq.token != "" {
+		if !secureFor(rq.url) {
+			return nil, &apiError{Resource: rq.resource, Host: rq.url.Host,
+				Err: errors.New("refusing to send the bearer token over plain http to a host that is not loopback")}
+		}
 		req.Header.Set("Authorization", "Bearer "+rq.token)
 	}
 	resp, err := h.hc.Do(req)
