@@ -10,13 +10,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/skype-relay/relay/relay/app"
 	"github.com/skype-relay/relay/relay/config"
 	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
+	"github.com/skype-relay/relay/relay/relaytest"
 )
 
 // relayInstance is one relay running in-process against a real database
@@ -26,24 +26,7 @@ type relayInstance struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs   *relaytest.Buffer
 }
 
 const simPassword = "sim-password-7c1e"
@@ -111,7 +94,7 @@ func startRelay(t testing.TB, dbURL, yaml string) *relayInstance {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &relayInstance{t: t, base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: &lockedBuffer{}}
+	r := &relayInstance{t: t, base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: &relaytest.Buffer{}}
 	logger := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() { r.done <- app.Run(ctx, cfg, logger, app.Options{Listener: ln}) }()
 	t.Cleanup(r.stop)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -10,12 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
+	"github.com/skype-relay/relay/relay/relaytest"
 )
 
 // relayBin is the relay command, built once by TestMain.
@@ -127,7 +126,7 @@ type relayProc struct {
 	name string
 	base string // http://127.0.0.1:port
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *relaytest.Buffer
 	done chan struct{} // closed when the process has exited
 	err  error         // cmd.Wait's answer, set before done closes
 }
@@ -154,7 +153,7 @@ func startRelayWith(t *testing.T, name string, sim *ucwasim.Sim, dbURL string, r
 		"RELAY_UCWA_PASSWORD=" + simPassword,
 		"RELAY_API_TOKEN=" + apiToken,
 	}
-	p := &relayProc{t: t, name: name, base: "http://" + addr, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &relayProc{t: t, name: name, base: "http://" + addr, cmd: cmd, logs: &relaytest.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs
 	if err := cmd.Start(); err != nil {
@@ -171,10 +170,10 @@ func startRelayWith(t *testing.T, name string, sim *ucwasim.Sim, dbURL string, r
 			_ = os.WriteFile(filepath.Join(d, t.Name()+"-"+name+".log"), []byte(p.logs.String()), 0o600)
 		}
 		if t.Failed() {
-			t.Logf("relay %s logs (last 40 KiB):\n%s", name, p.logs.Tail(40<<10))
+			t.Logf("relay %s logs (last 40 KiB):\n%s", name, tail(p.logs, 40<<10))
 		}
 		if s := p.logs.String(); strings.Contains(s, "WARNING: DATA RACE") || strings.Contains(s, "panic:") {
-			t.Errorf("relay %s crashed or raced:\n%s", name, p.logs.Tail(20<<10))
+			t.Errorf("relay %s crashed or raced:\n%s", name, tail(p.logs, 20<<10))
 		}
 	})
 	p.waitReady(30 * time.Second)
@@ -256,26 +255,8 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// Tail returns about the last n bytes, starting at a line.
-func (l *lockedBuffer) Tail(n int) string {
+// tail returns about the last n bytes of l, starting at a line.
+func tail(l *relaytest.Buffer, n int) string {
 	s := l.String()
 	if len(s) <= n {
 		return s

@@ -36,24 +36,7 @@ type testBundle struct {
 	proxy   *relaytest.Proxy
 	handler *ingest.Handler
 	reg     *prometheus.Registry
-	logs    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs    *relaytest.Buffer
 }
 
 // brokenTemplate fails at execution for the "dba" conversation only, so a
@@ -96,7 +79,7 @@ func setup(t testing.TB, mutate func(*ingest.Config)) testBundle {
 	if mutate != nil {
 		mutate(cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &relaytest.Buffer{}
 	reg := prometheus.NewRegistry()
 	h := ingest.New(cfg, ingest.Options{
 		DB: db, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: reg, Gatherer: reg,
