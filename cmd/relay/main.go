@@ -246,6 +246,6 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if err := app.CheckConfig(cfg); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "config OK: %d routes, %d conversations\n", len(cfg.Routes), len(cfg.Conversations))
+	fmt.Fprintf(stdout, "config OK: routes %d, conversations %d\n", len(cfg.Routes), len(cfg.Conversations))
 	return nil
 }

@@ -43,7 +43,7 @@ func TestCheckConfigCommand(t *testing.T) {
 	t.Setenv("RELAY_CONFIG", "")
 	good := writeConfig(t, renderConfig, map[string]string{"gh.secret": "s3cret\n"})
 	var out, errOut bytes.Buffer
-	if code := run([]string{"check-config", "--config", good}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "config OK: 2 routes") {
+	if code := run([]string{"check-config", "--config", good}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "config OK: routes 2") {
 		t.Errorf("check-config good = exit %d, %q %q", code, out.String(), errOut.String())
 	}
 	// A template that parses but fails on real data (index out of range)
