@@ -13,6 +13,7 @@ type Metrics struct {
 	latency     prometheus.Histogram
 	inFlight    prometheus.Gauge
 	sessionHeld prometheus.Gauge
+	claimErrors prometheus.Counter
 }
 
 // NewMetrics registers the metrics on reg (nil: not registered).
@@ -39,12 +40,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "relay_session_held",
 			Help: "1 when this replica holds the UCWA session of the bot account and sends its deliveries.",
 		}),
+		claimErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_delivery_claim_errors_total",
+			Help: "Failed attempts to take deliveries from the queue (database trouble); nothing is sent meanwhile.",
+		}),
 	}
 	for _, st := range relay.States {
 		m.finished.WithLabelValues(string(st))
 	}
 	if reg != nil {
-		reg.MustRegister(m.attempts, m.finished, m.latency, m.inFlight, m.sessionHeld)
+		reg.MustRegister(m.attempts, m.finished, m.latency, m.inFlight, m.sessionHeld, m.claimErrors)
 	}
 	return m
 }

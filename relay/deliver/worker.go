@@ -110,6 +110,7 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 	tick := time.NewTicker(w.opts.PollInterval)
 	defer tick.Stop()
 	failing := false
+	var failingSince time.Time
 
 	for ctx.Err() == nil {
 		if free := w.opts.MaxInFlight - inFlight; free > 0 {
@@ -118,8 +119,11 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 			claimed, err := w.db.Claim(context.WithoutCancel(ctx), w.opts.Now(), free, w.opts.Lease, gen)
 			switch {
 			case err != nil && ctx.Err() == nil:
-				if !failing {
+				w.m.claimErrors.Inc()
+				// Said at once, then again every half minute while it lasts.
+				if !failing || time.Since(failingSince) > 30*time.Second {
 					w.log.WarnContext(ctx, "claim deliveries", slog.Any("err", err))
+					failingSince = time.Now()
 				}
 				failing = true
 			case err == nil:
