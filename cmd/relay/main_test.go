@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,23 +28,13 @@ func buildRelay(t *testing.T) string {
 	return bin
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestServeMigratesAndStopsOnSIGTERM runs the real binary: it migrates an
 // empty database, answers a webhook, and on SIGTERM finishes and exits 0.
 func TestServeMigratesAndStopsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	bin := buildRelay(t)
 	dbURL := relaytest.NewEmptyDatabase(t)
-	addr := freePort(t)
+	addr := relaytest.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "relay.yaml")
 	cfg := fmt.Sprintf(`listen_address: %q
 conversations:

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -35,19 +34,7 @@ const simPassword = "sim-password-7c1e"
 // client against sim with protocol timers shrunk for tests, and fast
 // delivery retries. extra is appended (more top-level keys).
 func deliveryYAML(sim *ucwasim.Sim, extra string) string {
-	urls := `"` + strings.Join(sim.DiscoveryURLs(), `", "`) + `"`
-	return fmt.Sprintf(`
-ucwa:
-  discovery_urls: [%s]
-  username: alertbot@contoso.com
-  timers:
-    request_timeout: 5s
-    invitation_timeout: 5s
-    message_timeout: 3s
-    retry_min: 10ms
-    retry_max: 200ms
-    failover_min: 20ms
-    failover_max: 200ms
+	return relaytest.UCWAYAML(sim.DiscoveryURLs()) + fmt.Sprintf(`
 conversations:
   oncall: { to: "sip:oncall@contoso.com", subject: "Production alerts" }
   dba:    { to: "sip:dba@contoso.com" }
@@ -69,7 +56,7 @@ delivery:
   retry_max: 200ms
   session_ttl: 2s
   lease: 30s
-%s`, urls, extra)
+%s`, extra)
 }
 
 func newSim(t testing.TB) *ucwasim.Sim {

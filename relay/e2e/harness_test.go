@@ -3,7 +3,6 @@ package e2e
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -79,18 +78,8 @@ func newSim(t *testing.T) *ucwasim.Sim {
 func relayYAML(sim *ucwasim.Sim, addr string, routeExtra map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen_address: %q\n", addr)
-	fmt.Fprintf(&b, `ucwa:
-  discovery_urls: ["%s"]
-  username: alertbot@contoso.com
-  timers:
-    request_timeout: 5s
-    invitation_timeout: 5s
-    message_timeout: 3s
-    retry_min: 10ms
-    retry_max: 200ms
-    failover_min: 20ms
-    failover_max: 200ms
-delivery:
+	b.WriteString(relaytest.UCWAYAML(sim.DiscoveryURLs()))
+	b.WriteString(`delivery:
   poll_interval: 50ms
   retry_base: 20ms
   retry_max: 200ms
@@ -99,7 +88,7 @@ delivery:
 log:
   level: debug
 conversations:
-`, strings.Join(sim.DiscoveryURLs(), `", "`))
+`)
 	for i := range recipients {
 		fmt.Fprintf(&b, "  team%d: { to: %q, subject: \"Alerts %d\" }\n", i, recipientSIP(i), i)
 	}
@@ -141,7 +130,7 @@ func startRelay(t *testing.T, name string, sim *ucwasim.Sim, dbURL string) *rela
 // startRelayWith is startRelay with routeExtra as in relayYAML.
 func startRelayWith(t *testing.T, name string, sim *ucwasim.Sim, dbURL string, routeExtra map[string]string) *relayProc {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := relaytest.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "relay.yaml")
 	if err := os.WriteFile(cfgPath, []byte(relayYAML(sim, addr, routeExtra)), 0o600); err != nil {
 		t.Fatal(err)
@@ -243,16 +232,6 @@ func (p *relayProc) exited() bool {
 	default:
 		return false
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // tail returns about the last n bytes of l, starting at a line.

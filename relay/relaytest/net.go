@@ -1,0 +1,36 @@
+package relaytest
+
+import (
+	"net"
+	"strings"
+	"testing"
+)
+
+// FreeAddr returns a loopback host:port nothing listens on right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// UCWAYAML is a config file's ucwa section for the simulator at urls, with
+// the protocol timers shrunk so tests run minutes of protocol time in
+// seconds. The password comes from RELAY_UCWA_PASSWORD.
+func UCWAYAML(urls []string) string {
+	return `ucwa:
+  discovery_urls: ["` + strings.Join(urls, `", "`) + `"]
+  username: alertbot@contoso.com
+  timers:
+    request_timeout: 5s
+    invitation_timeout: 5s
+    message_timeout: 3s
+    retry_min: 10ms
+    retry_max: 200ms
+    failover_min: 20ms
+    failover_max: 200ms
+`
+}
