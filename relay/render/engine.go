@@ -77,6 +77,9 @@ type entry struct {
 	exec string
 	// usesConversation: the set mentions .Conversation (see UsesConversation).
 	usesConversation bool
+	// native, when set, writes what executing the template on a *Data
+	// writes, without the interpreter (see writeAlertmanager).
+	native func(*bytes.Buffer, *Data) error
 }
 
 // New parses the shipped templates and every file of opts.Files. Errors name
@@ -126,6 +129,14 @@ func newEngine(shipped fs.FS, opts Options, now func() time.Time) (*Engine, erro
 			e.entries[t.Name()] = entry{set: base, exec: t.Name(), usesConversation: mentionsConversation(base)}
 		}
 	}
+	// The shipped alertmanager template, as shipped, has a native
+	// rendering; tests that bring other shipped templates do not get it.
+	if shipped == templates.FS {
+		if ent, ok := e.entries[alertmanagerEntry]; ok {
+			ent.native = writeAlertmanager
+			e.entries[alertmanagerEntry] = ent
+		}
+	}
 
 	for _, name := range slices.Sorted(maps.Keys(opts.Files)) {
 		path := opts.Files[name]
@@ -169,6 +180,9 @@ func parseFile(base *template.Template, path string) (entry, error) {
 	}
 	return entry{set: set, exec: path}, nil
 }
+
+// alertmanagerEntry is the shipped template for Alertmanager notifications.
+const alertmanagerEntry = "alertmanager"
 
 // genericEntry is the shipped template for arbitrary JSON payloads.
 const genericEntry = "generic"
@@ -260,12 +274,30 @@ func (e *Engine) Render(name string, d Data) (string, error) {
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (ent entry) render(name string, d *Data) (string, error) {
+	if ent.native != nil {
+		return ent.output(name, func(buf *bytes.Buffer) error {
+			if err := ent.native(buf, d); err != nil {
+				return err
+			}
+			if buf.Len() > MaxOutputBytes {
+				return ErrTooLarge
+			}
+			return nil
+		})
+	}
 	return ent.execute(name, d)
 }
 
 // execute runs the entry on data with the output limit and cleans the
 // text.
 func (ent entry) execute(name string, data any) (string, error) {
+	return ent.output(name, func(buf *bytes.Buffer) error {
+		return ent.set.ExecuteTemplate(&limitedWriter{buf: buf, max: MaxOutputBytes}, ent.exec, data)
+	})
+}
+
+// output runs write into a pooled buffer and returns the cleaned text.
+func (ent entry) output(name string, write func(*bytes.Buffer) error) (string, error) {
 	buf := buffers.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= 64<<10 { // let big buffers go
@@ -274,8 +306,7 @@ func (ent entry) execute(name string, data any) (string, error) {
 		}
 	}()
 	buf.Reset()
-	err := ent.set.ExecuteTemplate(&limitedWriter{buf: buf, max: MaxOutputBytes}, ent.exec, data)
-	if err != nil {
+	if err := write(buf); err != nil {
 		return "", ent.execError(name, err)
 	}
 	out := buf.Bytes()
