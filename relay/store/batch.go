@@ -9,14 +9,25 @@ import (
 )
 
 // groupCommitter writes requests from many goroutines in shared
-// transactions: each of its loops takes every request waiting (up to max)
-// and writes them with one write call, one round trip and one commit, while
-// the next batch gathers. Callers still wait for their own request's commit.
-// That is what lets throughput grow with concurrency.
+// transactions: a batch is every request waiting (up to max), written with
+// one write call, one round trip and one commit, while the next batch
+// gathers. Callers still wait for their own request's commit. That is what
+// lets throughput grow with concurrency.
+//
+// There are no committer goroutines to hand requests to: a caller that
+// finds fewer than slots batches in progress commits the waiting requests
+// itself (it leads), so a lone request costs no goroutine switch. A leader
+// whose own request is answered while others still wait hands the rest to
+// a new goroutine, which leads until the queue is empty; no caller waits
+// longer than its own commit.
 type groupCommitter[T, R any] struct {
-	ch     chan *commitReq[T, R]
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	queue   []*commitReq[T, R]
+	leaders int // goroutines committing now, at most slots
+	slots   int
+	stopped bool
+	drained *sync.Cond // signalled when leaders drops to 0
+
 	max    int
 	logger *slog.Logger
 	// write writes a batch in one transaction and returns one result per
@@ -38,29 +49,35 @@ type commitReply[R any] struct {
 	err error
 }
 
-func newGroupCommitter[T, R any](loops, max int, logger *slog.Logger, write func([]T) ([]R, error)) *groupCommitter[T, R] {
-	g := &groupCommitter[T, R]{
-		ch: make(chan *commitReq[T, R], 4*max), stop: make(chan struct{}),
-		max: max, logger: logger, write: write,
-	}
-	for range loops {
-		g.wg.Add(1)
-		go g.loop()
-	}
+func newGroupCommitter[T, R any](slots, batchMax int, logger *slog.Logger, write func([]T) ([]R, error)) *groupCommitter[T, R] {
+	g := &groupCommitter[T, R]{slots: max(slots, 1), max: max(batchMax, 1), logger: logger, write: write}
+	g.drained = sync.NewCond(&g.mu)
 	return g
 }
 
 // do queues item and waits for its commit (or ctx). When ctx ends first the
-// item may still be written: callers must be idempotent, as ours are.
+// item may still be written: callers must be idempotent, as ours are. A
+// caller that leads returns once its own request is committed, even if ctx
+// ended meanwhile (a commit is bounded by the store's operation timeout).
 func (g *groupCommitter[T, R]) do(ctx context.Context, item T) (R, error) {
 	var zero R
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
 	req := &commitReq[T, R]{ctx: ctx, item: item, done: make(chan commitReply[R], 1)}
-	select {
-	case g.ch <- req:
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	case <-g.stop:
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
 		return zero, errShuttingDown
+	}
+	g.queue = append(g.queue, req)
+	lead := g.leaders < g.slots
+	if lead {
+		g.leaders++
+	}
+	g.mu.Unlock()
+	if lead {
+		g.lead(req)
 	}
 	select {
 	case r := <-req.done:
@@ -70,40 +87,46 @@ func (g *groupCommitter[T, R]) do(ctx context.Context, item T) (R, error) {
 	}
 }
 
-// close stops the loops after the requests already queued are written.
-func (g *groupCommitter[T, R]) close() {
-	close(g.stop)
-	g.wg.Wait()
+// lead commits batches from the queue until it is empty. With own set (a
+// caller leading), it stops once own is answered and leaves what is still
+// queued to a new goroutine.
+func (g *groupCommitter[T, R]) lead(own *commitReq[T, R]) {
+	for {
+		g.mu.Lock()
+		if len(g.queue) == 0 {
+			g.leaders--
+			if g.leaders == 0 {
+				g.drained.Broadcast()
+			}
+			g.mu.Unlock()
+			return
+		}
+		if own != nil && len(own.done) > 0 {
+			g.mu.Unlock()
+			go g.lead(nil) // the leader count passes on with the work
+			return
+		}
+		n := min(len(g.queue), g.max)
+		batch := make([]*commitReq[T, R], n)
+		copy(batch, g.queue)
+		// Shift rather than reslice, so the queue's array does not grow
+		// without bound under steady load.
+		rest := copy(g.queue, g.queue[n:])
+		clear(g.queue[rest:])
+		g.queue = g.queue[:rest]
+		g.mu.Unlock()
+		g.commit(batch)
+	}
 }
 
-func (g *groupCommitter[T, R]) loop() {
-	defer g.wg.Done()
-	batch := make([]*commitReq[T, R], 0, g.max)
-	for {
-		batch = batch[:0]
-		select {
-		case r := <-g.ch:
-			batch = append(batch, r)
-		case <-g.stop:
-			for {
-				select {
-				case r := <-g.ch:
-					g.commit([]*commitReq[T, R]{r})
-				default:
-					return
-				}
-			}
-		}
-	fill:
-		for len(batch) < g.max {
-			select {
-			case r := <-g.ch:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		g.commit(batch)
+// close refuses new requests and returns once the requests already queued
+// are written.
+func (g *groupCommitter[T, R]) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopped = true
+	for g.leaders > 0 {
+		g.drained.Wait()
 	}
 }
 

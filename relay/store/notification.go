@@ -183,11 +183,77 @@ WITH input AS (
 )
 SELECT key, notification_id, operation_ids FROM k`
 
+// enqueueOneSQL is enqueueSQL for a batch of one notification, the common
+// case at low load: the same writes, with the notification's values as
+// plain parameters. PostgreSQL executes it in about three quarters of the
+// time, which is most of a lone webhook's latency.
+const enqueueOneSQL = `
+WITH k AS (
+    INSERT INTO dedup_keys AS d (key, notification_id, operation_ids, expires_at)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (key) DO UPDATE SET
+        notification_id = CASE WHEN d.expires_at <= $9 THEN excluded.notification_id ELSE d.notification_id END,
+        operation_ids   = CASE WHEN d.expires_at <= $9 THEN excluded.operation_ids   ELSE d.operation_ids   END,
+        expires_at      = CASE WHEN d.expires_at <= $9 THEN excluded.expires_at      ELSE d.expires_at      END
+    RETURNING d.notification_id, d.operation_ids
+), n AS (
+    INSERT INTO notifications (id, route, format, event, dedup_key, payload, received_at)
+    SELECT $2, $5, $6, $7, $1, $8::text::jsonb, $9 FROM k WHERE k.notification_id = $2
+    RETURNING id
+), dl AS (
+    INSERT INTO deliveries (operation_id, notification_id, route, conversation, recipient, subject,
+                            importance, group_key, status, part, parts, text, next_attempt_at,
+                            created_at, queued_at, updated_at)
+    SELECT m.op, n.id, $5, m.conv, m.rcpt, m.subj, m.imp, m.gk, m.st, m.part, m.parts, m.txt, $9, $9, $9, $9
+    FROM unnest($3::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                $16::int[], $17::int[], $18::text[])
+         WITH ORDINALITY AS m(op, conv, rcpt, subj, imp, gk, st, part, parts, txt, ord)
+    CROSS JOIN n
+    ORDER BY m.ord
+), dup AS (
+    INSERT INTO duplicates (notification_id, received_at)
+    SELECT k.notification_id, $9 FROM k WHERE k.notification_id <> $2
+)
+SELECT notification_id, operation_ids FROM k`
+
+// writeOne writes a batch of one with enqueueOneSQL.
+func (db *DB) writeOne(ctx context.Context, it enqueueItem) ([]EnqueueResult, error) {
+	n := it.n
+	k := len(n.Messages)
+	convs, rcpts, subjs, imps := make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	gks, sts, txts := make([]string, k), make([]string, k), make([]string, k)
+	parts, counts := make([]int32, k), make([]int32, k)
+	for j, m := range n.Messages {
+		convs[j], rcpts[j], subjs[j], imps[j] = m.Conversation, m.Target.To, m.Target.Subject, importance(m)
+		gks[j], sts[j], txts[j] = m.GroupKey, m.Status, m.Text
+		parts[j], counts[j] = int32(max(m.Part, 1)), int32(max(m.Parts, m.Part, 1))
+	}
+	var res EnqueueResult
+	err := db.pool.QueryRow(ctx, enqueueOneSQL, n.DedupKey, it.id, it.opIDs, it.now.Add(n.Window),
+		n.Route, n.Format, n.Event, n.Payload, it.now,
+		convs, rcpts, subjs, imps, gks, sts, parts, counts, txts).Scan(&res.NotificationID, &res.OperationIDs)
+	if err != nil {
+		return nil, fmt.Errorf("record notification: %w", err)
+	}
+	res.Duplicate = res.NotificationID != it.id
+	return []EnqueueResult{res}, nil
+}
+
+func importance(m NewMessage) string {
+	if m.Target.Importance == "" {
+		return "Normal"
+	}
+	return m.Target.Importance
+}
+
 // writeEnqueues writes a batch in one statement, one round trip and one
 // commit.
 func (db *DB) writeEnqueues(items []enqueueItem) ([]EnqueueResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), db.opts.OpTimeout)
 	defer cancel()
+	if len(items) == 1 {
+		return db.writeOne(ctx, items[0])
+	}
 	var (
 		keys, ids, opids, routes, formats, events, payloads []string
 		expires                                             []time.Time
@@ -210,10 +276,7 @@ func (db *DB) writeEnqueues(items []enqueueItem) ([]EnqueueResult, error) {
 		routes, formats, events, payloads = append(routes, n.Route), append(formats, n.Format),
 			append(events, n.Event), append(payloads, string(n.Payload))
 		for j, m := range n.Messages {
-			imp := m.Target.Importance
-			if imp == "" {
-				imp = "Normal"
-			}
+			imp := importance(m)
 			nidx = append(nidx, int32(len(keys)))
 			ops, convs, rcpts, subjs = append(ops, it.opIDs[j]), append(convs, m.Conversation),
 				append(rcpts, m.Target.To), append(subjs, m.Target.Subject)

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -82,17 +83,41 @@ func TestEnqueueCreatesOneDeliveryPerConversation(t *testing.T) {
 	}
 }
 
+// TestEnqueueDeduplicatesInsideWindowOnly runs through both statements:
+// the one for a lone notification and the batch one (the notification
+// shares its commit with another).
 func TestEnqueueDeduplicatesInsideWindowOnly(t *testing.T) {
 	t.Parallel()
+	for _, batched := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "batched"}[batched], func(t *testing.T) {
+			t.Parallel()
+			testDedupWindow(t, batched)
+		})
+	}
+}
+
+func testDedupWindow(t *testing.T, batched bool) {
 	b := setup(t)
 	ctx := context.Background()
+	fillers := 0
+	enqueue := func(ctx context.Context, n *store.NewNotification) (store.EnqueueResult, error) {
+		if !batched {
+			return b.db.Enqueue(ctx, n)
+		}
+		fillers++
+		res, _, err := b.db.EnqueueBatch([]*store.NewNotification{n, notification(fmt.Sprint("filler-", fillers), "dba")}, *b.now)
+		if err != nil {
+			return store.EnqueueResult{}, err
+		}
+		return res[0], nil
+	}
 
-	first, err := b.db.Enqueue(ctx, notification("same", "oncall"))
+	first, err := enqueue(ctx, notification("same", "oncall"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.advance(10 * time.Minute)
-	retry, err := b.db.Enqueue(ctx, notification("same", "oncall"))
+	retry, err := enqueue(ctx, notification("same", "oncall"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,19 +133,19 @@ func TestEnqueueDeduplicatesInsideWindowOnly(t *testing.T) {
 	}
 
 	b.advance(6 * time.Minute) // 16 minutes after the first: a repeat reminder
-	reminder, err := b.db.Enqueue(ctx, notification("same", "oncall"))
+	reminder, err := enqueue(ctx, notification("same", "oncall"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if reminder.Duplicate || cmp.Equal(reminder.OperationIDs, first.OperationIDs) {
 		t.Fatalf("after window = %+v, want a new delivery", reminder)
 	}
-	list, _, err := b.db.ListDeliveries(ctx, store.ListFilter{})
+	list, _, err := b.db.ListDeliveries(ctx, store.ListFilter{Conversation: "oncall"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list) != 2 {
-		t.Errorf("ListDeliveries returned %d deliveries, want 2", len(list))
+		t.Errorf("ListDeliveries returned %d deliveries to oncall, want 2", len(list))
 	}
 }
 

@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// These tests drive the group commit mechanism with a write function that
+// records its batches; the store's own tests run it against PostgreSQL.
+
+type recorder struct {
+	mu      sync.Mutex
+	batches [][]int
+	active  atomic.Int32
+	most    atomic.Int32
+	gate    chan struct{} // when set, each write waits for a token
+}
+
+func (r *recorder) write(items []int) ([]int, error) {
+	n := r.active.Add(1)
+	defer r.active.Add(-1)
+	for {
+		m := r.most.Load()
+		if n <= m || r.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if r.gate != nil {
+		<-r.gate
+	}
+	r.mu.Lock()
+	r.batches = append(r.batches, slices.Clone(items))
+	r.mu.Unlock()
+	out := make([]int, len(items))
+	for i, v := range items {
+		out[i] = v * 10
+	}
+	return out, nil
+}
+
+func (g *groupCommitter[T, R]) queued() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestGroupCommitBatchesWhatWaits(t *testing.T) {
+	r := &recorder{gate: make(chan struct{})}
+	g := newGroupCommitter(1, 64, slog.New(slog.DiscardHandler), r.write)
+	defer g.close()
+
+	results := make([]int, 7)
+	errs := make([]error, 7)
+	var wg sync.WaitGroup
+	wg.Go(func() { results[0], errs[0] = g.do(context.Background(), 0) })
+	waitFor(t, "the first write", func() bool { return r.active.Load() == 1 })
+	for i := 1; i < 7; i++ {
+		wg.Go(func() { results[i], errs[i] = g.do(context.Background(), i) })
+	}
+	// While the first commit runs, the other six queue up...
+	waitFor(t, "six queued requests", func() bool { return g.queued() == 6 })
+	r.gate <- struct{}{}
+	// ...and go out together in the next one, committed by a goroutine
+	// the first caller handed them to.
+	r.gate <- struct{}{}
+	wg.Wait()
+	for i := range 7 {
+		if errs[i] != nil || results[i] != i*10 {
+			t.Errorf("request %d: got %d, %v; want %d", i, results[i], errs[i], i*10)
+		}
+	}
+	if len(r.batches) != 2 || len(r.batches[0]) != 1 || len(r.batches[1]) != 6 {
+		t.Fatalf("batches = %v, want [0] then the six others together", r.batches)
+	}
+}
+
+func TestGroupCommitSlotsAndMax(t *testing.T) {
+	r := &recorder{}
+	const slots, batchMax, callers, each = 2, 5, 32, 50
+	g := newGroupCommitter(slots, batchMax, slog.New(slog.DiscardHandler), func(items []int) ([]int, error) {
+		time.Sleep(100 * time.Microsecond) // a commit takes a while
+		return r.write(items)
+	})
+	var wg sync.WaitGroup
+	var wrong atomic.Int32
+	for c := range callers {
+		wg.Go(func() {
+			for i := range each {
+				v := c*each + i
+				got, err := g.do(context.Background(), v)
+				if err != nil || got != v*10 {
+					wrong.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	g.close()
+	if wrong.Load() != 0 {
+		t.Fatalf("%d requests got a wrong answer", wrong.Load())
+	}
+	if m := r.most.Load(); m > slots {
+		t.Errorf("%d commits ran at once, want at most %d", m, slots)
+	}
+	seen := map[int]bool{}
+	for _, b := range r.batches {
+		if len(b) > batchMax {
+			t.Errorf("batch of %d, max is %d", len(b), batchMax)
+		}
+		for _, v := range b {
+			if seen[v] {
+				t.Errorf("request %d written twice", v)
+			}
+			seen[v] = true
+		}
+	}
+	if len(seen) != callers*each {
+		t.Errorf("%d requests written, want %d", len(seen), callers*each)
+	}
+}
+
+func TestGroupCommitCloseDrains(t *testing.T) {
+	r := &recorder{gate: make(chan struct{})}
+	g := newGroupCommitter(1, 64, slog.New(slog.DiscardHandler), r.write)
+	var wg sync.WaitGroup
+	var answered atomic.Int32
+	for i := range 4 {
+		wg.Go(func() {
+			if v, err := g.do(context.Background(), i); err == nil && v == i*10 {
+				answered.Add(1)
+			}
+		})
+	}
+	waitFor(t, "a write with three queued", func() bool { return r.active.Load() == 1 && g.queued() == 3 })
+	closed := make(chan struct{})
+	go func() { g.close(); close(closed) }()
+	waitFor(t, "close to refuse new requests", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.stopped
+	})
+	if _, err := g.do(context.Background(), 99); !errors.Is(err, errShuttingDown) {
+		t.Fatalf("do after close: %v, want errShuttingDown", err)
+	}
+	select {
+	case <-closed:
+		t.Fatal("close returned before the queued requests were written")
+	default:
+	}
+	close(r.gate) // let every write through
+	<-closed
+	wg.Wait()
+	if answered.Load() != 4 {
+		t.Fatalf("%d of 4 queued requests were written", answered.Load())
+	}
+}
+
+func TestGroupCommitCancelledWhileQueued(t *testing.T) {
+	r := &recorder{gate: make(chan struct{})}
+	g := newGroupCommitter(1, 64, slog.New(slog.DiscardHandler), r.write)
+	defer g.close()
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = g.do(context.Background(), 1) })
+	waitFor(t, "the first write", func() bool { return r.active.Load() == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := g.do(ctx, 2); errc <- err }()
+	waitFor(t, "the second request to queue", func() bool { return g.queued() == 1 })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled request: %v", err)
+	}
+	close(r.gate)
+	wg.Wait()
+	g.close()
+	for _, b := range r.batches {
+		if slices.Contains(b, 2) {
+			t.Fatalf("a request cancelled before its batch was written anyway: %v", r.batches)
+		}
+	}
+}
