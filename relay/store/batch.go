@@ -15,8 +15,11 @@ import (
 // lets throughput grow with concurrency.
 //
 // There are no committer goroutines to hand requests to: a caller that
-// finds fewer than slots batches in progress commits the waiting requests
-// itself (it leads), so a lone request costs no goroutine switch. A leader
+// finds no batch in progress commits the waiting requests itself (it
+// leads), so a lone request costs no goroutine switch. While one batch is
+// written, a further one (up to slots) starts only once spreadAt requests
+// wait: a batch of one or two beside a running one costs PostgreSQL nearly
+// a whole commit each, and they are better off in the next batch. A leader
 // whose own request is answered while others still wait hands the rest to
 // a new goroutine, which leads until the queue is empty; no caller waits
 // longer than its own commit.
@@ -37,6 +40,10 @@ type groupCommitter[T, R any] struct {
 	// the same order and cannot deadlock.
 	sortKey func(T) string
 }
+
+// spreadAt is how many requests must wait before a batch starts beside one
+// already running.
+const spreadAt = 4
 
 type commitReq[T, R any] struct {
 	ctx  context.Context
@@ -71,7 +78,7 @@ func (g *groupCommitter[T, R]) do(ctx context.Context, item T) (R, error) {
 		return zero, errShuttingDown
 	}
 	g.queue = append(g.queue, req)
-	lead := g.leaders < g.slots
+	lead := g.leaders == 0 || (g.leaders < g.slots && len(g.queue) >= spreadAt)
 	if lead {
 		g.leaders++
 	}

@@ -196,3 +196,27 @@ func TestGroupCommitCancelledWhileQueued(t *testing.T) {
 		}
 	}
 }
+
+func TestGroupCommitSecondBatchOnlyForEnough(t *testing.T) {
+	r := &recorder{gate: make(chan struct{})}
+	g := newGroupCommitter(2, 64, slog.New(slog.DiscardHandler), r.write)
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = g.do(context.Background(), 0) })
+	waitFor(t, "the first write", func() bool { return r.active.Load() == 1 })
+	for i := 1; i < spreadAt; i++ {
+		wg.Go(func() { _, _ = g.do(context.Background(), i) })
+	}
+	waitFor(t, "requests to queue", func() bool { return g.queued() == spreadAt-1 })
+	time.Sleep(20 * time.Millisecond) // a wrongly started second write would be running by now
+	if n := r.active.Load(); n != 1 {
+		t.Fatalf("%d writes run with %d requests waiting, want 1", n, spreadAt-1)
+	}
+	wg.Go(func() { _, _ = g.do(context.Background(), spreadAt) })
+	waitFor(t, "a second write once enough wait", func() bool { return r.active.Load() == 2 })
+	close(r.gate)
+	wg.Wait()
+	g.close()
+	if len(r.batches) != 2 || len(r.batches[0])+len(r.batches[1]) != spreadAt+1 {
+		t.Fatalf("batches = %v, want the first alone and the rest together", r.batches)
+	}
+}
