@@ -4,11 +4,17 @@
 # delivery, in one statement per transaction), at 1, 8 and 32 concurrent
 # senders, on a throwaway PostgreSQL on loopback.
 #
-#   deploy/local/bench-ingest.sh            10 s per step
-#   DURATION=30 deploy/local/bench-ingest.sh
+# Timings on a small shared machine drift by tens of percent from one minute
+# to the next, so relay and pgbench take turns: ROUNDS rounds, each running
+# every level with both (which goes first alternates), and the table shows
+# medians, with the range of the per-round ratios.
+#
+#   deploy/local/bench-ingest.sh                    3 rounds of 5 s per step
+#   ROUNDS=5 DURATION=10 deploy/local/bench-ingest.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-dur=${DURATION:-10}
+dur=${DURATION:-5}
+rounds=${ROUNDS:-3}
 levels=${LEVELS:-"1 8 32"}
 work=${TMPDIR:-/tmp}/relay-bench
 port=${BENCH_PGPORT:-55434}
@@ -83,18 +89,43 @@ SELECT notification_id FROM k;
 SQL
 chmod 644 "$work/insert.sql"
 
-printf '%-8s %12s %10s %10s %14s %10s %8s\n' senders relay_req/s p50_ms p99_ms pgbench_tps pg_p50ms ratio
-for c in $levels; do
-  r=$("$work/bin/relay-load" -url "$url" -c "$c" -d "${dur}s")
-  rps=$(sed -E 's/.*"rps":([0-9.]+).*/\1/' <<<"$r")
-  p50=$(sed -E 's/.*"p50_ms":([0-9.]+).*/\1/' <<<"$r")
-  p99=$(sed -E 's/.*"p99_ms":([0-9.]+).*/\1/' <<<"$r")
-  j=$(( c < 2 ? c : 2 ))
-  pg=$(psql_as "$bin/pgbench" -h 127.0.0.1 -p "$port" -U "$super" -n -M prepared -c "$c" -j "$j" -T "$dur" \
+run_relay() { # senders -> "rps p50 p99"
+  local r
+  r=$("$work/bin/relay-load" -url "$url" -c "$1" -d "${dur}s")
+  sed -E 's/.*"rps":([0-9.]+).*"p50_ms":([0-9.]+).*"p99_ms":([0-9.]+).*/\1 \2 \3/' <<<"$r"
+}
+run_pgbench() { # senders -> "tps latency_ms"
+  local pg j=$(( $1 < 2 ? $1 : 2 ))
+  pg=$(psql_as "$bin/pgbench" -h 127.0.0.1 -p "$port" -U "$super" -n -M prepared -c "$1" -j "$j" -T "$dur" \
         -f "$work/insert.sql" pgbench 2>&1)
-  tps=$(grep -E '^tps' <<<"$pg" | head -n 1 | sed -E 's/tps = ([0-9.]+).*/\1/')
-  lat=$(grep -E '^latency average' <<<"$pg" | sed -E 's/.*= ([0-9.]+) ms/\1/')
-  ratio=$(awk -v a="$rps" -v b="$tps" 'BEGIN { printf "%.2f", a / b }')
-  printf '%-8s %12.0f %10.2f %10.2f %14.0f %10s %8s\n' "$c" "$rps" "$p50" "$p99" "$tps" "${lat:-?}" "$ratio"
+  echo "$(grep -E '^tps' <<<"$pg" | head -n 1 | sed -E 's/tps = ([0-9.]+).*/\1/') \
+$(grep -E '^latency average' <<<"$pg" | sed -E 's/.*= ([0-9.]+) ms/\1/')"
+}
+
+: > "$work/results"
+for round in $(seq "$rounds"); do
+  for c in $levels; do
+    if (( round % 2 )); then
+      rl=$(run_relay "$c"); pg=$(run_pgbench "$c")
+    else
+      pg=$(run_pgbench "$c"); rl=$(run_relay "$c")
+    fi
+    echo "$round $c $rl $pg" | tee -a "$work/results" | \
+      awk '{ printf "round %d, %2d senders: relay %6.0f req/s (p50 %.2f ms, p99 %.2f ms), pgbench %6.0f tps, ratio %.2f\n", $1, $2, $3, $4, $5, $6, $3 / $6 }' >&2
+  done
 done
-echo "(pg_p50ms is pgbench's average latency; ratio = relay req/s / pgbench tps at equal senders)"
+
+echo
+printf '%-8s %12s %10s %10s %14s %12s %8s %12s\n' senders relay_req/s p50_ms p99_ms pgbench_tps pg_lat_ms ratio ratio_range
+for c in $levels; do
+  awk -v c="$c" '
+    function median(a, n,   i, j, t) {
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+      return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+    }
+    $2 == c { n++; rps[n] = $3; p50[n] = $4; p99[n] = $5; tps[n] = $6; lat[n] = $7; ratio[n] = $3 / $6
+              if (n == 1 || ratio[n] < lo) lo = ratio[n]; if (n == 1 || ratio[n] > hi) hi = ratio[n] }
+    END { printf "%-8s %12.0f %10.2f %10.2f %14.0f %12.2f %8.2f %6.2f–%.2f\n", c, median(rps, n), median(p50, n),
+          median(p99, n), median(tps, n), median(lat, n), median(ratio, n), lo, hi }' "$work/results"
+done
+echo "(medians over $rounds rounds of ${dur} s; ratio = relay req/s / pgbench tps in the same round, median and range)"
