@@ -165,6 +165,12 @@ type Message struct {
 // Decode parses one notification from body. It rejects trailing data and
 // checks the result with Validate. Every error wraps ErrMalformed.
 func Decode(body []byte) (*Message, error) {
+	if m, ok := decodeFast(body); ok {
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
 	var m Message
 	if err := json.Unmarshal(body, &m); err != nil {
 		var syn *json.SyntaxError

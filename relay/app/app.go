@@ -68,12 +68,27 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		return err
 	}
 
+	batchSize := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "relay_ingest_commit_requests",
+		Help:    "Webhook requests written per group commit.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
+	commitTime := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "relay_ingest_commit_duration_seconds",
+		Help:    "Time to write one group commit of webhook requests, round trip and commit included.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	reg.MustRegister(batchSize, commitTime)
 	db, err := store.Open(ctx, cfg.DatabaseURL(), store.Options{
 		MaxConns:  int32(cfg.Database.MaxConns),
 		BatchMax:  cfg.Ingest.BatchMax,
 		OpTimeout: min(cfg.Ingest.RequestTimeout, 5*time.Second),
-		Logger:    logger,
-		Now:       opts.Now,
+		OnIngestCommit: func(requests int, took time.Duration) {
+			batchSize.Observe(float64(requests))
+			commitTime.Observe(took.Seconds())
+		},
+		Logger: logger,
+		Now:    opts.Now,
 	})
 	if err != nil {
 		return err

@@ -112,6 +112,20 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Errorf("delivery = text %q state %v, want the custom template's text, pending", d["text"], d["state"])
 	}
 
+	// Two webhooks were written, each in a group commit of its own or
+	// together.
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"relay_ingest_commit_requests_sum 2", "relay_ingest_commit_duration_seconds_count "} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	cancel()
 	select {
 	case err := <-done:

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // groupCommitter writes requests from many goroutines in shared
@@ -39,6 +40,9 @@ type groupCommitter[T, R any] struct {
 	// sortKey, when set, orders each batch so two batches take row locks in
 	// the same order and cannot deadlock.
 	sortKey func(T) string
+	// observe, when set, is told the size and duration of every batch
+	// written (failed ones included).
+	observe func(rows int, took time.Duration)
 }
 
 // spreadAt is how many requests must wait before a batch starts beside one
@@ -159,7 +163,11 @@ func (g *groupCommitter[T, R]) commit(batch []*commitReq[T, R]) {
 	for i, r := range live {
 		items[i] = r.item
 	}
+	start := time.Now()
 	results, err := g.write(items)
+	if g.observe != nil {
+		g.observe(len(items), time.Since(start))
+	}
 	if err == nil {
 		for i, r := range live {
 			r.done <- commitReply[R]{res: results[i]}

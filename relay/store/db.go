@@ -35,6 +35,10 @@ type Options struct {
 	// groupCommitter): PostgreSQL spends far less CPU per row on a batch
 	// of eight than on eight of one.
 	Committers int
+	// OnIngestCommit, when set, is called after every group commit of
+	// ingest requests with the number of requests it wrote and how long
+	// the write took, for metrics.
+	OnIngestCommit func(requests int, took time.Duration)
 	// Logger receives the store's own log lines (default: discarded).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now); tests pin it.
@@ -102,6 +106,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	// Same lock order in every batch: no deadlock between two batches that
 	// hold twins of each other.
 	db.enqueuer.sortKey = func(it enqueueItem) string { return it.n.DedupKey }
+	db.enqueuer.observe = opts.OnIngestCommit
 	db.finisher = newGroupCommitter(2, opts.BatchMax, opts.Logger, db.writeFinishes)
 	return db, nil
 }
