@@ -120,17 +120,9 @@ func writeGroup(b *bytes.Buffer, d *Data) {
 	} else {
 		b.WriteString(d.Receiver)
 	}
-	rest := d.CommonLabels.Remove(d.GroupLabels.Names())
-	if len(rest) > 0 {
+	if rest := d.CommonLabels.Remove(d.GroupLabels.Names()); len(rest) > 0 {
 		b.WriteString(" (")
-		for i, p := range rest.SortedPairs() {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(p.Name)
-			b.WriteByte('=')
-			b.WriteString(p.Value)
-		}
+		b.WriteString(rest.SortedPairs().String())
 		b.WriteByte(')')
 	}
 }
