@@ -21,3 +21,6 @@ func (db *DB) EnqueueBatch(ns []*NewNotification, now time.Time) ([]EnqueueResul
 	res, err := db.writeEnqueues(items)
 	return res, ids, err
 }
+
+// CheckJSONB is checkJSONB, for tests.
+var CheckJSONB = checkJSONB

@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -69,6 +71,12 @@ func (db *DB) Enqueue(ctx context.Context, n *NewNotification) (EnqueueResult, e
 	if len(n.Messages) == 0 {
 		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: no messages", relay.ErrInvalid)
 	}
+	// Refused here rather than by PostgreSQL: in a batch, one refused
+	// payload fails the whole commit and makes each of its requests be
+	// written again on its own.
+	if err := checkJSONB(n.Payload); err != nil {
+		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: %w", relay.ErrInvalid, err)
+	}
 	now := db.opts.Now().UTC()
 	item := enqueueItem{n: n, id: newID(now), now: now}
 	item.opIDs = make([]string, len(n.Messages))
@@ -83,6 +91,50 @@ func (db *DB) Enqueue(ctx context.Context, n *NewNotification) (EnqueueResult, e
 		db.signalEnqueued()
 	}
 	return res, nil
+}
+
+// checkJSONB reports what in a JSON text PostgreSQL's jsonb refuses although
+// the JSON is valid: invalid UTF-8, the escape \u0000 (jsonb values are
+// text, which cannot hold NUL) and escaped surrogates that do not form a
+// pair.
+func checkJSONB(payload []byte) error {
+	if !utf8.Valid(payload) {
+		return errors.New("the payload is not valid UTF-8")
+	}
+	hex4 := func(i int) (rune, bool) {
+		if i+4 > len(payload) {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(payload[i:i+4]), 16, 32)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(payload); i++ {
+		if payload[i] != '\\' || i+1 >= len(payload) {
+			continue
+		}
+		if payload[i+1] != 'u' {
+			i++ // an escaped character, perhaps a backslash
+			continue
+		}
+		r, ok := hex4(i + 2)
+		switch {
+		case !ok:
+			return errors.New("the payload has a malformed \\u escape")
+		case r == 0:
+			return errors.New("the payload has the escape \\u0000, which PostgreSQL cannot store")
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return fmt.Errorf("the payload has a lone surrogate escape \\u%04x", r)
+		case r >= 0xD800 && r < 0xDC00:
+			low, ok := hex4(i + 8)
+			if !ok || payload[i+6] != '\\' || payload[i+7] != 'u' || low < 0xDC00 || low > 0xDFFF {
+				return fmt.Errorf("the payload has a lone surrogate escape \\u%04x", r)
+			}
+			i += 11
+		default:
+			i += 5
+		}
+	}
+	return nil
 }
 
 // Enqueued is signalled (without blocking, coalescing) after new deliveries

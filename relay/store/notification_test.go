@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -224,5 +225,52 @@ func TestTwinsInOneGroupCommit(t *testing.T) {
 	list, _, _ := b.db.ListDeliveries(context.Background(), store.ListFilter{})
 	if len(list) != 2 {
 		t.Errorf("%d deliveries stored, want 2", len(list))
+	}
+}
+
+// TestCheckJSONBAgreesWithPostgreSQL puts payloads to PostgreSQL itself:
+// what the store refuses up front is exactly what jsonb refuses, and
+// Enqueue refuses it as bad input without writing anything.
+func TestCheckJSONBAgreesWithPostgreSQL(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		payload string
+		refuse  bool
+	}{
+		{`{"a":"plain é 🙈"}`, false},
+		{`{"a":"\u00e9\ud83d\ude48\u2028"}`, false},
+		{`{"a":"\\u0000 is text here"}`, false},
+		{`{"a\\":"\\\\"}`, false},
+		{`{"a":"\u0000"}`, true},
+		{`{"\u0000":1}`, true},
+		{`{"a":"x\ud800"}`, true},
+		{`{"a":"\ud800x"}`, true},
+		{`{"a":"\ud800\u0041"}`, true},
+		{`{"a":"\udc00"}`, true},
+		{`{"a":"\ude48\ud83d"}`, true},
+		{"{\"a\":\"\xff\"}", true},
+	} {
+		_, pgErr := b.db.Pool().Exec(ctx, `SELECT $1::text::jsonb`, tt.payload)
+		if (pgErr != nil) != tt.refuse {
+			t.Fatalf("test case wrong: PostgreSQL on %q: %v, want refused %v", tt.payload, pgErr, tt.refuse)
+		}
+		err := store.CheckJSONB([]byte(tt.payload))
+		if (err != nil) != tt.refuse {
+			t.Errorf("CheckJSONB(%q) = %v, PostgreSQL: %v", tt.payload, err, pgErr)
+		}
+		if !tt.refuse {
+			continue
+		}
+		n := notification("bad-"+tt.payload, "oncall")
+		n.Payload = []byte(tt.payload)
+		if _, err := b.db.Enqueue(ctx, n); !errors.Is(err, relay.ErrInvalid) {
+			t.Errorf("Enqueue(%q) = %v, want relay.ErrInvalid", tt.payload, err)
+		}
+	}
+	list, _, err := b.db.ListDeliveries(ctx, store.ListFilter{})
+	if err != nil || len(list) != 0 {
+		t.Errorf("refused payloads left %d deliveries (%v)", len(list), err)
 	}
 }
