@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -94,6 +96,12 @@ func (g *groupCommitter[T, R]) do(ctx context.Context, item T) (R, error) {
 	case r := <-req.done:
 		return r.res, r.err
 	case <-ctx.Done():
+		// Both may be ready: a request that was written says so.
+		select {
+		case r := <-req.done:
+			return r.res, r.err
+		default:
+		}
 		return zero, ctx.Err()
 	}
 }
@@ -164,7 +172,7 @@ func (g *groupCommitter[T, R]) commit(batch []*commitReq[T, R]) {
 		items[i] = r.item
 	}
 	start := time.Now()
-	results, err := g.write(items)
+	results, err := g.safeWrite(items)
 	if g.observe != nil {
 		g.observe(len(items), time.Since(start))
 	}
@@ -183,13 +191,26 @@ func (g *groupCommitter[T, R]) commit(batch []*commitReq[T, R]) {
 	g.logger.Warn("group commit failed, writing its requests one by one",
 		slog.Int("requests", len(live)), slog.Any("err", err))
 	for i, r := range live {
-		res, err := g.write(items[i : i+1])
+		res, err := g.safeWrite(items[i : i+1])
 		if err != nil {
 			r.done <- commitReply[R]{err: err}
 			continue
 		}
 		r.done <- commitReply[R]{res: res[0]}
 	}
+}
+
+// safeWrite is write, with a panic turned into an error for the batch: a
+// leader is a caller's goroutine, and one that unwound would leave its
+// batch unanswered and the committer without a leader.
+func (g *groupCommitter[T, R]) safeWrite(items []T) (results []R, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			g.logger.Error("group commit panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			results, err = nil, fmt.Errorf("group commit: panic: %v", p)
+		}
+	}()
+	return g.write(items)
 }
 
 func sortReqs[T, R any](reqs []*commitReq[T, R], key func(T) string) {

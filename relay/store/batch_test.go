@@ -220,3 +220,36 @@ func TestGroupCommitSecondBatchOnlyForEnough(t *testing.T) {
 		t.Fatalf("batches = %v, want the first alone and the rest together", r.batches)
 	}
 }
+
+func TestGroupCommitSurvivesAPanickingWrite(t *testing.T) {
+	g := newGroupCommitter(1, 64, slog.New(slog.DiscardHandler), func(items []int) ([]int, error) {
+		if slices.Contains(items, 13) {
+			panic("unlucky")
+		}
+		return slices.Clone(items), nil
+	})
+	if _, err := g.do(context.Background(), 13); err == nil {
+		t.Fatal("a write that panicked reported success")
+	}
+	// The committer still has a leader slot free and answers.
+	if v, err := g.do(context.Background(), 7); err != nil || v != 7 {
+		t.Fatalf("after a panic: %d, %v; want 7", v, err)
+	}
+	g.close()
+}
+
+func TestGroupCommitPrefersTheResultToAnEndedContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g := newGroupCommitter(1, 64, slog.New(slog.DiscardHandler), func(items []int) ([]int, error) {
+		cancel() // the caller's context ends while its row is written
+		return slices.Clone(items), nil
+	})
+	defer g.close()
+	for range 20 {
+		if v, err := g.do(ctx, 5); err != nil || v != 5 {
+			t.Fatalf("written while its context ended: %d, %v; want the result", v, err)
+		}
+		ctx, cancel = context.WithCancel(context.Background())
+	}
+	cancel()
+}
