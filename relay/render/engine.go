@@ -115,18 +115,24 @@ func newEngine(shipped fs.FS, opts Options, now func() time.Time) (*Engine, erro
 	}
 	// The generic template reads a payload nobody declared: a key a
 	// sender left out must read as empty, not fail the request with 422.
-	// The option is per template, so only the generic blocks get it.
-	for _, t := range base.Templates() {
-		if t.Name() == genericEntry || strings.HasPrefix(t.Name(), genericEntry+".") {
-			t.Option("missingkey=zero")
-		}
+	// text/template keeps options per set, not per template, so the
+	// generic entry runs in a clone of its own; the other shipped
+	// templates stay strict, and a typo in them fails loudly.
+	lenient, err := base.Clone()
+	if err != nil {
+		return nil, fmt.Errorf("clone shipped templates: %w", err)
 	}
+	lenient.Option("missingkey=zero")
 	// Entry points are the defined templates whose names hold no dot; the
 	// dotted ones ("alertmanager.alert") are their overridable blocks, and
 	// the file names ("alertmanager.tmpl") have empty bodies.
 	for _, t := range base.Templates() {
 		if !strings.Contains(t.Name(), ".") && t.Name() != "" {
-			e.entries[t.Name()] = entry{set: base, exec: t.Name(), usesConversation: mentionsConversation(base)}
+			set := base
+			if t.Name() == genericEntry {
+				set = lenient
+			}
+			e.entries[t.Name()] = entry{set: set, exec: t.Name(), usesConversation: mentionsConversation(set)}
 		}
 	}
 	// The shipped alertmanager template, as shipped, has a native

@@ -126,7 +126,10 @@ func TestMissingKey(t *testing.T) {
 	t.Parallel()
 	// Shipped templates run with missingkey=error, so a typo in ours fails
 	// loudly in tests instead of rendering blanks.
-	shipped := fstest.MapFS{"x.tmpl": {Data: []byte(`{{ define "strict" }}[{{ .CommonLabels.nosuch }}]{{ end }}`)}}
+	shipped := fstest.MapFS{
+		"x.tmpl":       {Data: []byte(`{{ define "strict" }}[{{ .CommonLabels.nosuch }}]{{ end }}`)},
+		"generic.tmpl": {Data: []byte(`{{ define "generic" }}[{{ with .nosuch }}x{{ end }}]{{ end }}`)},
+	}
 	user := writeFile(t, "user.tmpl", `[{{ .CommonLabels.nosuch }}]`)
 	e, err := newEngine(shipped, Options{Files: map[string]string{"user": user}}, fixedNow)
 	if err != nil {
@@ -137,6 +140,12 @@ func TestMissingKey(t *testing.T) {
 	_, err = e.Render("strict", d)
 	if err == nil || !strings.Contains(err.Error(), `map has no entry for key "nosuch"`) || !errors.Is(err, relay.ErrInvalid) {
 		t.Errorf(`Render("strict") error = %v, want a missing key error wrapping relay.ErrInvalid`, err)
+	}
+
+	// The generic template reads payloads nobody declared: a missing key
+	// is empty there, without making the other shipped templates lenient.
+	if got, err := e.RenderValue("generic", map[string]any{}); err != nil || got != "[]" {
+		t.Errorf(`RenderValue("generic") = %q, %v, want "[]", nil`, got, err)
 	}
 
 	// User templates read a missing label as "", as in Alertmanager.

@@ -45,6 +45,11 @@ func writeAlertmanager(b *bytes.Buffer, d *Data) error {
 	b.WriteByte('\n')
 
 	for _, a := range d.GroupAlerts() {
+		// Stop at the output limit as the interpreter does, rather than
+		// build the whole text first.
+		if b.Len() > MaxOutputBytes {
+			return ErrTooLarge
+		}
 		b.WriteByte('\n')
 		if err := writeAlert(b, &a); err != nil {
 			return err

@@ -2,6 +2,7 @@ package render
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -231,3 +232,29 @@ func randomAlert(rng *rand.Rand) alertmanager.Alert {
 }
 
 func pick(rng *rand.Rand, s ...string) string { return s[rng.IntN(len(s))] }
+
+// TestNativeOutputCap: past MaxOutputBytes both renderings stop with
+// ErrTooLarge, and RenderParts still splits the notification the same way.
+func TestNativeOutputCap(t *testing.T) {
+	t.Parallel()
+	e := newTestEngine(t, Options{})
+	native, interp := interpreted(t, e)
+	var alerts []alertmanager.Alert
+	for i := range 40 {
+		alerts = append(alerts, annotate(cpuAlert(i), "summary", fmt.Sprint(i, strings.Repeat(" y", 20<<10))))
+	}
+	d := NewData(message([]string{"alertname"}, alerts...), "r", "c")
+	for name, ent := range map[string]entry{"native": native, "template": interp} {
+		if _, err := ent.render(alertmanagerEntry, &d); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s rendering of 1.6 MiB: error %v, want ErrTooLarge", name, err)
+		}
+	}
+	want, werr := renderPartsWith(e, interp, d)
+	got, gerr := renderPartsWith(e, native, d)
+	if werr != nil || gerr != nil {
+		t.Fatalf("RenderParts: template %v, native %v", werr, gerr)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("split parts differ (-template +native):\n%s", diff)
+	}
+}
