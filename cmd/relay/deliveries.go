@@ -201,11 +201,11 @@ func printList(w io.Writer, rows []json.RawMessage) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "OPERATION ID\tSTATE\tATTEMPTS\tROUTE\tCONVERSATION\tCREATED\tLAST ERROR")
 	for _, raw := range rows {
-		var d delivery
+		var d store.Delivery
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return fmt.Errorf("read a delivery of the list: %w", err)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", tableCell(d.OperationID), tableCell(d.State), d.Attempts,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", tableCell(d.OperationID), tableCell(string(d.State)), d.Attempts,
 			tableCell(d.Route), tableCell(d.Conversation), localTime(d.CreatedAt),
 			truncateRunes(tableCell(d.LastError), errorWidth))
 	}
@@ -238,7 +238,7 @@ func deliveriesShow(ctx context.Context, args []string, getenv func(string) stri
 	if cf.json {
 		return printJSON(stdout, body)
 	}
-	var d deliveryDetail
+	var d store.DeliveryDetail
 	if err := json.Unmarshal(body, &d); err != nil {
 		return fmt.Errorf("read delivery %s from %s: %w", pos[0], c.base, err)
 	}
@@ -246,12 +246,12 @@ func deliveriesShow(ctx context.Context, args []string, getenv func(string) stri
 }
 
 // printDetail writes one delivery as a block for people.
-func printDetail(w io.Writer, d *deliveryDetail, withPayload bool) error {
+func printDetail(w io.Writer, d *store.DeliveryDetail, withPayload bool) error {
 	tw := newTable(w)
 	field := func(name, val string) { fmt.Fprintf(tw, "%s:\t%s\n", name, val) }
 	field("Operation ID", tableCell(d.OperationID))
 	field("Notification ID", tableCell(d.NotificationID))
-	field("State", tableCell(d.State))
+	field("State", tableCell(string(d.State)))
 	field("Route", tableCell(d.Route))
 	field("Conversation", tableCell(d.Conversation))
 	field("Recipient", tableCell(d.Recipient))
@@ -271,7 +271,7 @@ func printDetail(w io.Writer, d *deliveryDetail, withPayload bool) error {
 	field("Created", localTimeZone(&d.CreatedAt))
 	field("Updated", localTimeZone(&d.UpdatedAt))
 	field("Delivered", localTimeZone(d.DeliveredAt))
-	if d.State == string(relay.StatePending) {
+	if d.State == relay.StatePending {
 		field("Next attempt", localTimeZone(&d.NextAttemptAt))
 	}
 	if d.LeaseUntil != nil {
@@ -340,7 +340,7 @@ func printDetail(w io.Writer, d *deliveryDetail, withPayload bool) error {
 
 // attemptSummary says how many tries there were and how they ended, e.g.
 // "3 (retry 2, delivered 1)".
-func attemptSummary(d *deliveryDetail) string {
+func attemptSummary(d *store.DeliveryDetail) string {
 	s := strconv.Itoa(d.Attempts)
 	if len(d.AttemptLog) == 0 {
 		return s

@@ -15,53 +15,6 @@ import (
 	"github.com/skype-relay/relay/relay"
 )
 
-// delivery and attempt hold the fields of the audit API the tables show.
-type delivery struct {
-	OperationID    string     `json:"operationId"`
-	NotificationID string     `json:"notificationId"`
-	Route          string     `json:"route"`
-	Conversation   string     `json:"conversation"`
-	Recipient      string     `json:"recipient"`
-	Subject        string     `json:"subject"`
-	Importance     string     `json:"importance"`
-	Part           int        `json:"part"`
-	Parts          int        `json:"parts"`
-	Text           string     `json:"text"`
-	State          string     `json:"state"`
-	Attempts       int        `json:"attempts"`
-	NextAttemptAt  time.Time  `json:"nextAttemptAt"`
-	LeaseUntil     *time.Time `json:"leaseUntil"`
-	LastError      string     `json:"lastError"`
-	CreatedAt      time.Time  `json:"createdAt"`
-	UpdatedAt      time.Time  `json:"updatedAt"`
-	DeliveredAt    *time.Time `json:"deliveredAt"`
-}
-
-type attempt struct {
-	Attempt     int       `json:"attempt"`
-	Outcome     string    `json:"outcome"`
-	Pool        string    `json:"pool"`
-	HTTPStatus  *int      `json:"httpStatus"`
-	UCWACode    string    `json:"ucwaCode"`
-	UCWASubcode string    `json:"ucwaSubcode"`
-	Reason      string    `json:"reason"`
-	Error       string    `json:"error"`
-	LatencyMS   float64   `json:"latencyMs"`
-	StartedAt   time.Time `json:"startedAt"`
-}
-
-type deliveryDetail struct {
-	delivery
-	Format       string          `json:"format"`
-	Event        string          `json:"event"`
-	DedupKey     string          `json:"dedupKey"`
-	Payload      json.RawMessage `json:"payload"`
-	ReceivedAt   time.Time       `json:"receivedAt"`
-	AttemptLog   []attempt       `json:"attemptLog"`
-	Duplicates   int             `json:"duplicates"`
-	DuplicatesAt []time.Time     `json:"duplicatesAt"`
-}
-
 type listPage struct {
 	Deliveries []json.RawMessage `json:"deliveries"`
 	NextCursor string            `json:"nextCursor,omitempty"`
