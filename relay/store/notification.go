@@ -271,19 +271,12 @@ SELECT notification_id, operation_ids FROM k`
 // writeOne writes a batch of one with enqueueOneSQL.
 func (db *DB) writeOne(ctx context.Context, it enqueueItem) ([]EnqueueResult, error) {
 	n := it.n
-	k := len(n.Messages)
-	convs, rcpts, subjs, imps := make([]string, k), make([]string, k), make([]string, k), make([]string, k)
-	gks, sts, txts := make([]string, k), make([]string, k), make([]string, k)
-	parts, counts := make([]int32, k), make([]int32, k)
-	for j, m := range n.Messages {
-		convs[j], rcpts[j], subjs[j], imps[j] = m.Conversation, m.Target.To, m.Target.Subject, importance(m)
-		gks[j], sts[j], txts[j] = m.GroupKey, m.Status, m.Text
-		parts[j], counts[j] = int32(max(m.Part, 1)), int32(max(m.Parts, m.Part, 1))
-	}
+	var m messageColumns
+	m.add(n.Messages, 0)
 	var res EnqueueResult
 	err := db.pool.QueryRow(ctx, enqueueOneSQL, n.DedupKey, it.id, it.opIDs, it.now.Add(n.Window),
 		n.Route, n.Format, n.Event, n.Payload, it.now,
-		convs, rcpts, subjs, imps, gks, sts, parts, counts, txts).Scan(&res.NotificationID, &res.OperationIDs)
+		m.convs, m.rcpts, m.subjs, m.imps, m.gks, m.sts, m.parts, m.counts, m.txts).Scan(&res.NotificationID, &res.OperationIDs)
 	if err != nil {
 		return nil, fmt.Errorf("record notification: %w", err)
 	}
@@ -291,11 +284,27 @@ func (db *DB) writeOne(ctx context.Context, it enqueueItem) ([]EnqueueResult, er
 	return []EnqueueResult{res}, nil
 }
 
-func importance(m NewMessage) string {
-	if m.Target.Importance == "" {
-		return "Normal"
+// messageColumns holds the messages of a write as one array per
+// deliveries column, as both enqueue statements take them.
+type messageColumns struct {
+	nidx, parts, counts                 []int32
+	convs, rcpts, subjs, imps, gks, sts []string
+	txts                                []string
+}
+
+// add appends msgs, the messages of the notification numbered nidx in the
+// batch.
+func (c *messageColumns) add(msgs []NewMessage, nidx int) {
+	for _, m := range msgs {
+		imp := m.Target.Importance
+		if imp == "" {
+			imp = "Normal"
+		}
+		c.nidx = append(c.nidx, int32(nidx))
+		c.convs, c.rcpts, c.subjs = append(c.convs, m.Conversation), append(c.rcpts, m.Target.To), append(c.subjs, m.Target.Subject)
+		c.imps, c.gks, c.sts, c.txts = append(c.imps, imp), append(c.gks, m.GroupKey), append(c.sts, m.Status), append(c.txts, m.Text)
+		c.parts, c.counts = append(c.parts, int32(max(m.Part, 1))), append(c.counts, int32(max(m.Parts, m.Part, 1)))
 	}
-	return m.Target.Importance
 }
 
 // writeEnqueues writes a batch in one statement, one round trip and one
@@ -309,9 +318,8 @@ func (db *DB) writeEnqueues(items []enqueueItem) ([]EnqueueResult, error) {
 	var (
 		keys, ids, opids, routes, formats, events, payloads []string
 		expires                                             []time.Time
-		twins                                               []string
-		nidx, parts, counts                                 []int32
-		ops, convs, rcpts, subjs, imps, gks, sts, txts      []string
+		twins, ops                                          []string
+		m                                                   messageColumns
 		now                                                 time.Time
 	)
 	primary := make(map[string]int, len(items)) // key → index of its first item
@@ -327,17 +335,11 @@ func (db *DB) writeEnqueues(items []enqueueItem) ([]EnqueueResult, error) {
 		expires = append(expires, it.now.Add(n.Window))
 		routes, formats, events, payloads = append(routes, n.Route), append(formats, n.Format),
 			append(events, n.Event), append(payloads, string(n.Payload))
-		for j, m := range n.Messages {
-			imp := importance(m)
-			nidx = append(nidx, int32(len(keys)))
-			ops, convs, rcpts, subjs = append(ops, it.opIDs[j]), append(convs, m.Conversation),
-				append(rcpts, m.Target.To), append(subjs, m.Target.Subject)
-			imps, gks, sts, txts = append(imps, imp), append(gks, m.GroupKey), append(sts, m.Status), append(txts, m.Text)
-			parts, counts = append(parts, int32(max(m.Part, 1))), append(counts, int32(max(m.Parts, m.Part, 1)))
-		}
+		ops = append(ops, it.opIDs...)
+		m.add(n.Messages, len(keys))
 	}
 	rows, _ := db.pool.Query(ctx, enqueueSQL, keys, ids, opids, expires, routes, formats, events, payloads, now,
-		nidx, ops, convs, rcpts, subjs, imps, gks, sts, parts, twins, counts, txts)
+		m.nidx, ops, m.convs, m.rcpts, m.subjs, m.imps, m.gks, m.sts, m.parts, twins, m.counts, m.txts)
 	type keyed struct {
 		id  string
 		ops []string
