@@ -29,22 +29,27 @@ type Delivery struct {
 	Text           string      `json:"text"`
 	State          relay.State `json:"state"`
 	Attempts       int         `json:"attempts"`
-	NextAttemptAt  time.Time   `json:"nextAttemptAt"`
-	LeaseUntil     *time.Time  `json:"leaseUntil,omitempty"`
-	LastError      string      `json:"lastError,omitempty"`
-	CreatedAt      time.Time   `json:"createdAt"`
-	UpdatedAt      time.Time   `json:"updatedAt"`
-	DeliveredAt    *time.Time  `json:"deliveredAt,omitempty"`
+	// Failures counts the attempts that failed for the message's own sake
+	// (what max_attempts caps); Unconfirmed the sends the server never
+	// confirmed (what max_resends caps).
+	Failures      int        `json:"failures"`
+	Unconfirmed   int        `json:"unconfirmed"`
+	NextAttemptAt time.Time  `json:"nextAttemptAt"`
+	LeaseUntil    *time.Time `json:"leaseUntil,omitempty"`
+	LastError     string     `json:"lastError,omitempty"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+	DeliveredAt   *time.Time `json:"deliveredAt,omitempty"`
 }
 
 const deliveryColumns = `operation_id, notification_id, route, conversation, recipient, subject, importance,
-    part, parts, text, state, attempts, next_attempt_at, lease_until, coalesce(last_error, ''),
+    part, parts, text, state, attempts, failures, unconfirmed, next_attempt_at, lease_until, coalesce(last_error, ''),
     created_at, updated_at, delivered_at`
 
 func scanDelivery(row pgx.CollectableRow) (Delivery, error) {
 	var d Delivery
 	err := row.Scan(&d.OperationID, &d.NotificationID, &d.Route, &d.Conversation, &d.Recipient, &d.Subject,
-		&d.Importance, &d.Part, &d.Parts, &d.Text, &d.State, &d.Attempts, &d.NextAttemptAt, &d.LeaseUntil,
+		&d.Importance, &d.Part, &d.Parts, &d.Text, &d.State, &d.Attempts, &d.Failures, &d.Unconfirmed, &d.NextAttemptAt, &d.LeaseUntil,
 		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt)
 	return d, err
 }

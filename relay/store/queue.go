@@ -24,9 +24,13 @@ type Claimed struct {
 	Part, Parts  int
 	Text         string
 	// Attempt is this try's number (1 for the first).
-	Attempt  int
+	Attempt int
+	// Failures counts the tries that failed for the message's own sake.
 	Failures int
-	Resend   bool
+	// Unconfirmed counts the sends that may have reached the recipient
+	// without the server confirming them (a reclaim not included).
+	Unconfirmed int
+	Resend      bool
 	// Reclaimed: the delivery was being sent by a worker that stopped
 	// (crashed, or lost the session) before recording the outcome. The
 	// recipient may have it already.
@@ -71,7 +75,7 @@ RETURNING ` + claimedColumns
 
 // claimedColumns are what a claim returns; old_state is the state before it.
 const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d.importance,
-    d.group_key, d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.resend,
+    d.group_key, d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.unconfirmed, d.resend,
     due.old_state = 'sending' AND NOT due.mine,
     d.status = 'firing' AND d.group_key <> '' AND EXISTS (
         SELECT 1 FROM deliveries r
@@ -118,7 +122,7 @@ func scanClaimed(gen int64) pgx.RowToFunc[Claimed] {
 		c := Claimed{Gen: gen}
 		err := row.Scan(&c.OperationID, &c.Seq, &c.Route, &c.Conversation, &c.Target.To, &c.Target.Subject,
 			&c.Target.Importance, &c.GroupKey, &c.Status, &c.Part, &c.Parts, &c.Text, &c.Attempt, &c.Failures,
-			&c.Resend, &c.Reclaimed, &c.Supersedable, &c.CreatedAt, &c.QueuedAt)
+			&c.Unconfirmed, &c.Resend, &c.Reclaimed, &c.Supersedable, &c.CreatedAt, &c.QueuedAt)
 		return c, err
 	}
 }
@@ -148,11 +152,19 @@ type Finish struct {
 	NextAttemptAt time.Time
 	// Failed counts this try against the delivery's max_attempts.
 	Failed bool
+	// Unconfirmed is the delivery's new count of unconfirmed sends.
+	Unconfirmed int
 	// Resend marks the next send "(resent)".
 	Resend    bool
 	LastError string
 	Record    *AttemptRecord
 	Now       time.Time
+	// Late: the outcome is written after the claim may have lapsed (the
+	// database was unreachable when it came). It is then fenced by the
+	// attempt alone, not the session generation, and a delivered outcome
+	// wins over any later claim or verdict: the server confirmed it, so the
+	// delivery must not be sent again.
+	Late bool
 	// ClaimNext, when set, also claims the recipient's next delivery in the
 	// same transaction if it is due (see FinishResult.Next).
 	ClaimNext *NextClaim
@@ -180,8 +192,20 @@ UPDATE deliveries SET
     state = $4, next_attempt_at = CASE WHEN $4 = 'pending' THEN $5 ELSE next_attempt_at END,
     failures = failures + CASE WHEN $6 THEN 1 ELSE 0 END, resend = $7,
     last_error = NULLIF($8, ''), lease_until = NULL, updated_at = $9,
-    delivered_at = CASE WHEN $4 = 'delivered' THEN $9 ELSE delivered_at END
-WHERE operation_id = $1 AND attempts = $2 AND claim_gen = $3 AND state = 'sending'`
+    delivered_at = CASE WHEN $4 = 'delivered' THEN $9 ELSE delivered_at END, unconfirmed = $10
+WHERE operation_id = $1 AND `
+
+// finishFence keeps a late worker from overwriting a newer claim.
+const finishFence = `attempts = $2 AND claim_gen = $3 AND state = 'sending'`
+
+// lateFinishFence fences an outcome written after the database came back:
+// the claim may belong to an older session generation (the lease lapsed
+// meanwhile) but must not have been taken over (attempts would be higher).
+// A delivered outcome also ends a delivery claimed again or given another
+// verdict meanwhile; $3 is then unused but still typed.
+const lateFinishFence = `$3::bigint IS NOT NULL AND (
+    (attempts = $2 AND state = 'sending')
+    OR ($4 = 'delivered' AND attempts >= $2 AND state IN ('pending', 'sending', 'uncertain', 'dead')))`
 
 const insertAttemptSQL = `
 INSERT INTO attempts (operation_id, attempt, ucwa_operation_id, outcome, pool, http_status, ucwa_code,
@@ -209,8 +233,12 @@ func (db *DB) writeFinishes(items []Finish) ([]FinishResult, error) {
 			b.Queue(insertAttemptSQL, f.OperationID, f.Attempt, r.UCWAOperationID, r.Outcome, r.Pool, r.HTTPStatus,
 				r.Code, r.Subcode, r.Reason, r.Error, float64(r.Latency.Microseconds())/1000, r.StartedAt, r.FinishedAt)
 		}
-		b.Queue(finishSQL, f.OperationID, f.Attempt, f.Gen, string(f.State), f.NextAttemptAt, f.Failed, f.Resend,
-			f.LastError, f.Now)
+		fence := finishFence
+		if f.Late {
+			fence = lateFinishFence
+		}
+		b.Queue(finishSQL+fence, f.OperationID, f.Attempt, f.Gen, string(f.State), f.NextAttemptAt, f.Failed, f.Resend,
+			f.LastError, f.Now, f.Unconfirmed)
 		if n := f.ClaimNext; n != nil {
 			token := f.OperationID + "." + strconv.Itoa(f.Attempt)
 			b.Queue(claimNextSQL, f.Now, n.Lease.Milliseconds(), f.Gen, n.Recipient, token)
@@ -319,7 +347,7 @@ func (db *DB) Redeliver(ctx context.Context, operationID string, now time.Time) 
 	err := db.pool.QueryRow(ctx, `
 WITH old AS (SELECT operation_id, state FROM deliveries WHERE operation_id = $1 FOR UPDATE)
 UPDATE deliveries d SET state = 'pending', next_attempt_at = $2, queued_at = $2, updated_at = $2,
-    seq = DEFAULT, lease_until = NULL, failures = 0, resend = false, superseded_by = NULL,
+    seq = DEFAULT, lease_until = NULL, failures = 0, unconfirmed = 0, resend = false, superseded_by = NULL,
     last_error = 'redelivered (was ' || old.state || ')'
 FROM old WHERE d.operation_id = old.operation_id AND old.state NOT IN ('pending', 'sending')
 RETURNING old.state`, operationID, now).Scan(&prev)
