@@ -13,7 +13,9 @@ type Config struct {
 	// Password is the bot's password, default "secret".
 	Password string
 	// Pools names the pools, default {"fe1", "fe2-backup"}. Each pool is its
-	// own 127.0.0.1:0 listener. The first pool is the home pool.
+	// own 127.0.0.1:0 listener. The first pool is the home pool. "root",
+	// "internal", "external" and "control" are reserved (they name the other
+	// listeners in logs and Stats).
 	Pools []string
 	// TokenLifetime is the expires_in of issued tokens, default 8h (protocol
 	// time, so it is scaled by TimeScale).

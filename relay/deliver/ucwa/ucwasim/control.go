@@ -3,7 +3,9 @@ package ucwasim
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -136,6 +138,50 @@ func (s *Sim) controlHandler() http.Handler {
 			ok(w)
 		}
 	})
+	mux.HandleFunc("PUT /sim/pools/{pool}/link-host", func(w http.ResponseWriter, r *http.Request) {
+		name, found := knownPool(w, r)
+		if !found {
+			return
+		}
+		var body struct {
+			Host *string `json:"host"`
+		}
+		if err := decode(r, &body); err != nil {
+			bad(w, err)
+			return
+		}
+		if body.Host == nil {
+			bad(w, fmt.Errorf("host is required (\"\" restores normal links)"))
+			return
+		}
+		if err := checkLinkHost(*body.Host); err != nil {
+			bad(w, err)
+			return
+		}
+		s.SetLinkHost(name, *body.Host)
+		ok(w)
+	})
+	mux.HandleFunc("GET /sim/rate", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		host := q.Get("host")
+		if s.rates[host] == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("unknown host %q", host)})
+			return
+		}
+		var from, to time.Time
+		for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+			if v := q.Get(name); v != "" {
+				t, err := time.Parse(time.RFC3339Nano, v)
+				if err != nil {
+					bad(w, fmt.Errorf("parse %s: %w", name, err))
+					return
+				}
+				*dst = t
+			}
+		}
+		maxPerSec, total := s.RequestRate(host, from, to)
+		writeJSON(w, http.StatusOK, map[string]any{"host": host, "maxPerSecond": maxPerSec, "total": total})
+	})
 	mux.HandleFunc("POST /sim/home", func(w http.ResponseWriter, r *http.Request) {
 		if name, found := knownPool(w, r); found {
 			s.SetHomePool(name)
@@ -181,5 +227,32 @@ func (s *Sim) controlHandler() http.Handler {
 		s.SetRecipient(r.PathValue("sip"), bs...)
 		ok(w)
 	})
+	mux.HandleFunc("PUT /sim/recipients/{sip}/unconfirmed", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			On *bool `json:"on"`
+		}
+		if err := decode(r, &body); err != nil {
+			bad(w, err)
+			return
+		}
+		if body.On == nil {
+			bad(w, fmt.Errorf("on is required"))
+			return
+		}
+		s.SetUnconfirmed(r.PathValue("sip"), *body.On)
+		ok(w)
+	})
 	return http.MaxBytesHandler(mux, 1<<20)
+}
+
+// checkLinkHost accepts "" or a bare host name or IP address, no port.
+func checkLinkHost(host string) error {
+	if host == "" {
+		return nil
+	}
+	u, err := url.Parse("http://" + net.JoinHostPort(host, "80"))
+	if err != nil || u.Hostname() != host || u.Port() != "80" || u.User != nil || u.Path != "" {
+		return fmt.Errorf("host %q is not a bare host name (no scheme, port or path)", host)
+	}
+	return nil
 }

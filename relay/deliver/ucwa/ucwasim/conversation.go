@@ -305,6 +305,10 @@ func (c *conversation) deliverFirstLocked(m *message) {
 	rec := Message{Pool: a.p.name, Application: a.id, Recipient: c.recipient, Conversation: c.id,
 		OperationID: m.operationID, ContentType: m.contentType, Body: m.body, Time: m.at}
 	s.rec.add(func(rc *recorder) { rc.messages = append(rc.messages, rec) })
+	if s.isUnconfirmed(c.recipient) {
+		m.status = "Pending"
+		return
+	}
 	if s.cfg.InvitationMessageEvents {
 		a.enqueueLocked(a.newEvent(prioHigh, "conversation", c.path, "message", m.path, "completed",
 			map[string]any{"status": "Success"}, "", m.renderLocked()))

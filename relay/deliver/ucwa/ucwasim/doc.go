@@ -20,6 +20,12 @@
 // absolute; the events link carries the server-owned ack parameter. A URL
 // the pool never issued gets 404 and a [Violation]. The 401 challenge is
 // HTML with both WWW-Authenticate challenges (optionally on one line).
+// [Sim.SetLinkHost] makes a pool hand out every link (discovery's user
+// link, the token href, application, events, Location headers) as an
+// absolute URL on another host name with the same port, e.g. "localhost":
+// a client that trusts only 127.0.0.1 must refuse them; one that follows
+// them is served (only the path decides what a URL addresses) and counted
+// in Stats.LinkHostRequests.
 //
 // The event channel follows the ack model of §12.4: the answer to ack=k is
 // batch k with next=ack=k+1; a repeated ack re-delivers the same batch; an
@@ -37,19 +43,56 @@
 // [Sim.PoolGone]/[Sim.PoolRecover] with [Sim.SetHomePool] (F1-F4),
 // [Sim.SetPoolVersion] (F5), [Sim.ExpireTokens], [Sim.KillApplications],
 // [Sim.DisplaceApplications], [Sim.ExpireActivity], [Sim.DropEventChannel],
-// [Sim.ReplacePGets], [Sim.EndConversations] and [Sim.Reply]. Recipients
-// are scripted per attempt with [Sim.SetRecipient]. Observations:
-// [Sim.Messages], [Sim.Violations], [Sim.Stats], [Sim.Conversations],
-// [Sim.RequestLog], [Sim.DuplicateCounts]. Messages, violations and
-// request counts are recorded before the answer is written, so a client
-// that saw an answer also sees its record; the request log entry (with
-// latency) is written after it.
+// [Sim.ReplacePGets], [Sim.EndConversations], [Sim.Reply] and
+// [Sim.SetLinkHost]. A Fault with neither Pool nor Resource answers every
+// request to the roots and pools (the event channel P-GET, sendMessage and
+// the token endpoint included) as it arrives, until its Count runs out; a
+// P-GET already held when it is injected is not released by it. [Sim.PoolGone]
+// answers every request to the pool 410 CannotRedirect (the P-GET at once)
+// except the token endpoint and xframe, until [Sim.PoolRecover]. Recipients
+// are scripted per attempt with [Sim.SetRecipient]; [Sim.SetUnconfirmed]
+// makes a recipient's messages accepted (201, recorded in Messages) but
+// never confirmed: no message completed event, status "Pending".
+// Observations: [Sim.Messages], [Sim.Violations], [Sim.Stats],
+// [Sim.Conversations], [Sim.RequestLog], [Sim.DuplicateCounts],
+// [Sim.RequestRate]. Messages, violations and request counts are recorded
+// before the answer is written, so a client that saw an answer also sees
+// its record; the request log entry (with latency) is written after it.
 //
-// Requests answered by an injected fault are never violations, nor are
+// Requests answered by an injected fault are never violations (except for
+// their timing, see below), nor are
 // 401s for expired tokens or for another pool's token, nor answers to URLs
 // of an application the server killed, nor a send on a conversation that
 // ended after it was connected. Requests carrying Origin/X-Ms-Origin get
 // 403 and a violation (a server-side client must not send them).
+//
+// # Client timing
+//
+// Two checks catch a client that recovers impolitely (PROTOCOL §8.7, §9.4
+// step 3: never retry a URL before its Retry-After, at most about 3
+// requests per second against a failing host).
+//
+// Whenever an answer carries Retry-After (an injected Fault.RetryAfter,
+// delta-seconds or HTTP-date), the server remembers for that listener
+// ("internal", "external" or the pool), method and path without query the
+// instant it named. A request to the same three before that instant, less
+// [RetryAfterTolerance] (50 ms, for clock and scheduling noise), is a
+// violation "retry-before-retry-after" whose detail says how early it was
+// ("412ms before Retry-After"). It is recorded even when the request is
+// again answered by a fault: the rule is about the client's timing, not
+// the answer, and the request is handled as usual. The delay is real time
+// (not scaled by TimeScale), as the client reads it. Requests that arrived
+// before the Retry-After answer was written, and answers the client had
+// already given up on (its connection closed) or never got (ghost
+// deliveries), do not count.
+//
+// Every request that reaches a root or pool listener (token endpoint,
+// faulted and reset requests included; the control API not) is timed per
+// listener. Stats.MaxRequestsPerSecond holds the most that arrived within
+// any sliding one-second window; [Sim.RequestRate] answers the same, and
+// the total, for a time range. Note that a client spacing requests exactly
+// 1/3 s apart shows 4 in one window. The last 100,000 arrivals per
+// listener are kept.
 //
 // # Inferred behaviour, configurable
 //
@@ -73,15 +116,19 @@
 // # Control API
 //
 // ControlURL serves the same functions as JSON: GET /sim/messages,
-// /sim/violations, /sim/stats, /sim/requests, /sim/conversations; POST
-// /sim/reply ({"sip":..., "text":...}); POST /sim/faults (a Fault
-// with durations as Go strings, "250ms"), DELETE /sim/faults; POST
-// /sim/pools/{pool}/gone, /sim/pools/{pool}/recover, /sim/home?pool=NAME,
+// /sim/violations, /sim/stats, /sim/requests, /sim/conversations; GET
+// /sim/rate?host=NAME&from=T&to=T (RFC 3339 times, both optional) answers
+// {"host":..., "maxPerSecond":..., "total":...}; POST /sim/reply
+// ({"sip":..., "text":...}); POST /sim/faults (a Fault with durations as
+// Go strings, "250ms"), DELETE /sim/faults; POST /sim/pools/{pool}/gone,
+// /sim/pools/{pool}/recover, /sim/home?pool=NAME,
 // /sim/applications/kill, /sim/applications/displace,
 // /sim/applications/expire-activity, /sim/tokens/expire, /sim/events/drop,
 // /sim/events/replace,
-// /sim/conversations/end?sip=URI; PUT /sim/recipients/{sip} (a list of
-// Behavior, After as a Go duration string).
+// /sim/conversations/end?sip=URI; PUT /sim/pools/{pool}/link-host
+// ({"host":"localhost"}, "" restores); PUT /sim/recipients/{sip} (a list
+// of Behavior, After as a Go duration string); PUT
+// /sim/recipients/{sip}/unconfirmed ({"on":true} or {"on":false}).
 //
 // # Known fidelity gaps (PROTOCOL §12.10 and simplifications)
 //
@@ -103,5 +150,10 @@
 //     "down" is simulated with a Reset fault, not a refused connection.
 //   - Pool states (FailingOver, FailedOver...) are not modelled; tests
 //     script them with PoolGone, SetHomePool and faults.
-//   - A message whose completion is suppressed reads Succeeded on GET.
+//   - A message whose completion is suppressed (Fault.SuppressCompletion,
+//     a lost event) reads Succeeded on GET; one to a recipient set with
+//     SetUnconfirmed reads Pending.
+//   - The server never sends Retry-After on its own (only faults do), and
+//     the Retry-After and rate checks key on the listener, not on the Host
+//     header, so links on a SetLinkHost name share them with 127.0.0.1.
 package ucwasim

@@ -8,7 +8,9 @@ import (
 
 // Fault is a scripted misbehaviour. Matching requests get the fault instead
 // of (or around) normal handling. Requests answered by a fault are never
-// recorded as violations.
+// recorded as violations of the protocol, except for their timing: one
+// that arrived before an earlier answer's Retry-After is still a
+// "retry-before-retry-after" violation.
 type Fault struct {
 	// Pool is "" for any host, else a pool name, or "root" for both
 	// discovery roots ("internal" or "external" for one of them).
@@ -29,7 +31,8 @@ type Fault struct {
 	// discovery root redirecting to another domain).
 	Location string
 	// RetryAfter is the Retry-After header value (seconds or HTTP-date), ""
-	// for none.
+	// for none. The client must not send the same method to the same path
+	// before it (see the package doc, "Client timing").
 	RetryAfter string
 	// Delay slows the response down (real time, not scaled).
 	Delay time.Duration

@@ -1,6 +1,7 @@
 package ucwasim
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -26,6 +27,12 @@ type statusWriter struct {
 	swallow bool           // the answer is discarded and the connection reset
 	count   func(code int) // called once: the status, 0 for reset, -1 for none
 	counted bool
+	// retry notes a Retry-After answer for retryKey before it is written,
+	// so a client that saw it is checked against it; not when the client
+	// is known to have given up on the request (ctx ended).
+	retry    *retryAfters
+	retryKey retryKey
+	ctx      context.Context
 }
 
 func (w *statusWriter) countOnce(code int) {
@@ -42,6 +49,9 @@ func (w *statusWriter) WriteHeader(code int) {
 		w.status = code
 		if !w.swallow {
 			w.countOnce(code)
+			if v := w.Header().Get("Retry-After"); v != "" && w.retry != nil && w.ctx.Err() == nil {
+				w.retry.note(w.retryKey, v)
+			}
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)

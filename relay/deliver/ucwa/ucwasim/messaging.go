@@ -159,6 +159,7 @@ func (p *pool) serveSendMessage(w *statusWriter, r *http.Request, c *conversatio
 	m := &message{c: c, path: c.msgPath + "/messages/" + randID(10), operationID: op, contentType: mt,
 		body: string(body), status: "Pending", at: time.Now()}
 	early := s.early()
+	unconfirmed := s.isUnconfirmed(c.recipient)
 
 	a.mu.Lock()
 	if c.dead || c.msgState != "Connected" {
@@ -180,6 +181,8 @@ func (p *pool) serveSendMessage(w *statusWriter, r *http.Request, c *conversatio
 	}
 	var completed *event
 	switch {
+	case unconfirmed:
+		// Accepted, never confirmed: Pending forever, no completed event.
 	case fx.fail:
 		m.status = "Failed"
 		code, sub := fx.code, fx.subcode

@@ -17,9 +17,11 @@ type pool struct {
 	fqdn      string
 	appsPath  string
 	gone      atomic.Bool
-	version   atomic.Int32      // highest resource version served, default 2
-	routes    map[string]*route // guarded by s.mu
-	challenge []string          // WWW-Authenticate values
+	version   atomic.Int32           // highest resource version served, default 2
+	routes    map[string]*route      // guarded by s.mu
+	linkBase  atomic.Pointer[string] // "http://host:port" set by SetLinkHost; nil: the listener's base
+	linked    atomic.Bool            // SetLinkHost was ever called
+	linkHosts map[string]bool        // every host set with SetLinkHost; guarded by s.mu
 }
 
 // route is what an issued path points at.
@@ -33,37 +35,46 @@ type route struct {
 
 func newPool(s *Sim, name string, l *listener) *pool {
 	p := &pool{
-		s:        s,
-		name:     name,
-		l:        l,
-		fqdn:     name + "." + s.cfg.Domain,
-		appsPath: "/ucwa/oauth/v1/" + randID(6) + "/applications",
-		routes:   map[string]*route{},
+		s:         s,
+		name:      name,
+		l:         l,
+		fqdn:      name + "." + s.cfg.Domain,
+		appsPath:  "/ucwa/oauth/v1/" + randID(6) + "/applications",
+		routes:    map[string]*route{},
+		linkHosts: map[string]bool{},
 	}
 	p.version.Store(2)
-	bearer := `Bearer trusted_issuers="` + bearerIssuer + "@" + s.cfg.Domain + `", client_id="` + bearerClientID + `"`
-	oauth := `MsRtcOAuth href="` + l.base + tokenPath + `",grant_type="` + grantTypesValue + `"`
-	if s.cfg.UnquotedChallengeHref {
-		oauth = `MsRtcOAuth href=` + l.base + tokenPath + `,grant_type="` + grantTypesValue + `"`
-	}
-	if s.cfg.CombinedChallenge {
-		p.challenge = []string{bearer + ", " + oauth}
-	} else {
-		p.challenge = []string{bearer, oauth}
-	}
 	return p
 }
 
+// challenge returns the WWW-Authenticate values of the 401 (PROTOCOL §2.1).
+func (p *pool) challenge() []string {
+	s := p.s
+	bearer := `Bearer trusted_issuers="` + bearerIssuer + "@" + s.cfg.Domain + `", client_id="` + bearerClientID + `"`
+	oauth := `MsRtcOAuth href="` + p.abs(tokenPath) + `",grant_type="` + grantTypesValue + `"`
+	if s.cfg.UnquotedChallengeHref {
+		oauth = `MsRtcOAuth href=` + p.abs(tokenPath) + `,grant_type="` + grantTypesValue + `"`
+	}
+	if s.cfg.CombinedChallenge {
+		return []string{bearer + ", " + oauth}
+	}
+	return []string{bearer, oauth}
+}
+
 // href renders a path as a link: sometimes relative, sometimes absolute, so
-// clients must resolve links properly.
+// clients must resolve links properly. With a link host (SetLinkHost) every
+// link is absolute on that host.
 func (p *pool) href(path string) string {
+	if b := p.linkBase.Load(); b != nil {
+		return *b + path
+	}
 	if len(path) > 0 && path[len(path)-1]&1 == 0 {
 		return p.l.base + path
 	}
 	return path
 }
 
-func (p *pool) abs(path string) string { return p.l.base + path }
+func (p *pool) abs(path string) string { return p.base() + path }
 
 // register makes a path known to the pool.
 func (p *pool) register(path string, rt *route) {
@@ -107,7 +118,10 @@ type effects struct {
 // authentication, then the resource.
 func (p *pool) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	w := &statusWriter{ResponseWriter: rw}
+	p.s.noteArrival(p.name)
+	p.s.checkRetryAfter(p.name, r, start)
+	p.noteLinkHost(r)
+	w := &statusWriter{ResponseWriter: rw, retry: &p.s.retry, retryKey: retryKey{p.name, r.Method, r.URL.Path}, ctx: r.Context()}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	resource, rt := p.resolve(r.URL.Path)
 	w.count = func(code int) { p.s.countRequest(resource, code) }
@@ -240,7 +254,7 @@ func (p *pool) applyFault(w *statusWriter, r *http.Request, f Fault, fx *effects
 // writeChallenge answers the §2.1 401: HTML body, both challenges.
 func (p *pool) writeChallenge(w http.ResponseWriter) {
 	h := w.Header()
-	for _, c := range p.challenge {
+	for _, c := range p.challenge() {
 		h.Add("WWW-Authenticate", c)
 	}
 	h.Set("Content-Type", "text/html")
@@ -310,7 +324,10 @@ type rootHandler struct {
 // ServeHTTP serves the discovery root document.
 func (h *rootHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	w := &statusWriter{ResponseWriter: rw, count: func(code int) { h.s.countRequest("root", code) }}
+	h.s.noteArrival(h.name)
+	h.s.checkRetryAfter(h.name, r, start)
+	w := &statusWriter{ResponseWriter: rw, count: func(code int) { h.s.countRequest("root", code) },
+		retry: &h.s.retry, retryKey: retryKey{h.name, r.Method, r.URL.Path}, ctx: r.Context()}
 	faulted := false
 	defer func() {
 		status := w.status

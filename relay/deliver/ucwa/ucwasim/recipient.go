@@ -74,6 +74,32 @@ func (s *Sim) SetRecipient(sip string, b ...Behavior) {
 	s.recipients[key] = &recipientScript{steps: append([]Behavior(nil), b...)}
 }
 
+// SetUnconfirmed makes the server never confirm messages to sip (on) or
+// confirm them again (off). While on, sendMessage still answers 201 and
+// the message is recorded in Messages (it was accepted), but no message
+// completed event is ever emitted for it and its resource reads status
+// "Pending" (PROTOCOL §6.3), also later; a first message carried in the
+// invitation is treated alike. It takes precedence over a MessageFailure
+// fault. Invitations are still answered as SetRecipient scripts, which
+// does not change this setting.
+func (s *Sim) SetUnconfirmed(sip string, on bool) {
+	key := normalizeSIP(sip)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.unconfirmed[key] = true
+	} else {
+		delete(s.unconfirmed, key)
+	}
+}
+
+// isUnconfirmed reports whether messages to sip are never confirmed.
+func (s *Sim) isUnconfirmed(sip string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.unconfirmed[normalizeSIP(sip)]
+}
+
 // nextBehavior returns the behaviour for the next invitation to sip.
 func (s *Sim) nextBehavior(sip string) Behavior {
 	s.mu.Lock()

@@ -15,8 +15,10 @@ type Message struct {
 }
 
 // Violation is one request the simulator rejected because the client broke
-// the protocol. Injected faults are never violations, nor are 401s for
-// tokens that expired or belong to another pool.
+// the protocol, or (rule "retry-before-retry-after") one it served but that
+// came too early. Injected faults are never violations, nor are 401s for
+// tokens that expired or belong to another pool; a request answered by a
+// fault can still be too early.
 type Violation struct {
 	Time         time.Time
 	Method, Path string // path without query; never the token
@@ -26,7 +28,10 @@ type Violation struct {
 	// "operationid-too-long", "missing-operationid", "wrong-content-type",
 	// "bad-body", "bad-params", "method-not-allowed", "invalid-grant",
 	// "unsupported-grant-type", "activity-before-available",
-	// "origin-header".
+	// "origin-header", "retry-before-retry-after" (a request to the same
+	// host, method and path without query as an answer carrying
+	// Retry-After, arriving more than RetryAfterTolerance before the time
+	// it named; the request is still served, faults included).
 	Rule   string
 	Detail string
 }
@@ -59,6 +64,16 @@ type Stats struct {
 	// MaxActivityGap is the longest real time between makeMeAvailable or a
 	// reportMyActivity and the next reportMyActivity of one application.
 	MaxActivityGap time.Duration
+	// MaxRequestsPerSecond is, per host ("internal", "external", pool name,
+	// as LogEntry.Host), the largest number of requests that arrived within
+	// any one second (a sliding window; faulted, reset and token requests
+	// included, the control API not). RequestRate answers the same for a
+	// time range.
+	MaxRequestsPerSecond map[string]int
+	// LinkHostRequests counts, per pool, requests whose Host header named a
+	// host set with SetLinkHost for that pool (a client that followed such
+	// a link).
+	LinkHostRequests map[string]int
 }
 
 // LogEntry is one request in the bounded request log.
@@ -82,6 +97,7 @@ type recorder struct {
 	tokens      int
 	discovery   map[string]int
 	requests    map[string]int
+	linkReqs    map[string]int
 	faults      int
 	maxPGets    int
 	maxGap      time.Duration
@@ -95,6 +111,7 @@ type recorder struct {
 func (r *recorder) init(size int) {
 	r.discovery = map[string]int{}
 	r.requests = map[string]int{}
+	r.linkReqs = map[string]int{}
 	r.log = make([]LogEntry, size)
 }
 
@@ -173,17 +190,19 @@ func (s *Sim) Stats() Stats {
 	s.rec.mu.Lock()
 	defer s.rec.mu.Unlock()
 	return Stats{
-		ApplicationsCreated: s.rec.appsMade,
-		ApplicationsDeleted: s.rec.appsGone,
-		TokensIssued:        s.rec.tokens,
-		DiscoveryCalls:      maps.Clone(s.rec.discovery),
-		MaxConcurrentPGets:  s.rec.maxPGets,
-		Requests:            maps.Clone(s.rec.requests),
-		MessagesAccepted:    len(s.rec.messages),
-		FaultsApplied:       s.rec.faults,
-		MaxPGetGap:          s.rec.maxGap,
-		MaxHighEventWait:    s.rec.maxWait,
-		MaxActivityGap:      s.rec.maxActivity,
+		ApplicationsCreated:  s.rec.appsMade,
+		ApplicationsDeleted:  s.rec.appsGone,
+		TokensIssued:         s.rec.tokens,
+		DiscoveryCalls:       maps.Clone(s.rec.discovery),
+		MaxConcurrentPGets:   s.rec.maxPGets,
+		Requests:             maps.Clone(s.rec.requests),
+		MessagesAccepted:     len(s.rec.messages),
+		FaultsApplied:        s.rec.faults,
+		MaxPGetGap:           s.rec.maxGap,
+		MaxHighEventWait:     s.rec.maxWait,
+		MaxActivityGap:       s.rec.maxActivity,
+		MaxRequestsPerSecond: s.maxRates(),
+		LinkHostRequests:     maps.Clone(s.rec.linkReqs),
 	}
 }
 

@@ -29,18 +29,22 @@ type Sim struct {
 	byName  map[string]*pool
 	control *listener
 
-	mu         sync.RWMutex
-	home       *pool
-	tokens     map[string]*token
-	apps       []*application  // live and dead, creation order
-	allConvs   []*conversation // every conversation ever started, for Conversations
-	recipients map[string]*recipientScript
+	mu          sync.RWMutex
+	home        *pool
+	tokens      map[string]*token
+	apps        []*application  // live and dead, creation order
+	allConvs    []*conversation // every conversation ever started, for Conversations
+	recipients  map[string]*recipientScript
+	unconfirmed map[string]bool // recipients whose messages are never confirmed
 
 	embed       atomic.Bool
 	outstanding atomic.Int32 // in-flight UCWA requests, for Config.MaxOutstanding
 
-	faults faultSet
-	rec    recorder
+	faults  faultSet
+	rec     recorder
+	retry   retryAfters
+	started time.Time            // for request rates
+	rates   map[string]*hostRate // per root and pool name; fixed after New
 
 	// Timers: every protocol timer runs through s.after so Close can stop
 	// them and wait for running callbacks.
@@ -78,19 +82,22 @@ func newSim(cfg Config, host string, rootPort, controlPort int) (*Sim, error) {
 	cfg = cfg.withDefaults()
 	seen := map[string]bool{}
 	for _, p := range cfg.Pools {
-		if p == "" || p == "root" || seen[p] {
+		if p == "" || p == "root" || p == "internal" || p == "external" || p == "control" || seen[p] {
 			return nil, fmt.Errorf("new simulator: pool name %q is empty, reserved or repeated", p)
 		}
 		seen[p] = true
 	}
 	s := &Sim{
-		cfg:        cfg,
-		logger:     cfg.Logger,
-		byName:     map[string]*pool{},
-		tokens:     map[string]*token{},
-		recipients: map[string]*recipientScript{},
-		timers:     map[*simTimer]struct{}{},
-		closing:    make(chan struct{}),
+		cfg:         cfg,
+		logger:      cfg.Logger,
+		byName:      map[string]*pool{},
+		tokens:      map[string]*token{},
+		recipients:  map[string]*recipientScript{},
+		unconfirmed: map[string]bool{},
+		started:     time.Now(),
+		rates:       map[string]*hostRate{"internal": {}, "external": {}},
+		timers:      map[*simTimer]struct{}{},
+		closing:     make(chan struct{}),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -127,6 +134,7 @@ func newSim(cfg Config, host string, rootPort, controlPort int) (*Sim, error) {
 			return fail(err)
 		}
 		p := newPool(s, name, l)
+		s.rates[name] = &hostRate{}
 		s.pools = append(s.pools, p)
 		s.byName[name] = p
 	}
