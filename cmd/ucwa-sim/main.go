@@ -4,7 +4,9 @@
 // At start it prints one line per endpoint to stdout, the first being
 // exactly "discovery_url=<primary root URL>", then serves until SIGINT or
 // SIGTERM. Accepted messages and protocol violations are logged to stderr
-// as JSON lines.
+// as JSON lines. "ucwa-sim -h" lists the flags and the HTTP control API
+// (faults, pool failures, links on another host, unconfirmed recipients,
+// request rates); the package documentation of ucwasim describes them.
 package main
 
 import (
@@ -39,6 +41,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	passwordFile := fs.String("password-file", "", "file holding the bot password")
 	timeScale := fs.Float64("time-scale", 1, "multiplier of every protocol timer (0.01 = 100x faster)")
 	embed := fs.Bool("embed", true, "embed resources in events")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: ucwa-sim [flags]")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), controlHelp)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -92,3 +99,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger.Info("shutting down")
 	return 0
 }
+
+// controlHelp lists the control API (served on control_url).
+const controlHelp = `
+Control API (on control_url; JSON bodies; durations as Go strings, "250ms"):
+  GET    /sim/messages                      accepted messages
+  GET    /sim/violations                    protocol violations, incl. "retry-before-retry-after"
+  GET    /sim/stats                         counters, incl. MaxRequestsPerSecond and LinkHostRequests per host
+  GET    /sim/requests                      recent request log
+  GET    /sim/conversations                 every conversation and its state
+  GET    /sim/rate?host=H&from=T&to=T       {"host","maxPerSecond","total"} for host (internal, external,
+                                            a pool) over [from, to), RFC 3339 times, both optional
+  POST   /sim/faults                        inject a fault, e.g. {"status":503,"code":"ServiceUnavailable",
+                                            "retryAfter":"1","count":25} (no pool/resource: every request)
+  DELETE /sim/faults                        clear injected faults
+  POST   /sim/pools/{pool}/gone             every request to the pool: 410 CannotRedirect (token endpoint excepted)
+  POST   /sim/pools/{pool}/recover          the pool serves again (old applications stay gone)
+  PUT    /sim/pools/{pool}/link-host        {"host":"localhost"}: hand out links on that host; {"host":""} restores
+  POST   /sim/home?pool=NAME                discovery sends the bot to pool NAME
+  POST   /sim/applications/kill             404 ApplicationNotFound from now on
+  POST   /sim/applications/displace         410 TooManyApplications
+  POST   /sim/applications/expire-activity  410 InactiveApplicationExpired
+  POST   /sim/tokens/expire                 every token gets the 401 challenge
+  POST   /sim/events/drop                   reset held P-GETs
+  POST   /sim/events/replace                409 PGetReplaced to held P-GETs
+  POST   /sim/conversations/end?sip=URI     the server ends the recipient's conversations
+  POST   /sim/reply                         {"sip":"sip:x@contoso.com","text":"ack"}
+  PUT    /sim/recipients/{sip}              [{"kind":"decline","after":"2s"},{"kind":"accept"}]
+  PUT    /sim/recipients/{sip}/unconfirmed  {"on":true}: accept messages, never confirm them (Pending)
+`

@@ -59,6 +59,38 @@ func TestProgram(t *testing.T) {
 		t.Fatalf("GET discovery: %d %+v %v", res.StatusCode, root, err)
 	}
 
+	// The control API: links on another host, then the request rate.
+	control := strings.TrimPrefix(lines[2], "control_url=")
+	req, _ := http.NewRequest("PUT", control+"/sim/pools/fe1/link-host", strings.NewReader(`{"host":"localhost"}`))
+	req.Header.Set("Content-Type", "application/json")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT link-host = %d", res.StatusCode)
+	}
+	res, err = http.Get(strings.TrimPrefix(lines[0], "discovery_url="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(res.Body).Decode(&root)
+	res.Body.Close()
+	if err != nil || !strings.HasPrefix(root.Links["user"].Href, "http://localhost:") {
+		t.Fatalf("user link after link-host: %+v %v", root, err)
+	}
+	res, err = http.Get(control + "/sim/rate?host=internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rate struct{ MaxPerSecond, Total int }
+	err = json.NewDecoder(res.Body).Decode(&rate)
+	res.Body.Close()
+	if err != nil || rate.Total != 2 || rate.MaxPerSecond < 1 {
+		t.Fatalf("GET /sim/rate = %+v %v, want 2 requests to the primary root", rate, err)
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -67,5 +99,18 @@ func TestProgram(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "pw-for-test") {
 		t.Error("password leaked to stderr")
+	}
+}
+
+// TestHelpListsControlAPI checks that -h documents the control API.
+func TestHelpListsControlAPI(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := run([]string{"-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("run -h = %d", code)
+	}
+	for _, want := range []string{"-time-scale", "/sim/faults", "/sim/pools/{pool}/link-host", "/sim/recipients/{sip}/unconfirmed", "/sim/rate?host="} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, stderr.String())
+		}
 	}
 }
