@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/skype-relay/relay/relay/backoff"
 )
 
 // challenge is the MsRtcOAuth part of a 401 answer (PROTOCOL §2.1).
@@ -96,6 +98,13 @@ func parseChallengeLine(line string) (*challenge, bool) {
 // expiry (at TokenRenewFraction of expires_in, checked on every request, and
 // the event channel makes a request at least every EventTimeout) and on 401.
 // Renewal runs the password grant again; on-premises has no refresh token.
+//
+// One token request is in flight at a time. It runs in a goroutine of its
+// own, owned by the Client, and no lock is held across it: callers that
+// need its result wait with their own context and give up when theirs
+// ends, while the request goes on for the others. A token past its renewal
+// time but not expired is used while the renewal runs in the background,
+// so nobody waits for a renewal it does not need.
 type tokenSource struct {
 	c *Client
 
@@ -104,59 +113,175 @@ type tokenSource struct {
 	token    string   // "cwt=..."
 	renewAt  time.Time
 	expires  time.Time
+	flight   *tokenFlight // the token request in flight, nil when none
+	// After a failed token request no other is made before retryAt; until
+	// then callers without a usable token get lastErr.
+	failures int
+	retryAt  time.Time
+	lastErr  error
+	// fatal is the token endpoint's refusal of the credentials: no token
+	// request is ever made again with this source.
+	fatal error
+}
+
+// tokenFlight is one token request; done is closed when tok or err is set.
+type tokenFlight struct {
+	done chan struct{}
+	tok  string
+	err  error
 }
 
 func newTokenSource(c *Client) *tokenSource { return &tokenSource{c: c} }
 
-// current returns the token to send, renewing it first when due. An empty
-// token with a nil error means none was issued yet: the request will draw
-// the 401 challenge.
+// current returns the token to send. An empty token with a nil error means
+// none was issued yet: the request will draw the 401 challenge.
 func (t *tokenSource) current(ctx context.Context) (string, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	now := time.Now()
-	if t.token != "" && now.Before(t.renewAt) {
-		return t.token, nil
+	switch {
+	case t.fatal != nil:
+		err := t.fatal
+		t.mu.Unlock()
+		return "", err
+	case t.endpoint == nil, t.token != "" && now.Before(t.renewAt):
+		tok := t.token
+		t.mu.Unlock()
+		return tok, nil
+	case t.token != "" && now.Before(t.expires):
+		// Due for renewal but still valid: renew in the background.
+		if !now.Before(t.retryAt) {
+			t.startLocked()
+		}
+		tok := t.token
+		t.mu.Unlock()
+		return tok, nil
 	}
-	if t.endpoint == nil {
-		return t.token, nil
+	f, err := t.flightLocked(now)
+	t.mu.Unlock()
+	if err != nil {
+		return "", err
 	}
-	tok, err := t.acquireLocked(ctx)
-	if err != nil && t.token != "" && now.Before(t.expires) {
-		t.c.log.WarnContext(ctx, "token renewal failed; keeping the current token", "err", err)
-		return t.token, nil
-	}
-	return tok, err
+	return t.await(ctx, f)
 }
 
 // refresh gets a new token after stale was refused with ch. When another
-// request already renewed it, the newer token is returned without a POST.
+// request already renewed it, the newer token is returned without a POST;
+// when a token request is in flight, its answer is awaited.
 func (t *tokenSource) refresh(ctx context.Context, stale string, ch *challenge) (string, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	if t.fatal != nil {
+		err := t.fatal
+		t.mu.Unlock()
+		return "", err
+	}
 	if t.token != "" && t.token != stale {
-		return t.token, nil
+		tok := t.token
+		t.mu.Unlock()
+		return tok, nil
 	}
 	if ch != nil {
-		u, err := url.Parse(ch.href)
-		if err != nil || !u.IsAbs() {
-			return "", errors.New("token endpoint in challenge is not an absolute URL")
+		u, err := t.checkEndpoint(ch)
+		if err != nil {
+			t.mu.Unlock()
+			return "", err
 		}
-		if !t.c.hc.isAllowed(u) {
-			return "", fmt.Errorf("token endpoint host %s is not in AllowedHosts", u.Host)
+		if t.endpoint == nil || *u != *t.endpoint {
+			t.endpoint = u
+			t.retryAt, t.lastErr = time.Time{}, nil // a new endpoint gets a fresh try
 		}
-		if !secureFor(u) {
-			return "", fmt.Errorf("token endpoint %s://%s is plain http on a host that is not loopback: the password is sent only over https", u.Scheme, u.Host)
-		}
-		if len(ch.grants) > 0 && !contains(ch.grants, "password") {
-			return "", fmt.Errorf("token endpoint on %s does not offer the password grant", u.Host)
-		}
-		t.endpoint = u
 	}
 	if t.endpoint == nil {
+		t.mu.Unlock()
 		return "", errors.New("no token endpoint known")
 	}
-	return t.acquireLocked(ctx)
+	f, err := t.flightLocked(time.Now())
+	t.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	return t.await(ctx, f)
+}
+
+// checkEndpoint validates the token endpoint a challenge names: the
+// password goes only to allowed hosts, over https or to loopback (§2.3).
+func (t *tokenSource) checkEndpoint(ch *challenge) (*url.URL, error) {
+	u, err := url.Parse(ch.href)
+	if err != nil || !u.IsAbs() {
+		return nil, errors.New("token endpoint in challenge is not an absolute URL")
+	}
+	if !t.c.hc.isAllowed(u) {
+		return nil, fmt.Errorf("token endpoint %s: %w", u.Host, errHostNotAllowed)
+	}
+	if !secureFor(u) {
+		return nil, fmt.Errorf("token endpoint %s://%s: the password is sent only over https: %w", u.Scheme, u.Host, errInsecureLink)
+	}
+	if len(ch.grants) > 0 && !contains(ch.grants, "password") {
+		return nil, fmt.Errorf("token endpoint on %s does not offer the password grant", u.Host)
+	}
+	return u, nil
+}
+
+// flightLocked returns the token request in flight, starting one unless
+// the last one failed too recently.
+func (t *tokenSource) flightLocked(now time.Time) (*tokenFlight, error) {
+	if t.flight == nil && now.Before(t.retryAt) && t.lastErr != nil {
+		return nil, t.lastErr
+	}
+	return t.startLocked(), nil
+}
+
+// startLocked starts a token request unless one is in flight, and returns
+// it. The request runs under the Client's context, not a caller's.
+func (t *tokenSource) startLocked() *tokenFlight {
+	if t.flight != nil {
+		return t.flight
+	}
+	f := &tokenFlight{done: make(chan struct{})}
+	t.flight = f
+	endpoint := t.endpoint
+	if !t.c.goBackground(func(ctx context.Context) { t.finish(f, t.c.requestToken(ctx, endpoint)) }) {
+		t.flight = nil
+		f.err = ErrClosed
+		close(f.done)
+	}
+	return f
+}
+
+// finish records a token request's result and wakes its waiters.
+func (t *tokenSource) finish(f *tokenFlight, a tokenResult) {
+	now := time.Now()
+	t.mu.Lock()
+	t.flight = nil
+	if a.err == nil {
+		t.token = a.token
+		t.expires = now.Add(a.life)
+		t.renewAt = now.Add(time.Duration(float64(a.life) * t.c.timers.TokenRenewFraction))
+		t.failures, t.retryAt, t.lastErr = 0, time.Time{}, nil
+	} else {
+		if credentialsRefused(a.err) {
+			t.fatal = a.err
+		}
+		t.retryAt = now.Add(backoff.Policy{Min: t.c.timers.RetryMin, Max: t.c.timers.RetryMax, Jitter: 0.2}.Delay(t.failures))
+		t.failures++
+		t.lastErr = a.err
+	}
+	valid := t.token != "" && now.Before(t.expires)
+	t.mu.Unlock()
+	f.tok, f.err = a.token, a.err
+	close(f.done)
+	if a.err != nil && valid && !credentialsRefused(a.err) {
+		t.c.log.Warn("token renewal failed; keeping the current token", "err", a.err)
+	}
+}
+
+// await waits for f with the caller's own context.
+func (t *tokenSource) await(ctx context.Context, f *tokenFlight) (string, error) {
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // tokenAnswer is the token endpoint's JSON (PROTOCOL §2.2).
@@ -167,19 +292,27 @@ type tokenAnswer struct {
 	Error       string `json:"error"`
 }
 
-func (t *tokenSource) acquireLocked(ctx context.Context) (string, error) {
+// tokenResult is what one token request yields.
+type tokenResult struct {
+	token string
+	life  time.Duration
+	err   error
+}
+
+// requestToken runs the password grant against endpoint (PROTOCOL §2.2).
+func (c *Client) requestToken(ctx context.Context, endpoint *url.URL) tokenResult {
 	form := url.Values{
 		"grant_type": {"password"},
-		"username":   {t.c.cfg.Username},
-		"password":   {t.c.cfg.Password},
+		"username":   {c.cfg.Username},
+		"password":   {c.cfg.Password},
 	}
-	resp, err := t.c.hc.roundTrip(ctx, &request{
-		method: http.MethodPost, url: t.endpoint, resource: resToken,
+	resp, err := c.hc.roundTrip(ctx, &request{
+		method: http.MethodPost, url: endpoint, resource: resToken,
 		ctype: "application/x-www-form-urlencoded", body: []byte(form.Encode()),
-		timeout: t.c.timers.Request,
+		timeout: c.timers.Request, wait: true,
 	})
 	if err != nil {
-		return "", fmt.Errorf("request token: %w", err)
+		return tokenResult{err: fmt.Errorf("request token: %w", err)}
 	}
 	var a tokenAnswer
 	if resp.status != http.StatusOK {
@@ -188,24 +321,20 @@ func (t *tokenSource) acquireLocked(ctx context.Context) (string, error) {
 		if !isWord(code) {
 			code = ""
 		}
-		return "", fmt.Errorf("request token on %s: http %d %s", t.endpoint.Host, resp.status, code)
+		return tokenResult{err: &tokenError{host: endpoint.Host, status: resp.status, code: code}}
 	}
 	if err := decodeJSON(resp.body, &a); err != nil {
-		return "", fmt.Errorf("request token on %s: decode answer: %w", t.endpoint.Host, err)
+		return tokenResult{err: fmt.Errorf("request token on %s: decode answer: %w", endpoint.Host, err)}
 	}
 	if a.AccessToken == "" || len(a.AccessToken) > 16<<10 || strings.ContainsAny(a.AccessToken, "\r\n") {
-		return "", fmt.Errorf("request token on %s: answer has no usable access_token", t.endpoint.Host)
+		return tokenResult{err: fmt.Errorf("request token on %s: answer has no usable access_token", endpoint.Host)}
 	}
 	life := time.Duration(a.ExpiresIn) * time.Second
 	if a.ExpiresIn <= 0 || a.ExpiresIn > 7*24*3600 {
 		life = time.Hour
 	}
-	now := time.Now()
-	t.token = a.AccessToken
-	t.expires = now.Add(life)
-	t.renewAt = now.Add(time.Duration(float64(life) * t.c.timers.TokenRenewFraction))
-	t.c.log.DebugContext(ctx, "token issued", "pool", t.endpoint.Host, "expires_in_s", a.ExpiresIn)
-	return t.token, nil
+	c.log.DebugContext(ctx, "token issued", "pool", endpoint.Host, "expires_in_s", a.ExpiresIn)
+	return tokenResult{token: a.AccessToken, life: life}
 }
 
 func contains(list []string, s string) bool {

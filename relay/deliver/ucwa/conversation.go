@@ -217,7 +217,7 @@ func (s *session) invite(ctx context.Context, t relay.Target) (*conv, *step) {
 		body["importance"] = t.Importance
 	}
 	b, _ := json.Marshal(body)
-	resp, err := s.do(ctx, http.MethodPost, s.startMessaging, resStartMessaging, "application/json", b, false)
+	resp, err := s.do(ctx, http.MethodPost, s.startMessaging, resStartMessaging, "application/json", b, 0)
 	if err != nil {
 		s.drop(cv, "invitation refused")
 		return nil, s.errorStep(err)
@@ -269,7 +269,7 @@ func (s *session) invite(ctx context.Context, t relay.Target) (*conv, *step) {
 func (s *session) inviteTimeout(ctx context.Context, cv *conv) (*conv, *step) {
 	if cv.inviteHref != "" {
 		if u, err := url.Parse(cv.inviteHref); err == nil {
-			if resp, err := s.do(ctx, http.MethodGet, u, resInvitation, "", nil, false); err == nil {
+			if resp, err := s.do(ctx, http.MethodGet, u, resInvitation, "", nil, 0); err == nil {
 				var inv halResource
 				if decodeJSON(resp.body, &inv) == nil {
 					s.disp.mu.Lock()
@@ -286,7 +286,7 @@ func (s *session) inviteTimeout(ctx context.Context, cv *conv) (*conv, *step) {
 	cancelHref := cv.cancelHref
 	s.disp.mu.Unlock()
 	if u, err := url.Parse(cancelHref); err == nil && cancelHref != "" {
-		if _, err := s.do(ctx, http.MethodPost, u, resCancel, "", nil, false); err != nil {
+		if _, err := s.do(ctx, http.MethodPost, u, resCancel, "", nil, 0); err != nil {
 			s.c.log.DebugContext(ctx, "cancel invitation", "pool", s.pool, "err", err)
 		}
 	}
@@ -312,7 +312,7 @@ func (s *session) ensureReady(ctx context.Context, cv *conv) *step {
 			return failed(relay.RetryLater, ReasonConversationGone, "invitation has no Location")
 		}
 		u, _ := url.Parse(invHref)
-		resp, err := s.do(ctx, http.MethodGet, u, resInvitation, "", nil, false)
+		resp, err := s.do(ctx, http.MethodGet, u, resInvitation, "", nil, 0)
 		if err != nil {
 			return s.errorStep(err)
 		}
@@ -340,7 +340,7 @@ func (s *session) readMessaging(ctx context.Context, cv *conv) *step {
 	if err != nil || msgHref == "" {
 		return failed(relay.RetryLater, ReasonConversationGone, "no messaging link")
 	}
-	resp, err := s.do(ctx, http.MethodGet, u, resMessaging, "", nil, false)
+	resp, err := s.do(ctx, http.MethodGet, u, resMessaging, "", nil, 0)
 	if err != nil {
 		s.drop(cv, "messaging unreadable")
 		return s.errorStep(err)

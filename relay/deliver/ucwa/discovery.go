@@ -18,9 +18,15 @@ type discovered struct {
 }
 
 // discover runs autodiscovery from every configured root in order, the
-// primary first (PROTOCOL §1, §9.4 step 4). Nothing is cached between calls.
+// primary first (PROTOCOL §1, §9.4 step 4): the first root that leads to a
+// usable pool wins, so a backup is found as soon as the primary fails.
+// Nothing is cached between calls. A token endpoint refusing the account's
+// credentials ends the round at once (asking the next root would only risk
+// locking the account); fresh tokens refused count once per round toward
+// maxAuthRefusals.
 func (c *Client) discover(ctx context.Context) (*discovered, error) {
 	var errs []error
+	refused := false
 	for _, root := range c.roots {
 		d, err := c.discoverFrom(ctx, root)
 		if err == nil {
@@ -31,6 +37,13 @@ func (c *Client) discover(ctx context.Context) (*discovered, error) {
 		}
 		c.log.WarnContext(ctx, "discovery root failed", "root", root.Host, "err", err)
 		errs = append(errs, err)
+		if credentialsRefused(err) {
+			break
+		}
+		refused = refused || errors.Is(err, errTokenRefused)
+	}
+	if refused {
+		c.authRefusals.Add(1)
 	}
 	return nil, fmt.Errorf("discover ucwa: %w", errors.Join(errs...))
 }
@@ -52,7 +65,7 @@ func (h *hopCounter) next(from *url.URL, href string) (*url.URL, error) {
 		return nil, fmt.Errorf("redirect: %w", err)
 	}
 	if !h.c.hc.isAllowed(u) {
-		return nil, fmt.Errorf("redirect to %s: host is not in AllowedHosts", u.Host)
+		return nil, fmt.Errorf("redirect to %s: %w", u.Host, errHostNotAllowed)
 	}
 	return u, nil
 }
@@ -61,7 +74,7 @@ func (h *hopCounter) next(from *url.URL, href string) (*url.URL, error) {
 func (h *hopCounter) get(ctx context.Context, u *url.URL, resource, token string) (*response, error) {
 	for {
 		resp, err := h.c.hc.roundTrip(ctx, &request{
-			method: http.MethodGet, url: u, resource: resource, token: token, timeout: h.c.timers.Request,
+			method: http.MethodGet, url: u, resource: resource, token: token, timeout: h.c.timers.Request, wait: true,
 		})
 		if err != nil {
 			return nil, err
@@ -125,7 +138,7 @@ func (c *Client) discoverFrom(ctx context.Context, root *url.URL) (*discovered, 
 		}
 		if resp.status == http.StatusUnauthorized {
 			if fresh {
-				return nil, fmt.Errorf("user on %s: fresh token refused", user.Host)
+				return nil, fmt.Errorf("user on %s: %w", user.Host, errTokenRefused)
 			}
 			ch, ok := parseChallenge(resp.header)
 			if !ok {
@@ -166,7 +179,10 @@ func (c *Client) discoverFrom(ctx context.Context, root *url.URL) (*discovered, 
 			return nil, fmt.Errorf("user on %s: applications link: %w", user.Host, err)
 		}
 		if !c.hc.isAllowed(a) {
-			return nil, fmt.Errorf("applications host %s is not in AllowedHosts", a.Host)
+			return nil, fmt.Errorf("applications link to %s: %w", a.Host, errHostNotAllowed)
+		}
+		if !secureFor(a) {
+			return nil, fmt.Errorf("applications link to %s://%s: the token is sent only over https: %w", a.Scheme, a.Host, errInsecureLink)
 		}
 		return &discovered{apps: a, tok: tok, root: root.Host}, nil
 	}

@@ -15,34 +15,25 @@ import (
 // ErrClosed is returned by Send and Start once Close has been called.
 var ErrClosed = errors.New("ucwa client closed")
 
-// Reason is a short stable word saying why an attempt ended the way it did.
-// It is used as Outcome.Reason and as a metric label, so the set is small.
-type Reason string
+// ErrStopped is wrapped by Client.Err once the client stopped sending for
+// good: the server refuses this client or its account (UserAgentNotAllowed,
+// credentials refused, displaced twice by another sign-in).
+var ErrStopped = errors.New("ucwa client stopped")
 
-// Reasons.
-const (
-	ReasonOK               Reason = "ok"
-	ReasonInvalid          Reason = "invalid_input"
-	ReasonTimeout          Reason = "timeout"   // a request got no answer in time
-	ReasonNoAnswer         Reason = "no_answer" // the recipient did not answer the invitation
-	ReasonNetwork          Reason = "network"
-	ReasonThrottled        Reason = "throttled"
-	ReasonServer           Reason = "server_error"
-	ReasonAuth             Reason = "auth"
-	ReasonApplicationGone  Reason = "application_gone"
-	ReasonFailover         Reason = "failover"
-	ReasonConversationGone Reason = "conversation_gone"
-	ReasonDeclined         Reason = "declined"
-	ReasonNotFound         Reason = "not_found"
-	ReasonNotAllowed       Reason = "not_allowed"
-	ReasonUnavailable      Reason = "unavailable"
-	ReasonMessageFailed    Reason = "message_failed"
-	ReasonUnconfirmed      Reason = "unconfirmed"
-	ReasonRejected         Reason = "rejected"
-	ReasonTooLarge         Reason = "too_large"
-	ReasonStopped          Reason = "stopped"
-	ReasonClosed           Reason = "closed"
-	ReasonCanceled         Reason = "canceled"
+// Errors that refuse a request before it is sent.
+var (
+	// errHostNotAllowed: a link, redirect or token endpoint leads to a
+	// host outside AllowedHosts.
+	errHostNotAllowed = errors.New("host is not in AllowedHosts")
+	// errInsecureLink: a token or credentials would travel over plain
+	// http to a host that is not loopback.
+	errInsecureLink = errors.New("plain http to a host that is not loopback")
+	// errThrottled: the host asked us to wait (Retry-After) or is failing
+	// and rate limited; RetryAfter says how long is left.
+	errThrottled = errors.New("throttled: waiting before asking this host again")
+	// errTokenRefused: a token fresh from the token endpoint was refused.
+	errTokenRefused = errors.New("fresh token refused")
+	errTimeout      = errors.New("request timeout")
 )
 
 // action is what the client does about a failed request (PROTOCOL §8.7).
@@ -50,12 +41,12 @@ type action int
 
 const (
 	actRetry       action = iota + 1 // back off and try again later
-	actReauth                        // a fresh token was refused too: counts toward failover
+	actReauth                        // a fresh token was refused too
 	actRecreateApp                   // new application on the same pool
 	actFailover                      // forget everything, rediscover
 	actRebuildConv                   // drop the conversation, invite again
-	actPermanent                     // this request can never succeed as it is
-	actStop                          // configuration or policy problem: stop the session
+	actPermanent                     // this message can never be sent as it is
+	actStop                          // the server refuses this client or account: stop for good
 )
 
 func (a action) String() string {
@@ -79,20 +70,24 @@ func (a action) String() string {
 	}
 }
 
-// apiError is a failed UCWA request: an HTTP error answer or a transport
-// error. It never holds a token, a password or a request body.
+// apiError is a failed UCWA request: an HTTP error answer, a transport
+// error, or a request refused before it left. It never holds a token, a
+// password or a request body.
 type apiError struct {
 	Resource   string // what was asked for, e.g. "sendMessage"
 	Host       string // pool host
-	Status     int    // 0 for transport errors
+	Status     int    // 0 for transport errors and refusals
 	Code       string
 	Subcode    string
 	Message    string
-	RetryAfter time.Duration // from Retry-After, 0 when absent
+	RetryAfter time.Duration // from Retry-After, or our own wait; 0 when none
 	JSON       bool          // the body was a UCWA JSON error (not a proxy page)
 	Diag       string        // X-Ms-diagnostics, for logs only (never branched on)
-	NotSent    bool          // transport error before the request left (dial)
-	Err        error         // transport error
+	NotSent    bool          // nothing reached the server (refused, throttled, dial error)
+	// TokenRefused: the request was replayed with a fresh token and that
+	// was refused as well (401, or 403 InvalidToken).
+	TokenRefused bool
+	Err          error // transport error or refusal
 }
 
 func (e *apiError) Error() string {
@@ -106,6 +101,9 @@ func (e *apiError) Error() string {
 	if e.Subcode != "" {
 		s += "/" + e.Subcode
 	}
+	if e.TokenRefused {
+		s += " (fresh token refused)"
+	}
 	if e.Diag != "" {
 		s += " (diagnostics: " + e.Diag + ")"
 	}
@@ -113,6 +111,42 @@ func (e *apiError) Error() string {
 }
 
 func (e *apiError) Unwrap() error { return e.Err }
+
+// tokenError is the token endpoint's refusal of the password grant
+// (PROTOCOL §2.2).
+type tokenError struct {
+	host   string
+	status int
+	code   string // OAuth error code, when it is a plain word
+}
+
+func (e *tokenError) Error() string {
+	s := fmt.Sprintf("request token on %s: http %d", e.host, e.status)
+	if e.code != "" {
+		s += " " + e.code
+	}
+	return s
+}
+
+// refused reports whether the endpoint refused the account's credentials
+// (401, or 400 invalid_grant and the like) rather than being in passing
+// trouble: asking again would only risk locking the account.
+func (e *tokenError) refused() bool {
+	switch {
+	case e.status == http.StatusUnauthorized:
+		return true
+	case e.status == http.StatusBadRequest:
+		return e.code != "server_error" && e.code != "temporarily_unavailable"
+	}
+	return false
+}
+
+// credentialsRefused reports whether err holds a token endpoint's refusal
+// of the credentials.
+func credentialsRefused(err error) bool {
+	var te *tokenError
+	return errors.As(err, &te) && te.refused()
+}
 
 // ucwaError is the JSON error body and the event reason block (§8.1).
 type ucwaError struct {
@@ -122,36 +156,59 @@ type ucwaError struct {
 }
 
 // classify maps one failed request to an action and a reason, once, for the
-// whole client (PROTOCOL §8.7). resource names the request so that a 403 or
-// 404 can be read in context.
+// whole client (PROTOCOL §8.7). The resource tells the message request
+// itself (startMessaging, sendMessage) and the target's conversation apart
+// from the session's own requests: only the former can be the message's
+// fault. Every action but actPermanent comes with a session-caused reason.
 func classify(e *apiError) (action, Reason) {
-	if e.Status == 0 {
+	var (
+		te    *tokenError
+		inner *apiError
+	)
+	switch {
+	case errors.Is(e.Err, errHostNotAllowed), errors.Is(e.Err, errInsecureLink):
+		return actFailover, ReasonHostNotAllowed
+	case errors.Is(e.Err, errThrottled):
+		return actRetry, ReasonThrottled
+	case errors.As(e.Err, &te):
+		switch {
+		case te.refused():
+			return actStop, ReasonStopped
+		case te.status == http.StatusForbidden:
+			return actFailover, ReasonAuth
+		}
+		return actRetry, ReasonAuth
+	case e.TokenRefused:
+		return actReauth, ReasonAuth
+	case e.Status == 0 && errors.As(e.Err, &inner):
+		return classify(inner) // a request this one needed failed (the token POST)
+	case e.Status == 0:
 		if e.Err != nil && (errors.Is(e.Err, errTimeout) || isTimeout(e.Err)) {
 			return actRetry, ReasonTimeout
 		}
 		return actRetry, ReasonNetwork
 	}
+	message := e.Resource == resStartMessaging || e.Resource == resSendMessage
 	conversational := e.Resource == resSendMessage || e.Resource == resMessaging ||
 		e.Resource == resConversation || e.Resource == resInvitation || e.Resource == resMessage
 	switch e.Status {
 	case http.StatusUnauthorized:
-		return actReauth, ReasonAuth // a fresh token was refused too
+		return actReauth, ReasonAuth
 	case http.StatusForbidden:
-		switch e.Resource {
-		case resRoot, resUser, resToken, resApplications:
-			return actFailover, ReasonNotAllowed
+		if message || conversational {
+			return actPermanent, ReasonNotAllowed // the target may not be messaged
 		}
-		return actPermanent, ReasonNotAllowed
+		return actFailover, ReasonAuth // discovery, token, applications, events (§1.4)
 	case http.StatusNotFound:
 		switch {
 		case e.Subcode == "ApplicationNotFound":
 			return actRecreateApp, ReasonApplicationGone
 		case e.Subcode == "APIVersionNotSupported":
-			return actPermanent, ReasonRejected
+			return actFailover, ReasonServer // we pin no version: a server we should not use
 		case conversational:
 			return actRebuildConv, ReasonConversationGone
 		case e.Resource == resRoot || e.Resource == resUser:
-			return actFailover, ReasonNotFound
+			return actFailover, ReasonFailover
 		}
 		return actRecreateApp, ReasonApplicationGone
 	case http.StatusConflict:
@@ -168,11 +225,14 @@ func classify(e *apiError) (action, Reason) {
 		case "InactiveApplicationExpired", "TooManyApplications":
 			return actRecreateApp, ReasonApplicationGone
 		case "UserAgentNotAllowed":
-			return actStop, ReasonNotAllowed
+			return actStop, ReasonStopped
 		}
 		return actFailover, ReasonFailover
 	case http.StatusRequestEntityTooLarge:
-		return actPermanent, ReasonTooLarge
+		if message {
+			return actPermanent, ReasonTooLarge
+		}
+		return actRetry, ReasonProtocol
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		return actRetry, ReasonThrottled
 	case http.StatusBadGateway:
@@ -185,8 +245,10 @@ func classify(e *apiError) (action, Reason) {
 		return actFailover, ReasonFailover // a host change outside discovery
 	case e.Status >= 500:
 		return actRetry, ReasonServer
+	case message:
+		return actPermanent, ReasonRejected // 400, 405, 412, 415, 428 and the rest: a bug in this request
 	}
-	return actPermanent, ReasonRejected // 400, 405, 412, 415, 428 and the rest: a bug
+	return actRetry, ReasonProtocol // the same on a request of the session: not the message's fault
 }
 
 // classifyInvitation maps a failed messagingInvitation completion (§5.2,
@@ -213,21 +275,6 @@ func classifyInvitation(r ucwaError) (relay.OutcomeKind, Reason) {
 		return relay.RetryLater, ReasonNoAnswer
 	}
 	return relay.RetryLater, ReasonUnavailable
-}
-
-var errTimeout = errors.New("request timeout")
-
-// SessionCaused reports whether an outcome with this reason was caused by
-// the session or the server (failover, throttling, network, the bot's own
-// sign-in) rather than by the message or its recipient. Send sets
-// relay.Outcome.Session from it.
-func (r Reason) SessionCaused() bool {
-	switch r {
-	case ReasonTimeout, ReasonNetwork, ReasonThrottled, ReasonServer, ReasonAuth, ReasonApplicationGone,
-		ReasonFailover, ReasonConversationGone, ReasonStopped, ReasonClosed, ReasonCanceled:
-		return true
-	}
-	return false
 }
 
 func isTimeout(err error) bool {
@@ -262,10 +309,6 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-func clamp(d, lo, hi time.Duration) time.Duration {
-	return max(lo, min(d, hi))
-}
-
 // step is the result of one stage of a send: either go on, or an outcome,
 // possibly worth another attempt on a fresh session or conversation.
 type step struct {
@@ -279,30 +322,30 @@ func failed(kind relay.OutcomeKind, reason Reason, detail string) *step {
 
 // errorStep turns a failed request into a step per §8.7. Actions that the
 // session already took (re-create, failover) make it worth another attempt
-// or a later retry.
+// or a later retry; only actPermanent blames the message.
 func (s *session) errorStep(err error) *step {
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		return failed(relay.RetryLater, ReasonNetwork, err.Error())
 	}
 	act, reason := classify(ae)
-	if errors.Is(ae.Err, errThrottled) {
-		act, reason = actRetry, ReasonThrottled
-	}
 	st := failed(relay.RetryLater, reason, ae.Error())
 	st.out.HTTPStatus, st.out.Code, st.out.Subcode = ae.Status, ae.Code, ae.Subcode
+	st.out.RetryAfter = ae.RetryAfter
+	t := s.c.timers
 	switch act {
-	case actRetry, actReauth:
-		st.out.RetryAfter = ae.RetryAfter
+	case actRetry:
 		if st.out.RetryAfter == 0 {
-			st.out.RetryAfter = s.c.timers.RetryMin
+			st.out.RetryAfter = t.RetryMin
 		}
+	case actReauth, actFailover:
+		st.out.RetryAfter = max(ae.RetryAfter, t.FailoverMin)
 	case actRecreateApp, actRebuildConv:
 		st.again = true
-	case actFailover:
-		st.out.RetryAfter = s.c.timers.FailoverMin
-	case actPermanent, actStop:
-		st.out.Kind = relay.Permanent
+	case actStop:
+		st.out.RetryAfter = t.FailoverMax
+	case actPermanent:
+		st.out.Kind, st.out.RetryAfter = relay.Permanent, 0
 	}
 	return st
 }
@@ -310,20 +353,22 @@ func (s *session) errorStep(err error) *step {
 // deadStep is the outcome for work cut short by the session's death.
 // accepted says the server may hold the message: then it is Uncertain.
 func (s *session) deadStep(accepted bool) *step {
-	act, reason, _, detail := s.failure()
+	l := s.failure()
 	if accepted {
-		return failed(relay.Uncertain, reason, "session lost before confirmation: "+detail)
+		st := failed(relay.Uncertain, l.reason, "session lost before confirmation: "+l.detail)
+		st.out.RetryAfter = l.retryAfter
+		return st
 	}
-	st := failed(relay.RetryLater, reason, "session lost: "+detail)
-	switch act {
+	st := failed(relay.RetryLater, l.reason, "session lost: "+l.detail)
+	switch l.act {
 	case actRecreateApp:
 		st.again = true
-	case actFailover:
-		st.out.RetryAfter = s.c.timers.FailoverMin
 	case actStop:
-		if reason == ReasonClosed {
-			st.out.Reason = string(ReasonClosed)
+		if l.reason != ReasonClosed {
+			st.out.RetryAfter = s.c.timers.FailoverMax
 		}
+	default:
+		st.out.RetryAfter = max(l.retryAfter, s.c.timers.FailoverMin)
 	}
 	return st
 }

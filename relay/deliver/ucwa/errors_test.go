@@ -3,6 +3,7 @@ package ucwa
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -29,17 +30,29 @@ func TestClassify(t *testing.T) {
 		{"gone_unknown", apiError{Resource: resEvents, Status: 410}, actFailover, ReasonFailover},
 		{"inactive_expired", apiError{Resource: resEvents, Status: 410, Subcode: "InactiveApplicationExpired"}, actRecreateApp, ReasonApplicationGone},
 		{"too_many_apps", apiError{Resource: resEvents, Status: 410, Subcode: "TooManyApplications"}, actRecreateApp, ReasonApplicationGone},
-		{"user_agent_not_allowed", apiError{Resource: resApplications, Status: 410, Subcode: "UserAgentNotAllowed"}, actStop, ReasonNotAllowed},
+		{"user_agent_not_allowed", apiError{Resource: resApplications, Status: 410, Subcode: "UserAgentNotAllowed"}, actStop, ReasonStopped},
 		{"app_not_found", apiError{Resource: resSendMessage, Status: 404, Subcode: "ApplicationNotFound"}, actRecreateApp, ReasonApplicationGone},
 		{"conversation_404", apiError{Resource: resSendMessage, Status: 404}, actRebuildConv, ReasonConversationGone},
 		{"conversation_409", apiError{Resource: resSendMessage, Status: 409}, actRebuildConv, ReasonConversationGone},
 		{"another_operation_pending", apiError{Resource: resSendMessage, Status: 409, Subcode: "AnotherOperationPending"}, actRetry, ReasonServer},
 		{"pget_replaced", apiError{Resource: resEvents, Status: 409, Subcode: "PGetReplaced"}, actRetry, ReasonServer},
-		{"api_version", apiError{Resource: resApplications, Status: 404, Subcode: "APIVersionNotSupported"}, actPermanent, ReasonRejected},
+		{"api_version", apiError{Resource: resApplications, Status: 404, Subcode: "APIVersionNotSupported"}, actFailover, ReasonServer},
 		{"forbidden_target", apiError{Resource: resStartMessaging, Status: 403}, actPermanent, ReasonNotAllowed},
-		{"forbidden_app_creation", apiError{Resource: resApplications, Status: 403}, actFailover, ReasonNotAllowed},
+		{"forbidden_send", apiError{Resource: resSendMessage, Status: 403}, actPermanent, ReasonNotAllowed},
+		{"forbidden_app_creation", apiError{Resource: resApplications, Status: 403}, actFailover, ReasonAuth},
+		{"forbidden_discovery", apiError{Resource: resUser, Status: 403}, actFailover, ReasonAuth},
+		{"forbidden_token", apiError{Resource: resToken, Status: 403}, actFailover, ReasonAuth},
+		{"forbidden_events", apiError{Resource: resEvents, Status: 403}, actFailover, ReasonAuth},
 		{"bad_request", apiError{Resource: resStartMessaging, Status: 400, Subcode: "ParameterValidationFailure"}, actPermanent, ReasonRejected},
+		{"bad_request_send", apiError{Resource: resSendMessage, Status: 400}, actPermanent, ReasonRejected},
+		{"method_not_allowed_send", apiError{Resource: resSendMessage, Status: 405}, actPermanent, ReasonRejected},
+		{"precondition_send", apiError{Resource: resSendMessage, Status: 412}, actPermanent, ReasonRejected},
+		{"media_type_send", apiError{Resource: resSendMessage, Status: 415}, actPermanent, ReasonRejected},
+		{"precondition_required_send", apiError{Resource: resSendMessage, Status: 428}, actPermanent, ReasonRejected},
+		{"bad_request_app_creation", apiError{Resource: resApplications, Status: 400}, actRetry, ReasonProtocol},
+		{"bad_request_events", apiError{Resource: resEvents, Status: 400}, actRetry, ReasonProtocol},
 		{"too_large", apiError{Resource: resSendMessage, Status: 413}, actPermanent, ReasonTooLarge},
+		{"too_large_events", apiError{Resource: resEvents, Status: 413}, actRetry, ReasonProtocol},
 		{"throttled_429", apiError{Resource: resSendMessage, Status: 429}, actRetry, ReasonThrottled},
 		{"unavailable_503", apiError{Resource: resSendMessage, Status: 503}, actRetry, ReasonThrottled},
 		{"bad_gateway", apiError{Resource: resSendMessage, Status: 502}, actFailover, ReasonFailover},
@@ -47,6 +60,18 @@ func TestClassify(t *testing.T) {
 		{"timeout_504", apiError{Resource: resSendMessage, Status: 504}, actRetry, ReasonTimeout},
 		{"unauthorized_twice", apiError{Resource: resSendMessage, Status: 401}, actReauth, ReasonAuth},
 		{"redirect", apiError{Resource: resSendMessage, Status: 302}, actFailover, ReasonFailover},
+		{"fresh_token_refused", apiError{Resource: resSendMessage, Status: 401, TokenRefused: true}, actReauth, ReasonAuth},
+		{"fresh_token_refused_online", apiError{Resource: resStartMessaging, Status: 403, TokenRefused: true}, actReauth, ReasonAuth},
+		{"host_not_allowed", apiError{Resource: resSendMessage, Err: errHostNotAllowed, NotSent: true}, actFailover, ReasonHostNotAllowed},
+		{"plain_http", apiError{Resource: resEvents, Err: fmt.Errorf("x: %w", errInsecureLink), NotSent: true}, actFailover, ReasonHostNotAllowed},
+		{"throttled_here", apiError{Resource: resSendMessage, Err: errThrottled, NotSent: true}, actRetry, ReasonThrottled},
+		{"credentials_refused", apiError{Resource: resSendMessage, Err: &tokenError{status: 400, code: "invalid_grant"}}, actStop, ReasonStopped},
+		{"credentials_401", apiError{Resource: resUser, Err: &tokenError{status: 401}}, actStop, ReasonStopped},
+		{"token_endpoint_busy", apiError{Resource: resSendMessage, Err: &tokenError{status: 400, code: "server_error"}}, actRetry, ReasonAuth},
+		{"token_endpoint_5xx", apiError{Resource: resSendMessage, Err: &tokenError{status: 503}}, actRetry, ReasonAuth},
+		{"token_endpoint_403", apiError{Resource: resSendMessage, Err: &tokenError{status: 403}}, actFailover, ReasonAuth},
+		{"token_endpoint_down", apiError{Resource: resSendMessage, NotSent: true,
+			Err: fmt.Errorf("request token: %w", &apiError{Resource: resToken, Err: errors.New("connection refused")})}, actRetry, ReasonNetwork},
 		{"network", apiError{Resource: resSendMessage, Err: errors.New("connection refused")}, actRetry, ReasonNetwork},
 		{"deadline", apiError{Resource: resSendMessage, Err: context.DeadlineExceeded}, actRetry, ReasonTimeout},
 		{"timeout", apiError{Resource: resSendMessage, Err: errTimeout}, actRetry, ReasonTimeout},
@@ -57,7 +82,62 @@ func TestClassify(t *testing.T) {
 			if act != tt.wantAct || reason != tt.wantReason {
 				t.Errorf("classify(%+v) = %v, %s; want %v, %s", tt.err, act, reason, tt.wantAct, tt.wantReason)
 			}
+			// One rule: only a permanent action blames the message.
+			if got, want := reason.SessionCaused(), act != actPermanent; got != want {
+				t.Errorf("classify(%+v) = %v with %s, whose SessionCaused() = %v", tt.err, act, reason, got)
+			}
 		})
+	}
+}
+
+// TestClassifyBlamesOnlyTheMessageRequest runs every status on every
+// resource: a request of the session itself (discovery, token,
+// applications, events, ...) never yields a permanent action, and every
+// non-permanent action comes with a session-caused reason.
+func TestClassifyBlamesOnlyTheMessageRequest(t *testing.T) {
+	t.Parallel()
+	resources := []string{resRoot, resUser, resToken, resApplications, resApplication, resEvents, resStartMessaging,
+		resInvitation, resConversation, resMessaging, resSendMessage, resMessage, resCancel}
+	target := map[string]bool{resStartMessaging: true, resSendMessage: true, resInvitation: true,
+		resConversation: true, resMessaging: true, resMessage: true}
+	subcodes := []string{"", "CannotRedirect", "UserAgentNotAllowed", "ApplicationNotFound", "TooManyApplications", "APIVersionNotSupported"}
+	for _, res := range resources {
+		for status := 300; status < 600; status++ {
+			for _, sub := range subcodes {
+				e := apiError{Resource: res, Status: status, Subcode: sub}
+				act, reason := classify(&e)
+				if act == actPermanent && !target[res] {
+					t.Errorf("classify(%s %d %s) = permanent: a session request blames the message", res, status, sub)
+				}
+				if (act != actPermanent) != reason.SessionCaused() {
+					t.Errorf("classify(%s %d %s) = %v, %s: action and reason disagree on who is to blame", res, status, sub, act, reason)
+				}
+			}
+		}
+	}
+}
+
+func TestReasonsTable(t *testing.T) {
+	t.Parallel()
+	seen := map[Reason]bool{}
+	for _, r := range Reasons {
+		if seen[r] {
+			t.Errorf("reason %q listed twice", r)
+		}
+		seen[r] = true
+	}
+	for _, r := range []Reason{ReasonHostNotAllowed, ReasonStopped, ReasonProtocol, ReasonFailover, ReasonAuth, ReasonThrottled} {
+		if !r.SessionCaused() {
+			t.Errorf("%s.SessionCaused() = false, want true", r)
+		}
+	}
+	for _, r := range []Reason{ReasonDeclined, ReasonNotFound, ReasonNotAllowed, ReasonTooLarge, ReasonRejected, ReasonNoAnswer, ReasonUnavailable} {
+		if r.SessionCaused() {
+			t.Errorf("%s.SessionCaused() = true, want false (about the message or recipient)", r)
+		}
+	}
+	if Reason("no_such_reason").SessionCaused() {
+		t.Errorf("an unknown reason is session-caused")
 	}
 }
 
@@ -229,7 +309,8 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if d := DefaultTimers(); d.EventTimeout != 180*time.Second || d.EventSlack != time.Minute || d.InvitationWait != 45*time.Second ||
 		d.MessageWait != time.Minute || d.RetryMin != time.Second || d.RetryMax != time.Minute ||
-		d.FailoverMin != 30*time.Second || d.FailoverMax != 5*time.Minute || d.TokenRenewFraction != 0.8 {
+		d.FailoverMin != time.Second || d.FailoverMax != 5*time.Minute || d.StormFailover != 30*time.Second ||
+		d.TokenRenewFraction != 0.8 {
 		t.Errorf("DefaultTimers = %+v, want the PROTOCOL values", d)
 	}
 }

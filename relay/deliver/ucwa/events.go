@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/skype-relay/relay/relay/backoff"
 )
 
 // eventBatch is one event channel answer (PROTOCOL §7.2).
@@ -116,13 +118,15 @@ func (d *dispatch) takeOrphan(href string) (completion, bool) {
 
 // pollEvents keeps exactly one long poll outstanding for the life of the
 // session (§7): it follows next, resync and resume, re-sends the same URL
-// after network errors with backoff, and fails the session on the answers
+// after errors with backoff (1 s doubling to 30 s by default) and never
+// before the server's Retry-After, and fails the session on the answers
 // that mean the application or the pool is gone (through do).
 func (s *session) pollEvents() {
 	defer s.wg.Done()
 	log := s.c.log.With("pool", s.pool, "generation", s.gen)
 	u := s.events
-	fails := 0
+	retry := backoff.Counter{Policy: backoff.Policy{
+		Min: s.c.timers.RetryMin, Max: min(s.c.timers.RetryMax, 30*time.Second), Jitter: 0.2}}
 	abandoned := false // the previous poll ended on our side, it may still be held
 	timeoutParam := strconv.Itoa(int(s.c.timers.EventTimeout / time.Second))
 	for s.ctx.Err() == nil {
@@ -134,7 +138,7 @@ func (s *session) pollEvents() {
 			return
 		}
 		s.pollSentNano.Store(time.Now().UnixNano())
-		resp, err := s.do(s.ctx, http.MethodGet, pu, resEvents, "", nil, true)
+		resp, err := s.do(s.ctx, http.MethodGet, pu, resEvents, "", nil, flagPGet|flagWait)
 		if s.ctx.Err() != nil || s.isDead() || s.stopPolling.Load() {
 			return
 		}
@@ -155,18 +159,22 @@ func (s *session) pollEvents() {
 					log.Error("event channel replaced by another client: another instance uses this application")
 				}
 			} else {
-				log.Warn("event channel request failed", "err", err, "attempt", fails+1)
+				log.Warn("event channel request failed", "err", err, "attempt", retry.Failures()+1)
 			}
 			abandoned = errors.As(err, &ae) && ae.Status == 0
 			if !immediate {
-				if !s.c.sleep(s.ctx, backoff(s.c.timers.RetryMin, min(s.c.timers.RetryMax, 30*time.Second), fails)) {
+				d := retry.Next()
+				if ae != nil {
+					d = max(d, ae.RetryAfter) // the gate holds the poll back too; this spares a wake-up
+				}
+				if !backoff.Sleep(s.ctx, d) {
 					return
 				}
-				fails++
 			}
 			continue // same URL, same ack: nothing is lost
 		}
-		fails, abandoned = 0, false
+		retry.Reset()
+		abandoned = false
 		s.lastPollNano.Store(time.Now().UnixNano())
 		s.healthy.Store(true)
 		next := batch.Links["next"].Href
@@ -183,7 +191,7 @@ func (s *session) pollEvents() {
 		nu, err := resolve(s.apps, next)
 		if err != nil {
 			log.Error("event channel answer without a usable next link", "err", err)
-			if !s.c.sleep(s.ctx, s.c.timers.RetryMin) {
+			if !backoff.Sleep(s.ctx, retry.Next()) {
 				return
 			}
 			continue

@@ -198,8 +198,8 @@ func TestPoolGoneNoBackupHoldsThenRecovers(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if s := b.client.Status(); s.Phase != "holding" && s.Phase != "starting" {
-		t.Errorf("Status while gone = %+v, want holding", s)
+	if s := b.client.Status(); s.Phase != PhaseFailingOver {
+		t.Errorf("Status while gone = %+v, want %s", s, PhaseFailingOver)
 	}
 	b.sim.PoolRecover(pools[0])
 	outs := b.sendUntilDelivered(t, tg, "h-after", "recovered", 100)

@@ -76,6 +76,7 @@ func TestSessionFaultsRecovered(t *testing.T) {
 		// hands the same (still live) application back, per the
 		// same-endpointId rule of PROTOCOL §3.1.
 		rediscover bool
+		client     func(*Config)
 	}{
 		{name: "token_expired", fault: func(s *ucwasim.Sim) { s.ExpireTokens() }, wantApps: 1},
 		{name: "application_killed", fault: func(s *ucwasim.Sim) { s.KillApplications() }, wantApps: 2},
@@ -95,9 +96,14 @@ func TestSessionFaultsRecovered(t *testing.T) {
 		{name: "bad_gateway_rediscovers", fault: func(s *ucwasim.Sim) {
 			s.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 502})
 		}, wantApps: 1, rediscover: true},
-		{name: "repeated_503_rediscovers", fault: func(s *ucwasim.Sim) {
+		// A few 503s are throttling, not a pool failure (PROTOCOL §8.7).
+		{name: "short_503_storm_throttles", fault: func(s *ucwasim.Sim) {
 			s.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 503, Count: 5})
-		}, wantApps: 1, rediscover: true},
+		}, wantApps: 1},
+		// A storm that lasts (FailoverAfter answers and StormFailover) is.
+		{name: "lasting_503_storm_rediscovers", fault: func(s *ucwasim.Sim) {
+			s.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 503, Count: 6})
+		}, wantApps: 1, rediscover: true, client: func(c *Config) { c.Timers.StormFailover = 20 * time.Millisecond }},
 		{name: "send_message_500_not_acted", fault: func(s *ucwasim.Sim) {
 			s.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 500, Code: "ServiceFailure", Subcode: "CallbackChannelError"})
 		}, wantApps: 1},
@@ -105,7 +111,12 @@ func TestSessionFaultsRecovered(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, setupOpts{client: func(c *Config) { c.Timers.MessageWait = 300 * time.Millisecond }})
+			b := setup(t, setupOpts{client: func(c *Config) {
+				c.Timers.MessageWait = 300 * time.Millisecond
+				if tt.client != nil {
+					tt.client(c)
+				}
+			}})
 			tg := target(1)
 			outs := []relay.Outcome{b.send(t, tg, "before", "before the fault")}
 			if outs[0].Kind != relay.Delivered {

@@ -3,48 +3,56 @@ package ucwa
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
-var (
-	errThrottled   = errors.New("throttled: waiting for Retry-After")
-	errSessionGone = errors.New("session is gone")
+var errSessionGone = errors.New("session is gone")
+
+// reqFlags modify one request of do.
+type reqFlags uint8
+
+const (
+	// flagPGet marks the event channel's long poll: no request slot, the
+	// long timeout and body limit.
+	flagPGet reqFlags = 1 << iota
+	// flagWait waits for the host's Retry-After or rate limit instead of
+	// failing at once with errThrottled. Sends do not wait (they return
+	// RetryLater with the time left); the event channel and the
+	// supervisor's requests do.
+	flagWait
 )
 
 // do sends one authenticated UCWA request on the session and reads the
 // answer. It
-//   - waits for a request slot (the event channel, pget, takes none);
-//   - renews the token when due, and on 401 gets a new one once and
-//     replays (a 401 request was not processed); a second 401 is returned;
-//   - honours a Retry-After the server gave on an earlier 429/503;
+//   - waits for a request slot (the event channel takes none);
+//   - renews the token when due, and on 401 (or 403 InvalidToken) gets a
+//     new one once and replays (a refused request was not processed);
+//   - leaves politeness to the gate: a host that asked us to wait is not
+//     asked again before its Retry-After (see flagWait);
 //   - reports session-level trouble (§8.7: re-create the application,
 //     failover, stop) to the supervisor by failing the session.
 //
-// Any non-2xx answer comes back as *apiError, together with the response.
-func (s *session) do(ctx context.Context, method string, u *url.URL, resource, ctype string, body []byte, pget bool) (*response, error) {
+// Any non-2xx answer comes back as *apiError, together with the response;
+// so do refusals and transport errors, without one.
+func (s *session) do(ctx context.Context, method string, u *url.URL, resource, ctype string, body []byte, flags reqFlags) (*response, error) {
+	pget := flags&flagPGet != 0
 	timeout := s.c.timers.Request
 	limit := int64(maxBody)
 	if pget {
 		timeout = s.c.timers.EventTimeout + s.c.timers.EventSlack
 		limit = maxEventBody
-	} else if until := s.throttleUntilNano.Load(); until != 0 {
-		if wait := time.Until(time.Unix(0, until)); wait > 0 {
-			return nil, &apiError{Resource: resource, Host: u.Host, Err: errThrottled, NotSent: true, RetryAfter: wait}
-		}
 	}
 	if !pget && s.isDead() {
 		return nil, &apiError{Resource: resource, Host: u.Host, Err: errSessionGone, NotSent: true}
 	}
-	if !s.c.hc.isAllowed(u) {
-		return nil, &apiError{Resource: resource, Host: u.Host, Status: http.StatusForbidden,
-			Err: errors.New("link points to a host outside AllowedHosts")}
-	}
 	for attempt := 0; ; attempt++ {
 		tok, err := s.tok.current(ctx)
 		if err != nil {
-			return nil, &apiError{Resource: resource, Host: u.Host, Status: http.StatusUnauthorized, Err: err}
+			return nil, s.failed(ctx, &apiError{Resource: resource, Host: u.Host, Err: err, NotSent: true})
 		}
 		if !pget {
 			select {
@@ -54,71 +62,112 @@ func (s *session) do(ctx context.Context, method string, u *url.URL, resource, c
 			}
 		}
 		resp, err := s.c.hc.roundTrip(ctx, &request{method: method, url: u, resource: resource,
-			ctype: ctype, body: body, token: tok, timeout: timeout, limit: limit})
+			ctype: ctype, body: body, token: tok, timeout: timeout, limit: limit, wait: flags&flagWait != 0})
 		if !pget {
 			<-s.c.sem
 		}
 		if err != nil {
-			if ctx.Err() == nil {
-				s.noteTransportFailure(resource)
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				ae = &apiError{Resource: resource, Host: u.Host, Err: err}
 			}
-			return nil, err
+			return nil, s.failed(ctx, ae)
 		}
-		if resp.status == http.StatusUnauthorized && attempt == 0 {
-			ch, _ := parseChallenge(resp.header)
-			if _, err := s.tok.refresh(ctx, tok, ch); err != nil {
-				ae := &apiError{Resource: resource, Host: u.Host, Status: http.StatusUnauthorized, Err: err}
-				s.noteHTTPFailure(ae)
-				return nil, ae
+		if tokenRejected(resp) {
+			if attempt == 0 {
+				ch, _ := parseChallenge(resp.header)
+				if _, err := s.tok.refresh(ctx, tok, ch); err != nil {
+					return nil, s.failed(ctx, &apiError{Resource: resource, Host: u.Host, Err: err, NotSent: true})
+				}
+				continue
 			}
-			continue
+			ae := httpError(resource, resp, time.Now())
+			ae.TokenRefused = true
+			return resp, s.failed(ctx, ae)
 		}
 		if resp.status >= 200 && resp.status < 300 {
-			s.consecFail.Store(0)
+			s.succeeded()
 			return resp, nil
 		}
 		ae := httpError(resource, resp, time.Now())
-		s.noteHTTPFailure(ae)
-		return resp, ae
+		if ae.RetryAfter == 0 && (ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable) {
+			ae.RetryAfter = s.c.hc.gate.wait(u.Host, time.Now()) // the gate's own pause
+		}
+		return resp, s.failed(ctx, ae)
 	}
 }
 
-// noteTransportFailure counts connection failures; FailoverAfter of them
-// in a row start the failover procedure (§9.4).
-func (s *session) noteTransportFailure(resource string) {
-	if n := s.consecFail.Add(1); int(n) >= s.c.cfg.FailoverAfter {
-		s.fail(actFailover, ReasonNetwork, "", resource+": repeated connection failures")
+// tokenRejected reports whether the server refused the request's token:
+// the 401 challenge (§2.3), or Skype for Business Online's 403 with a
+// Warning naming InvalidToken.
+func tokenRejected(r *response) bool {
+	switch r.status {
+	case http.StatusUnauthorized:
+		return true
+	case http.StatusForbidden:
+		return strings.Contains(r.header.Get("Warning"), "InvalidToken")
 	}
+	return false
 }
 
-// noteHTTPFailure applies the session-level half of the decision matrix.
-func (s *session) noteHTTPFailure(e *apiError) {
+// succeeded notes an accepted request: every run of trouble ends.
+func (s *session) succeeded() {
+	s.c.authRefusals.Store(0)
+	s.runMu.Lock()
+	s.transport, s.unavailable = 0, 0
+	s.runMu.Unlock()
+}
+
+// failed applies the session-level half of the decision matrix to a failed
+// request and returns e. Some failures end the session at once
+// (re-create, failover, stop); runs of others do: FailoverAfter transport
+// failures in a row, or a 503 storm of at least FailoverAfter answers that
+// lasted Timers.StormFailover (a shorter storm is throttling, handled by
+// the gate). A fresh token refused fails over, and maxAuthRefusals in a
+// row stop the client.
+func (s *session) failed(ctx context.Context, e *apiError) *apiError {
+	if errors.Is(e.Err, errSessionGone) || (e.Status == 0 && ctx.Err() != nil) {
+		return e // our own doing, nothing about the server
+	}
 	act, reason := classify(e)
+	if e.TokenRefused {
+		n := s.c.authRefusals.Add(1)
+		if n >= maxAuthRefusals {
+			s.fail(loss{act: actStop, reason: ReasonStopped,
+				detail: fmt.Sprintf("fresh tokens refused %d times in a row: %v", n, e)})
+		} else {
+			s.fail(loss{act: actFailover, reason: ReasonAuth, detail: e.Error(), retryAfter: e.RetryAfter})
+		}
+		return e
+	}
 	switch act {
 	case actRecreateApp, actFailover, actStop:
-		s.fail(act, reason, e.Subcode, e.Error())
-		return
-	case actReauth:
-		// A fresh token refused as well. Once can be a token that expired
-		// while a long poll was held; FailoverAfter in a row opens the
-		// circuit: forget the pool and its token endpoint, rediscover.
-		if n := s.consecFail.Add(1); int(n) >= s.c.cfg.FailoverAfter {
-			s.fail(actFailover, ReasonAuth, "", "fresh tokens refused repeatedly")
-		}
-		return
+		s.fail(loss{act: act, reason: reason, subcode: e.Subcode, detail: e.Error(), retryAfter: e.RetryAfter})
+		return e
 	}
-	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
-		n := s.consecFail.Add(1)
-		if e.Status == http.StatusServiceUnavailable && int(n) >= s.c.cfg.FailoverAfter {
-			s.fail(actFailover, ReasonThrottled, e.Subcode, "repeated 503 answers")
-			return
+	now := time.Now()
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if e.Status == 0 {
+		if reason == ReasonNetwork || reason == ReasonTimeout {
+			s.transport++
+			if s.transport >= s.c.cfg.FailoverAfter {
+				s.fail(loss{act: actFailover, reason: reason,
+					detail: fmt.Sprintf("%d connection failures in a row, the last: %v", s.transport, e)})
+			}
 		}
-		wait := e.RetryAfter
-		if wait == 0 {
-			wait = backoff(s.c.timers.RetryMin, s.c.timers.RetryMax, int(n)-1)
-		}
-		wait = clamp(wait, s.c.timers.RetryMin, s.c.timers.RetryMax)
-		e.RetryAfter = wait
-		s.throttleUntilNano.Store(time.Now().Add(wait).UnixNano())
+		return e
 	}
+	s.transport = 0
+	if e.Status == http.StatusServiceUnavailable {
+		if s.unavailable == 0 {
+			s.unavailFrom = now
+		}
+		s.unavailable++
+		if lasted := now.Sub(s.unavailFrom); s.unavailable >= s.c.cfg.FailoverAfter && lasted >= s.c.timers.StormFailover {
+			s.fail(loss{act: actFailover, reason: ReasonThrottled, subcode: e.Subcode, retryAfter: e.RetryAfter,
+				detail: fmt.Sprintf("%d answers 503 over %s with no success between", s.unavailable, lasted.Round(time.Millisecond))})
+		}
+	}
+	return e
 }

@@ -21,10 +21,18 @@ const maxAttempts = 3
 // status Success carries operationID (or a read of the message shows
 // Succeeded). Protocol trouble is always an outcome, never an error:
 // RetryLater (not accepted; RetryAfter suggests a delay), Permanent (the
-// recipient or the request is refused), Uncertain (accepted but not
-// confirmed, e.g. the pool failed over in between). While the session is
-// held after losing its pool (§9.4), Send returns RetryLater at once with
-// the time left until the next rebuild attempt as RetryAfter.
+// recipient or this message is refused), Uncertain (maybe accepted but not
+// confirmed, e.g. the pool failed over in between; RetryAfter carries the
+// server's Retry-After when it gave one).
+//
+// Session is set on RetryLater outcomes whose reason is caused by the
+// session, the server, its pool or links, or the bot's sign-in
+// (Reason.SessionCaused): the message is not to blame. Only what is about
+// the message or its recipient is Permanent or leaves Session unset.
+// Without a request: while the failover procedure pauses (§9.4) Send
+// returns RetryLater at once with the time left as RetryAfter; while the
+// pool asked us to wait or is rate limited, RetryLater "throttled" with the
+// wait left; once the client stopped, RetryLater "stopped".
 //
 // The error is non-nil only when ctx ends or the client is closed; the
 // outcome is filled in then too (Uncertain if the message may have been
@@ -38,7 +46,7 @@ func (c *Client) Send(ctx context.Context, target relay.Target, operationID, tex
 	if out.Reason == "" {
 		out.Reason = string(ReasonOK)
 	}
-	out.Session = (out.Kind == relay.RetryLater || out.Kind == relay.Uncertain) && Reason(out.Reason).SessionCaused()
+	out.Session = out.Kind == relay.RetryLater && Reason(out.Reason).SessionCaused()
 	if out.Kind != relay.Delivered {
 		c.log.InfoContext(ctx, "ucwa send not delivered", "operation_id", operationID, "outcome", out.Kind.String(),
 			"reason", out.Reason, "pool", out.Pool, "status", out.HTTPStatus, "code", out.Code,
@@ -96,12 +104,13 @@ func (c *Client) send(ctx context.Context, target relay.Target, opID, text strin
 			return *outcome(relay.RetryLater, r, ""), err
 		}
 		if st.sess == nil {
-			o := outcome(relay.RetryLater, st.reason, st.detail)
-			if st.phase == phaseHolding {
-				o.RetryAfter = max(time.Until(st.holdUntil), c.timers.RetryMin)
-			} else {
-				o.Reason, o.RetryAfter = string(ReasonStopped), c.timers.FailoverMax
+			if st.phase == phaseStopped {
+				o := outcome(relay.RetryLater, ReasonStopped, st.detail)
+				o.RetryAfter = c.timers.FailoverMax
+				return *o, nil
 			}
+			o := outcome(relay.RetryLater, st.reason, "failing over: "+st.detail)
+			o.RetryAfter = max(time.Until(st.holdUntil), c.timers.RetryMin)
 			return *o, nil
 		}
 		s := st.sess
@@ -205,7 +214,7 @@ func (s *session) sendOn(ctx context.Context, l *lane, target relay.Target, opID
 	pstop := context.AfterFunc(s.c.base, pcancel)
 	defer pstop()
 	u := withQuery(sendURL, "operationId", opID)
-	resp, err := s.do(pctx, http.MethodPost, u, resSendMessage, "text/plain; charset=utf-8", []byte(text), false)
+	resp, err := s.do(pctx, http.MethodPost, u, resSendMessage, "text/plain; charset=utf-8", []byte(text), 0)
 	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
@@ -222,7 +231,11 @@ func (s *session) sendOn(ctx context.Context, l *lane, target relay.Target, opID
 			return s.errorStep(err), nil
 		case ae.Status == 0, ae.Status == http.StatusInternalServerError, ae.Status == http.StatusGatewayTimeout:
 			// The server may have acted (§10.2, §10.3): wait for the event.
-			return s.await(ctx, cv, w, false, ae)
+			st, err := s.await(ctx, cv, w, false, ae)
+			if st.out.Kind == relay.Uncertain && st.out.RetryAfter == 0 {
+				st.out.RetryAfter = ae.RetryAfter
+			}
+			return st, err
 		}
 		st := s.errorStep(err)
 		if act, _ := classify(ae); act == actRebuildConv {
@@ -309,7 +322,7 @@ func (s *session) confirmByRead(ctx context.Context, w *waiter, status int, ae *
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
-	resp, err := s.do(rctx, http.MethodGet, u, resMessage, "", nil, false)
+	resp, err := s.do(rctx, http.MethodGet, u, resMessage, "", nil, 0)
 	if err != nil {
 		return st
 	}

@@ -3,14 +3,14 @@ package ucwa
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/skype-relay/relay/relay/backoff"
 )
 
 // phase is where the session of a Client stands.
@@ -20,24 +20,40 @@ const (
 	phaseIdle     phase = iota // nothing started yet
 	phaseStarting              // discovery or application creation running
 	phaseReady                 // an application and its event channel are up
-	phaseHolding               // backing off after a failure (failover procedure)
-	phaseStopped               // gave up (policy or repeated displacement); see reason
+	phaseHolding               // pausing between rebuilds (failover procedure)
+	phaseStopped               // stopped for good; see reason and Client.Err
 )
-
-func (p phase) String() string {
-	return [...]string{"idle", "starting", "ready", "holding", "stopped"}[p]
-}
 
 // sessState is one published state of the session. A new value replaces
 // the old one and closes its changed channel, waking every waiter.
 type sessState struct {
 	phase     phase
+	failing   bool     // phaseStarting within the failover procedure
 	sess      *session // phaseReady only
 	gen       uint64
 	holdUntil time.Time
 	reason    Reason
 	detail    string
 	changed   chan struct{}
+}
+
+// name is the phase as Status.Phase reports it, before what only a live
+// session can tell (throttled).
+func (st *sessState) name() string {
+	switch st.phase {
+	case phaseStarting:
+		if st.failing {
+			return PhaseFailingOver
+		}
+		return PhaseStarting
+	case phaseReady:
+		return PhaseReady
+	case phaseHolding:
+		return PhaseFailingOver
+	case phaseStopped:
+		return PhaseStopped
+	}
+	return PhaseIdle
 }
 
 func (c *Client) current() *sessState {
@@ -93,13 +109,14 @@ func (c *Client) waitSession(ctx context.Context) (*sessState, error) {
 }
 
 // supervise owns the session for the life of the Client: it builds it,
-// waits for it to fail, and rebuilds it per PROTOCOL §3.4 and §9.4. It is
-// the only goroutine that creates or deletes applications.
+// waits for it to fail, and rebuilds it per PROTOCOL §3.4 and §9.4, or
+// stops for good. It is the only goroutine that creates or deletes
+// applications.
 func (c *Client) supervise() {
 	defer c.wg.Done()
 	var (
 		d          *discovered // kept for re-creating an application on the same pool
-		failures   int         // consecutive failed rebuilds, drives the backoff
+		run        failRun     // the failover procedure under way, if any
 		tooMany    int         // TooManyApplications displacements in a row
 		recreating bool        // the next application replaces one the server lost
 		gen        uint64
@@ -109,15 +126,20 @@ func (c *Client) supervise() {
 		if ctx.Err() != nil {
 			return
 		}
-		c.publish(sessState{phase: phaseStarting, gen: gen})
+		c.publish(sessState{phase: phaseStarting, failing: run.active(), gen: gen})
 		if d == nil {
 			var err error
 			if d, err = c.discover(ctx); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
-				c.log.ErrorContext(ctx, "ucwa discovery failed", "err", err, "attempt", failures+1)
-				if !c.hold(ctx, &failures, gen, ReasonFailover, "discovery failed") {
+				l := c.lossOf(err)
+				c.log.WarnContext(ctx, "ucwa discovery failed", "err", err, "reason", string(l.reason), "attempt", run.n+1)
+				if l.act == actStop {
+					c.stop(ctx, gen, "discovery: "+l.detail)
+					return
+				}
+				if !c.hold(ctx, &run, gen, l.reason, "discovery failed: "+l.detail, l.retryAfter) {
 					return
 				}
 				continue
@@ -129,23 +151,24 @@ func (c *Client) supervise() {
 			if ctx.Err() != nil {
 				return
 			}
-			act, reason := actFailover, ReasonNetwork
-			var ae *apiError
-			if errors.As(err, &ae) {
-				act, reason = classify(ae)
-			}
-			c.log.ErrorContext(ctx, "ucwa application creation failed", "err", err, "pool", d.apps.Host, "action", act.String())
-			if act == actStop {
-				c.stop(ctx, gen, reason, err.Error())
+			l := c.lossOf(err)
+			c.log.WarnContext(ctx, "ucwa application creation failed", "err", err, "pool", d.apps.Host,
+				"action", l.act.String(), "reason", string(l.reason))
+			if l.act == actStop {
+				c.stop(ctx, gen, "application creation on "+d.apps.Host+": "+l.detail)
 				return
 			}
 			d = nil // start again from discovery
-			if !c.hold(ctx, &failures, gen, reason, "application creation failed") {
+			if !c.hold(ctx, &run, gen, l.reason, "application creation failed: "+l.detail, l.retryAfter) {
 				return
 			}
 			continue
 		}
-		failures = 0
+		if run.active() {
+			c.log.InfoContext(ctx, "ucwa session recovered", "pool", sess.pool, "generation", gen,
+				"failing_for", time.Since(run.since).Round(time.Millisecond).String(), "attempts", run.n)
+		}
+		run = failRun{}
 		c.log.InfoContext(ctx, "ucwa session ready", "pool", sess.pool, "generation", gen, "recreated", recreating)
 		c.publish(sessState{phase: phaseReady, sess: sess, gen: gen})
 
@@ -156,29 +179,28 @@ func (c *Client) supervise() {
 		case <-sess.done:
 		}
 		sess.wg.Wait()
-		act, reason, subcode, detail := sess.failure()
+		l := sess.failure()
 		c.log.WarnContext(ctx, "ucwa session lost", "pool", sess.pool, "generation", gen,
-			"action", act.String(), "reason", string(reason), "detail", detail)
+			"action", l.act.String(), "reason", string(l.reason), "detail", l.detail)
 		switch {
 		case ctx.Err() != nil:
 			c.teardown(sess)
 			return
-		case act == actStop:
-			c.stop(ctx, gen, reason, detail)
+		case l.act == actStop:
+			c.stop(ctx, gen, l.detail)
 			return
-		case act == actRecreateApp && subcode == "TooManyApplications":
+		case l.act == actRecreateApp && l.subcode == "TooManyApplications":
 			tooMany++
 			if tooMany > 1 {
-				c.log.ErrorContext(ctx, "ucwa application displaced twice: another process uses this account", "pool", sess.pool)
-				c.stop(ctx, gen, reason, "TooManyApplications twice: another process signs in with this account")
+				c.stop(ctx, gen, "TooManyApplications twice: another process signs in with this account")
 				return
 			}
 			recreating = true
-			if !c.sleep(ctx, c.timers.RetryMin) {
+			if !backoff.Sleep(ctx, c.timers.RetryMin) {
 				return
 			}
-		case act == actRecreateApp && !(recreating && !sess.healthy.Load()):
-			if subcode == "InactiveApplicationExpired" {
+		case l.act == actRecreateApp && !(recreating && !sess.healthy.Load()):
+			if l.subcode == "InactiveApplicationExpired" {
 				c.log.ErrorContext(ctx, "ucwa application expired: the keep-alive lapsed", "pool", sess.pool)
 			}
 			recreating = true
@@ -186,37 +208,12 @@ func (c *Client) supervise() {
 		default:
 			// Failover procedure (§9.4): freeze (done: the session is dead,
 			// its waiters report Uncertain), forget every URL and token,
-			// back off, rediscover from the roots.
+			// pause, rediscover from the roots.
 			d, recreating, tooMany = nil, false, 0
-			if !c.hold(ctx, &failures, gen, reason, detail) {
+			if !c.hold(ctx, &run, gen, l.reason, l.detail, l.retryAfter) {
 				return
 			}
 		}
-	}
-}
-
-// hold publishes a holding state and sleeps the failover backoff.
-func (c *Client) hold(ctx context.Context, failures *int, gen uint64, reason Reason, detail string) bool {
-	delay := backoff(c.timers.FailoverMin, c.timers.FailoverMax, *failures)
-	*failures++
-	c.publish(sessState{phase: phaseHolding, gen: gen, holdUntil: time.Now().Add(delay), reason: reason, detail: detail})
-	return c.sleep(ctx, delay)
-}
-
-func (c *Client) stop(ctx context.Context, gen uint64, reason Reason, detail string) {
-	c.log.ErrorContext(ctx, "ucwa session stopped", "reason", string(reason), "detail", detail)
-	c.publish(sessState{phase: phaseStopped, gen: gen, reason: ReasonStopped, detail: string(reason) + ": " + detail})
-	<-ctx.Done()
-}
-
-func (c *Client) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -228,7 +225,7 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) bool {
 // sent only just now gets a moment to arrive first.
 func (c *Client) teardown(s *session) {
 	defer s.wg.Wait()
-	defer s.fail(actStop, ReasonClosed, "", "client closed")
+	defer s.fail(loss{act: actStop, reason: ReasonClosed, detail: "client closed"})
 	s.stopPolling.Store(true)
 	if s.self == nil || s.isDead() {
 		return
@@ -241,6 +238,12 @@ func (c *Client) teardown(s *session) {
 	stopAfter := context.AfterFunc(c.closeCtx, cancel)
 	defer stopAfter()
 	tok, _ := s.tok.current(ctx)
+	if tok == "" {
+		c.log.WarnContext(ctx, "ucwa application left to expire: no valid token to delete it", "pool", s.pool)
+		return
+	}
+	// The DELETE does not wait for a Retry-After: the application expires
+	// by itself if it cannot go now.
 	resp, err := c.hc.roundTrip(ctx, &request{method: http.MethodDelete, url: s.self, resource: resApplication,
 		token: tok, timeout: c.timers.Request})
 	switch {
@@ -256,19 +259,6 @@ func (c *Client) teardown(s *session) {
 // pollSettle is how long a just-sent long poll is given to reach the
 // server before Close deletes the application under it.
 const pollSettle = 30 * time.Millisecond
-
-// backoff is lo doubled n times, capped at hi, with ±10% jitter.
-func backoff(lo, hi time.Duration, n int) time.Duration {
-	d := lo
-	for i := 0; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	if j := int64(d) / 5; j > 0 {
-		d += time.Duration(rand.Int64N(j)) - time.Duration(j/2)
-	}
-	return max(d, 0)
-}
 
 // session is one application on one pool, with its token, its event
 // channel and the conversations started on it. Its URLs die with it.
@@ -287,15 +277,18 @@ type session struct {
 	done   chan struct{}
 	wg     sync.WaitGroup // the event channel goroutine
 
-	failOnce                        sync.Once
-	failAct                         action
-	failReason                      Reason
-	failSubcode, failDetail         string
-	healthy                         atomic.Bool  // something worked on this application
-	stopPolling                     atomic.Bool  // Close: issue no further long poll
-	pollSentNano                    atomic.Int64 // when the current long poll was sent
-	lastPollNano, throttleUntilNano atomic.Int64 // unix nanos
-	consecFail                      atomic.Int32
+	failOnce     sync.Once
+	lost         loss         // why it died; set before done is closed
+	healthy      atomic.Bool  // something worked on this application
+	stopPolling  atomic.Bool  // Close: issue no further long poll
+	pollSentNano atomic.Int64 // when the current long poll was sent
+	lastPollNano atomic.Int64 // unix nanos
+
+	// Runs of trouble that start the failover procedure (§9.4).
+	runMu       sync.Mutex
+	transport   int       // transport failures in a row
+	unavailable int       // 503 answers in a row, with no success between
+	unavailFrom time.Time // the first of them
 
 	disp dispatch // event correlation state
 }
@@ -316,20 +309,28 @@ func (s *session) lastPoll() time.Time {
 	return time.Time{}
 }
 
+// loss says why a session died, or why it could not be built, and what
+// the supervisor does about it.
+type loss struct {
+	act        action
+	reason     Reason // session-caused
+	subcode    string
+	detail     string
+	retryAfter time.Duration // the server's Retry-After on the decisive answer
+}
+
 // fail kills the session once: its context ends (the event channel and
 // every request on it stop), waiters see done, the supervisor takes over.
-func (s *session) fail(act action, reason Reason, subcode, detail string) {
+func (s *session) fail(l loss) {
 	s.failOnce.Do(func() {
-		s.failAct, s.failReason, s.failSubcode, s.failDetail = act, reason, subcode, detail
+		s.lost = l
 		s.cancel()
 		close(s.done)
 	})
 }
 
 // failure returns why the session died; only valid after done is closed.
-func (s *session) failure() (action, Reason, string, string) {
-	return s.failAct, s.failReason, s.failSubcode, s.failDetail
-}
+func (s *session) failure() loss { return s.lost }
 
 // createSession creates an application on the discovered pool and starts
 // its event channel (PROTOCOL §3.1, §11 steps 5-6).
@@ -341,7 +342,7 @@ func (c *Client) createSession(ctx context.Context, d *discovered, gen uint64, r
 	body, _ := json.Marshal(map[string]string{
 		"userAgent": "relay/" + c.cfg.Version, "endpointId": c.cfg.EndpointID, "culture": c.cfg.Culture,
 	})
-	resp, err := s.do(ctx, http.MethodPost, d.apps, resApplications, "application/json", body, false)
+	resp, err := s.do(ctx, http.MethodPost, d.apps, resApplications, "application/json", body, flagWait)
 	if err != nil {
 		s.cancel()
 		return nil, fmt.Errorf("create application: %w", err)
@@ -363,7 +364,7 @@ func (c *Client) createSession(ctx context.Context, d *discovered, gen uint64, r
 	comm := app.embedded("communication")
 	if comm == nil {
 		if u := link(&app, "communication"); u != nil {
-			if r, err := s.do(ctx, http.MethodGet, u, resApplication, "", nil, false); err == nil {
+			if r, err := s.do(ctx, http.MethodGet, u, resApplication, "", nil, flagWait); err == nil {
 				comm = &halResource{}
 				if decodeJSON(r.body, comm) != nil {
 					comm = nil

@@ -15,14 +15,18 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/skype-relay/relay/relay/backoff"
 )
 
 // httpClient is the one HTTP client of a Client: shared connections, no
-// automatic redirects, and a check of every host a request goes to.
+// automatic redirects, a check of every host a request goes to, and the
+// gate that keeps every request polite to its host.
 type httpClient struct {
 	hc      *http.Client
 	tr      *http.Transport
 	allowed []string
+	gate    *gate
 }
 
 func newHTTPClient(cfg Config, allowed []string, conc int) (*httpClient, error) {
@@ -59,6 +63,7 @@ func newHTTPClient(cfg Config, allowed []string, conc int) (*httpClient, error) 
 	return &httpClient{
 		tr:      tr,
 		allowed: norm,
+		gate:    newGate(cfg.Timers.withDefaults()),
 		hc: &http.Client{
 			Transport: tr,
 			// Redirects are followed by hand, one checked hop at a time.
@@ -137,6 +142,9 @@ type request struct {
 	token    string // bearer value ("cwt=..."), "" for none
 	timeout  time.Duration
 	limit    int64
+	// wait: when the host's gate holds the request back, wait for it (up
+	// to ctx) instead of failing at once with errThrottled.
+	wait bool
 }
 
 // response is a fully read answer.
@@ -148,12 +156,52 @@ type response struct {
 }
 
 // roundTrip sends one request and reads the whole answer, bounded in size
-// and time. It never follows redirects. Transport errors come back as
-// *apiError with Status 0.
+// and time. It never follows redirects. Transport errors and refusals come
+// back as *apiError with Status 0: a host outside AllowedHosts
+// (errHostNotAllowed), a token over plain http off loopback
+// (errInsecureLink), a host that asked us to wait (errThrottled, unless
+// rq.wait). It waits for the answer to an earlier request to the same URL.
+// Every answer and transport failure is reported to the gate.
 func (h *httpClient) roundTrip(ctx context.Context, rq *request) (*response, error) {
+	host := rq.url.Host
 	if !h.isAllowed(rq.url) {
-		return nil, &apiError{Resource: rq.resource, Host: rq.url.Host, Err: errors.New("host is not in AllowedHosts")}
+		return nil, &apiError{Resource: rq.resource, Host: host, Err: errHostNotAllowed, NotSent: true}
 	}
+	if rq.token != "" && !secureFor(rq.url) {
+		return nil, &apiError{Resource: rq.resource, Host: host, NotSent: true,
+			Err: fmt.Errorf("refusing to send the bearer token: %w", errInsecureLink)}
+	}
+	release, err := h.gate.hold(ctx, rq.method+" "+host+rq.url.Path)
+	if err != nil {
+		return nil, &apiError{Resource: rq.resource, Host: host, Err: err, NotSent: true}
+	}
+	defer release() // after the answer is recorded below
+	for {
+		wait := h.gate.admit(host, time.Now())
+		if wait <= 0 {
+			break
+		}
+		if !rq.wait {
+			return nil, &apiError{Resource: rq.resource, Host: host, Err: errThrottled, NotSent: true, RetryAfter: wait}
+		}
+		if !backoff.Sleep(ctx, wait) {
+			return nil, &apiError{Resource: rq.resource, Host: host, Err: ctx.Err(), NotSent: true}
+		}
+	}
+	resp, err := h.exchange(ctx, rq)
+	now := time.Now()
+	switch {
+	case err == nil:
+		h.gate.answer(host, resp.status, parseRetryAfter(resp.header.Get("Retry-After"), now), now)
+	case ctx.Err() == nil:
+		// Not our own cancellation: the host did not answer in time or at all.
+		h.gate.transportFailure(host, now)
+	}
+	return resp, err
+}
+
+// exchange does the HTTP part of roundTrip.
+func (h *httpClient) exchange(ctx context.Context, rq *request) (*response, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, rq.timeout, errTimeout)
 	defer cancel()
 	var body io.Reader
@@ -169,10 +217,6 @@ func (h *httpClient) roundTrip(ctx context.Context, rq *request) (*response, err
 		req.Header.Set("Content-Type", rq.ctype)
 	}
 	if rq.token != "" {
-		if !secureFor(rq.url) {
-			return nil, &apiError{Resource: rq.resource, Host: rq.url.Host,
-				Err: errors.New("refusing to send the bearer token over plain http to a host that is not loopback")}
-		}
 		req.Header.Set("Authorization", "Bearer "+rq.token)
 	}
 	resp, err := h.hc.Do(req)
@@ -221,7 +265,7 @@ func drainClose(b io.ReadCloser) {
 // error body when the Content-Type says it is one (PROTOCOL §8.1).
 func httpError(resource string, r *response, now time.Time) *apiError {
 	e := &apiError{Resource: resource, Host: r.url.Host, Status: r.status,
-		RetryAfter: parseRetryAfter(r.header.Get("Retry-After"), now),
+		RetryAfter: min(parseRetryAfter(r.header.Get("Retry-After"), now), maxRetryAfter),
 		Diag:       printable(truncate(r.header.Get("X-Ms-diagnostics"), 200))}
 	if mt, _, _ := mime.ParseMediaType(r.header.Get("Content-Type")); mt == "application/json" {
 		var ue ucwaError

@@ -13,7 +13,10 @@
 //     roots, the MsRtcOAuth password grant, application creation and the event
 //     channel (exactly one long poll). It rebuilds the application when the
 //     server lost it and runs the failover procedure (PROTOCOL §9.4) when the
-//     pool is gone.
+//     pool, its links or the sign-in fail, and stops for good when the server
+//     refuses this client or its account (see Stopped).
+//   - Every request passes one gate per host: no request before the host's
+//     Retry-After, and at most a few per second while the host is failing.
 //   - Send runs in the caller's goroutine: it finds or starts the
 //     conversation for the target, posts the message and waits for the
 //     message's completed event, correlated by operationId.
@@ -30,6 +33,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,9 +57,18 @@ type Timers struct {
 	// RetryMin and RetryMax bound the retry backoff and clamp Retry-After
 	// (default 1 s and 60 s).
 	RetryMin, RetryMax time.Duration
-	// FailoverMin and FailoverMax bound the backoff before rediscovery after
-	// the pool was lost (default 30 s and 5 min).
+	// FailoverMin and FailoverMax bound the pauses of the failover
+	// procedure (PROTOCOL §9.4 step 3; default 1 s and 5 min). The first
+	// rediscovery waits FailoverMin ±50% (or the server's Retry-After),
+	// then the pause doubles up to 5×FailoverMin for the first 2 minutes of
+	// failure, up to 60×FailoverMin until 15 minutes, then up to
+	// FailoverMax; none exceeds FailoverMax. See holdDelay.
 	FailoverMin, FailoverMax time.Duration
+	// StormFailover is how long a run of 503 answers (at least
+	// Config.FailoverAfter of them, with no success between) must last
+	// before it starts the failover procedure; a shorter storm is only
+	// throttling (default 30 s).
+	StormFailover time.Duration
 	// InvitationRetry is the delay suggested after an invitation that may
 	// work later (no answer, busy, ...); default 5 min.
 	InvitationRetry time.Duration
@@ -75,8 +88,9 @@ func DefaultTimers() Timers {
 		MessageWait:        60 * time.Second,
 		RetryMin:           time.Second,
 		RetryMax:           60 * time.Second,
-		FailoverMin:        30 * time.Second,
+		FailoverMin:        time.Second,
 		FailoverMax:        5 * time.Minute,
+		StormFailover:      30 * time.Second,
 		InvitationRetry:    5 * time.Minute,
 		TokenRenewFraction: 0.8,
 	}
@@ -98,6 +112,7 @@ func (t Timers) withDefaults() Timers {
 	set(&t.RetryMax, d.RetryMax)
 	set(&t.FailoverMin, d.FailoverMin)
 	set(&t.FailoverMax, d.FailoverMax)
+	set(&t.StormFailover, d.StormFailover)
 	set(&t.InvitationRetry, d.InvitationRetry)
 	if t.TokenRenewFraction == 0 {
 		t.TokenRenewFraction = d.TokenRenewFraction
@@ -137,8 +152,9 @@ type Config struct {
 	// MaxConcurrentRequests bounds requests in flight for the account, the
 	// event channel excluded (default 8).
 	MaxConcurrentRequests int
-	// FailoverAfter is the number of consecutive connection failures or 503
-	// answers that starts the failover procedure (default 5).
+	// FailoverAfter is the number of consecutive connection failures that
+	// starts the failover procedure, and the least number of consecutive 503
+	// answers that does once they lasted Timers.StormFailover (default 5).
 	FailoverAfter int
 	// Timers holds every time limit; zero fields take defaults.
 	Timers Timers
@@ -149,6 +165,10 @@ const (
 	maxBody           = 1 << 20 // ordinary responses
 	maxEventBody      = 8 << 20 // one event batch
 	maxOperationIDLen = 50
+	// maxAuthRefusals fresh tokens refused in a row, with no request
+	// accepted between, stop the client (PROTOCOL §2.3, §8.7: the circuit
+	// opens).
+	maxAuthRefusals = 3
 )
 
 func (cfg *Config) validate() error {
@@ -191,7 +211,7 @@ func (cfg *Config) validate() error {
 		"Timers.InvitationWait": t.InvitationWait, "Timers.MessageWait": t.MessageWait,
 		"Timers.RetryMin": t.RetryMin, "Timers.RetryMax": t.RetryMax,
 		"Timers.FailoverMin": t.FailoverMin, "Timers.FailoverMax": t.FailoverMax,
-		"Timers.InvitationRetry": t.InvitationRetry,
+		"Timers.StormFailover": t.StormFailover, "Timers.InvitationRetry": t.InvitationRetry,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))
@@ -236,12 +256,23 @@ type Client struct {
 	closeCtx context.Context // set before closing is closed
 	wg       sync.WaitGroup  // the supervisor; sessions wait for their own goroutines
 
+	// bg counts the background goroutines (token requests); Close waits for
+	// them after the supervisor. None starts once bgClosed is set.
+	bgMu     sync.Mutex
+	bg       sync.WaitGroup
+	bgClosed bool
+
 	startOnce sync.Once
 	closeOnce sync.Once
-	kick      chan struct{} // wakes the supervisor for a retry during a hold
 
 	stateMu sync.Mutex
 	state   *sessState // current published state, never nil
+	stopped chan struct{}
+	stopErr error // set before stopped is closed
+
+	// authRefusals counts fresh tokens refused in a row, across sessions;
+	// a request accepted with a token resets it.
+	authRefusals atomic.Int32
 
 	lanesMu sync.Mutex
 	lanes   map[laneKey]*lane
@@ -277,7 +308,7 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		log:     logger,
 		sem:     make(chan struct{}, cfg.MaxConcurrentRequests),
 		closing: make(chan struct{}),
-		kick:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
 		state:   &sessState{phase: phaseIdle, changed: make(chan struct{})},
 		lanes:   make(map[laneKey]*lane),
 	}
@@ -335,37 +366,27 @@ func (c *Client) Close(ctx context.Context) error {
 		<-done // the DELETE is bounded by ctx too, so this is short
 		err = fmt.Errorf("close ucwa client: %w", ctx.Err())
 	}
+	// Background work runs under the cancelled base context: it ends now.
+	c.bgMu.Lock()
+	c.bgClosed = true
+	c.bgMu.Unlock()
+	c.bg.Wait()
 	c.hc.closeIdle()
 	return err
 }
 
-// Status is a cheap snapshot of the session for readiness checks and metrics.
-type Status struct {
-	// Phase is "idle", "starting", "ready", "holding" or "stopped".
-	Phase string
-	// Pool is the host serving the current application ("" when none).
-	Pool string
-	// ApplicationAlive reports whether an application is usable right now.
-	ApplicationAlive bool
-	// LastEventPoll is when the event channel last answered.
-	LastEventPoll time.Time
-	// Generation counts the application creations this client attempted.
-	Generation uint64
-	// Reason and Detail say why the session is holding or stopped.
-	Reason Reason
-	Detail string
-}
-
-// Status returns the session's current state.
-func (c *Client) Status() Status {
-	c.stateMu.Lock()
-	st := c.state
-	c.stateMu.Unlock()
-	s := Status{Phase: st.phase.String(), Reason: st.reason, Detail: st.detail, Generation: st.gen}
-	if st.sess != nil {
-		s.Pool = st.sess.pool
-		s.ApplicationAlive = !st.sess.isDead()
-		s.LastEventPoll = st.sess.lastPoll()
+// goBackground runs fn with the Client's context in a goroutine that Close
+// waits for. It reports false, and runs nothing, once Close has begun.
+func (c *Client) goBackground(fn func(ctx context.Context)) bool {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.bgClosed || c.base.Err() != nil {
+		return false
 	}
-	return s
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		fn(c.base)
+	}()
+	return true
 }
