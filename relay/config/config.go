@@ -180,14 +180,31 @@ func (u UCWA) Enabled() bool { return len(u.DiscoveryURLs) > 0 }
 // UCWATimers are the UCWA client's timeouts and backoff bounds. Zero means
 // "use the default" only before Load; after Load every field is set.
 type UCWATimers struct {
-	RequestTimeout    time.Duration `yaml:"request_timeout"`
-	EventTimeout      time.Duration `yaml:"event_timeout"`
+	// RequestTimeout bounds one ordinary UCWA request (default 30s).
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// EventTimeout is the event channel's long-poll timeout (default 180s;
+	// UCWA accepts 180s to 30m).
+	EventTimeout time.Duration `yaml:"event_timeout"`
+	// InvitationTimeout bounds the wait for a conversation invitation to be
+	// answered (default 45s).
 	InvitationTimeout time.Duration `yaml:"invitation_timeout"`
-	MessageTimeout    time.Duration `yaml:"message_timeout"`
-	RetryMin          time.Duration `yaml:"retry_min"`
-	RetryMax          time.Duration `yaml:"retry_max"`
-	FailoverMin       time.Duration `yaml:"failover_min"`
-	FailoverMax       time.Duration `yaml:"failover_max"`
+	// MessageTimeout bounds the wait for the server to confirm a message
+	// (default 60s).
+	MessageTimeout time.Duration `yaml:"message_timeout"`
+	// RetryMin and RetryMax bound the backoff between retries of a failing
+	// request, such as the event channel's (default 1s and 60s).
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
+	// FailoverMin and FailoverMax bound the pauses of the failover
+	// procedure, when the pool, its links or the sign-in fail (default 1s
+	// and 5m). The first rediscovery comes after about FailoverMin (±50%,
+	// or the server's Retry-After), so a ready backup pool is used within
+	// a second or two; pauses then double up to 5×FailoverMin for the
+	// first 2 minutes of failure (a pool that comes back is used within
+	// seconds), up to 60×FailoverMin until 15 minutes, and reach
+	// FailoverMax only after that.
+	FailoverMin time.Duration `yaml:"failover_min"`
+	FailoverMax time.Duration `yaml:"failover_max"`
 }
 
 // DefaultUCWATimers returns the timer defaults.
@@ -199,7 +216,7 @@ func DefaultUCWATimers() UCWATimers {
 		MessageTimeout:    60 * time.Second,
 		RetryMin:          time.Second,
 		RetryMax:          60 * time.Second,
-		FailoverMin:       30 * time.Second,
+		FailoverMin:       time.Second,
 		FailoverMax:       5 * time.Minute,
 	}
 }

@@ -74,7 +74,7 @@ func TestParseMinimalDefaults(t *testing.T) {
 			MessageTimeout:    60 * time.Second,
 			RetryMin:          time.Second,
 			RetryMax:          time.Minute,
-			FailoverMin:       30 * time.Second,
+			FailoverMin:       time.Second,
 			FailoverMax:       5 * time.Minute,
 		}},
 		Conversations: map[string]Conversation{
