@@ -133,6 +133,7 @@ func policiesOf(cfg *config.Config) map[string]deliver.Policy {
 			MaxAttempts:     r.Delivery.MaxAttempts,
 			MaxAge:          r.Delivery.MaxAge,
 			ResendUncertain: r.Delivery.Uncertain != config.UncertainSkip,
+			MaxResends:      r.Delivery.MaxResends,
 			Supersede:       r.Delivery.Supersede,
 		}
 	}

@@ -49,6 +49,7 @@ const (
 	DefaultRetryBase    = 2 * time.Second
 	DefaultRetryMax     = 5 * time.Minute
 	DefaultMaxAttempts  = 10
+	DefaultMaxResends   = 2
 	DefaultMaxAge       = 2 * time.Hour
 )
 
@@ -308,6 +309,11 @@ type RouteDelivery struct {
 	// confirmed: "resend" it marked "(resent)", or "skip" it (a duplicate
 	// would be worse than a miss).
 	Uncertain string `yaml:"uncertain"`
+	// MaxResends caps how often a message whose sending went unconfirmed
+	// (or was cut short by a crash) is sent again, marked "(resent)"; then
+	// it ends uncertain. It bounds the duplicates a recipient can get to
+	// MaxResends, whatever the server does.
+	MaxResends int `yaml:"max_resends"`
 	// Supersede replaces a queued firing notification by its group's
 	// resolved one, sent with a note, instead of sending both.
 	Supersede bool `yaml:"supersede"`
@@ -385,7 +391,7 @@ func defaults() *Config {
 // setDefaults is called by the decoder on each new list or map element
 // before the element's keys are decoded.
 func (r *Route) setDefaults() {
-	r.Delivery = RouteDelivery{MaxAttempts: DefaultMaxAttempts, MaxAge: DefaultMaxAge, Uncertain: UncertainResend, Supersede: true}
+	r.Delivery = RouteDelivery{MaxAttempts: DefaultMaxAttempts, MaxAge: DefaultMaxAge, Uncertain: UncertainResend, MaxResends: DefaultMaxResends, Supersede: true}
 }
 func (c *Conversation) setDefaults() { c.Importance = DefaultImportance }
 

@@ -85,7 +85,7 @@ func TestParseMinimalDefaults(t *testing.T) {
 			Format:        "alertmanager",
 			Conversations: []string{"oncall"},
 			Template:      "alertmanager",
-			Delivery:      RouteDelivery{MaxAttempts: 10, MaxAge: 2 * time.Hour, Uncertain: "resend", Supersede: true},
+			Delivery:      RouteDelivery{MaxAttempts: 10, MaxAge: 2 * time.Hour, Uncertain: "resend", MaxResends: 2, Supersede: true},
 		}},
 		Delivery: Delivery{
 			MaxInFlight: 128, Lease: 5 * time.Minute, PollInterval: time.Second, DrainTimeout: 10 * time.Second,

@@ -260,6 +260,7 @@ func (cfg *Config) validateRoutes(c *collector) {
 			c.addf(key+".delivery.max_age", "must be > 0 and <= 168h, got %s", d.MaxAge)
 		}
 		oneOf(c, key+".delivery.uncertain", d.Uncertain, []string{UncertainResend, UncertainSkip})
+		intRange(c, key+".delivery.max_resends", int64(d.MaxResends), 0, 100)
 	}
 }
 

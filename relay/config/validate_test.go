@@ -91,6 +91,8 @@ func TestValidationProblems(t *testing.T) {
 		{name: "route name long", yaml: "routes: [{name: " + strings.Repeat("a", 64) + ", format: alertmanager, conversations: [oncall]}]\n", key: "routes[0].name", msg: "must match"},
 		{name: "route name duplicate", yaml: "routes: [{name: a, format: alertmanager, conversations: [oncall]}, {name: a, format: alertmanager, conversations: [oncall]}]\n", key: "routes[1].name", msg: "also the name of routes[0]"},
 		{name: "route names share env", yaml: "routes: [{name: a-b, format: alertmanager, conversations: [oncall]}, {name: a_b, format: alertmanager, conversations: [oncall]}]\n", key: "routes[1].name", msg: "RELAY_ROUTE_A_B_TOKEN"},
+		{name: "max_resends negative", yaml: "routes: [{name: a, format: alertmanager, conversations: [oncall], delivery: {max_resends: -1}}]\n", key: "routes[0].delivery.max_resends", msg: "between 0 and 100, got -1"},
+		{name: "max_resends huge", yaml: "routes: [{name: a, format: alertmanager, conversations: [oncall], delivery: {max_resends: 101}}]\n", key: "routes[0].delivery.max_resends", msg: "between 0 and 100"},
 		{name: "format missing", yaml: "routes: [{name: a, conversations: [oncall]}]\n", key: "routes[0].format", msg: "required (one of alertmanager, github, gitlab, generic)"},
 		{name: "format unknown", yaml: "routes: [{name: a, format: jenkins, conversations: [oncall]}]\n", key: "routes[0].format", msg: "want one of alertmanager, github, gitlab, generic, got \"jenkins\""},
 		{name: "github without secret", yaml: "routes: [{name: a, format: github, conversations: [oncall]}]\n", key: "routes[0].secret_file", msg: "required for format github"},

@@ -14,6 +14,7 @@ type Metrics struct {
 	inFlight    prometheus.Gauge
 	sessionHeld prometheus.Gauge
 	claimErrors prometheus.Counter
+	unrecorded  prometheus.Gauge
 }
 
 // NewMetrics registers the metrics on reg (nil: not registered).
@@ -44,12 +45,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "relay_delivery_claim_errors_total",
 			Help: "Failed attempts to take deliveries from the queue (database trouble); nothing is sent meanwhile.",
 		}),
+		unrecorded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_delivery_unrecorded_outcomes",
+			Help: "Send outcomes kept in memory because the database could not take them; written when it is back, before anything new is claimed.",
+		}),
 	}
 	for _, st := range relay.States {
 		m.finished.WithLabelValues(string(st))
 	}
 	if reg != nil {
-		reg.MustRegister(m.attempts, m.finished, m.latency, m.inFlight, m.sessionHeld, m.claimErrors)
+		reg.MustRegister(m.attempts, m.finished, m.latency, m.inFlight, m.sessionHeld, m.claimErrors, m.unrecorded)
 	}
 	return m
 }

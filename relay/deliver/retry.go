@@ -1,8 +1,9 @@
 package deliver
 
 import (
-	"math"
 	"time"
+
+	"github.com/skype-relay/relay/relay/backoff"
 )
 
 // RetryPolicy decides when a failed delivery is tried again. Its Next is a
@@ -49,9 +50,7 @@ func (p RetryPolicy) Next(now time.Time, attempt int, retryAfter time.Duration, 
 	if retryAfter > 0 {
 		return now.Add(min(retryAfter, p.RetryAfterMax))
 	}
-	exp := math.Pow(2, float64(max(attempt, 1)-1))
-	d := time.Duration(math.Min(float64(p.Base)*exp, float64(p.Max)))
-	d = time.Duration(float64(d) * (1 + p.Jitter*(2*rnd-1)))
+	d := backoff.Policy{Min: p.Base, Max: p.Max, Jitter: p.Jitter}.At(max(attempt, 1)-1, rnd)
 	return now.Add(max(d, time.Millisecond))
 }
 
@@ -68,6 +67,10 @@ type Policy struct {
 	// sent again, marked "(resent)" (default). When false it is left
 	// uncertain: for alerts where a duplicate is worse than a miss.
 	ResendUncertain bool
+	// MaxResends caps those resends (default 2): a delivery whose sends
+	// went unconfirmed more often ends uncertain. A try cut short by a
+	// crash or a lost session lease counts as one.
+	MaxResends int
 	// Supersede: a firing notification still queued when its group resolves
 	// is replaced by the resolved message, which says so (default).
 	Supersede bool
@@ -75,5 +78,5 @@ type Policy struct {
 
 // DefaultPolicy is the policy of a route that sets nothing.
 func DefaultPolicy() Policy {
-	return Policy{MaxAttempts: 10, MaxAge: 2 * time.Hour, ResendUncertain: true, Supersede: true}
+	return Policy{MaxAttempts: 10, MaxAge: 2 * time.Hour, ResendUncertain: true, MaxResends: 2, Supersede: true}
 }

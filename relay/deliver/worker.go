@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/backoff"
 	"github.com/skype-relay/relay/relay/store"
 )
 
@@ -51,11 +52,16 @@ type Options struct {
 
 // Worker sends queued deliveries.
 type Worker struct {
-	db   *store.DB
-	opts Options
-	log  *slog.Logger
-	m    *Metrics
-	wake chan struct{}
+	db      *store.DB
+	opts    Options
+	log     *slog.Logger
+	m       *Metrics
+	wake    chan struct{}
+	journal journal
+
+	wakeMu    sync.Mutex
+	wakeTimer *time.Timer // wakes the worker when the earliest retry falls due
+	wakeAt    time.Time
 }
 
 // NewWorker returns a Worker on db.
@@ -97,6 +103,27 @@ func (w *Worker) Wake() {
 	}
 }
 
+// wakeFor makes the worker look at the queue at t, when a retry falls due,
+// rather than at the next poll: a session back after a failover is used at
+// once. Only the earliest such time is kept.
+func (w *Worker) wakeFor(t time.Time) {
+	d := t.Sub(w.opts.Now())
+	if d <= 0 || d >= w.opts.PollInterval {
+		return // the poll or an earlier wake-up covers it
+	}
+	w.wakeMu.Lock()
+	defer w.wakeMu.Unlock()
+	now := time.Now()
+	if w.wakeTimer != nil && w.wakeAt.After(now) && !w.wakeAt.After(now.Add(d)) {
+		return
+	}
+	if w.wakeTimer != nil {
+		w.wakeTimer.Stop()
+	}
+	w.wakeAt = now.Add(d)
+	w.wakeTimer = time.AfterFunc(d, w.Wake)
+}
+
 // Run sends deliveries through p, claiming as session generation gen,
 // until ctx ends. Then it stops claiming and lets sends in flight finish for
 // up to DrainTimeout; abort, when it ends first, cancels them at once (the
@@ -113,7 +140,10 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 	var failingSince time.Time
 
 	for ctx.Err() == nil {
-		if free := w.opts.MaxInFlight - inFlight; free > 0 {
+		// Outcomes kept while the database was away are written before
+		// anything is claimed: a claim could otherwise take back, and
+		// resend, a delivery whose send the server had confirmed.
+		if free := w.opts.MaxInFlight - inFlight; free > 0 && w.flushJournal(context.WithoutCancel(ctx)) {
 			// Not cancelled mid-statement by a shutdown: a claim that
 			// committed but whose answer was lost would strand its rows.
 			claimed, err := w.db.Claim(context.WithoutCancel(ctx), w.opts.Now(), free, w.opts.Lease, gen)
@@ -189,22 +219,9 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 // it does only while claiming (not during a shutdown's drain).
 func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claimed) *store.Claimed {
 	policy := w.opts.PolicyFunc(c.Route)
-	now := w.opts.Now()
-	finish := store.Finish{OperationID: c.OperationID, Attempt: c.Attempt, Gen: c.Gen}
-
-	switch {
-	case policy.MaxAge > 0 && now.Sub(c.QueuedAt) > policy.MaxAge:
-		finish.State = relay.StateDead
-		finish.LastError = fmt.Sprintf("expired: queued %s ago, over the route's max_age of %s",
-			now.Sub(c.QueuedAt).Round(time.Second), policy.MaxAge)
-		return w.record(ctx, claiming, c, finish)
-	case c.Reclaimed && !policy.ResendUncertain:
-		finish.State = relay.StateUncertain
-		finish.LastError = "the previous try stopped before the server confirmed it; the route does not resend uncertain messages"
-		return w.record(ctx, claiming, c, finish)
-	}
-	if policy.Supersede && c.Supersedable {
-		by, err := w.db.Supersede(ctx, c, supersedeNote, now)
+	plan := Prepare(c, policy, w.opts.Now())
+	if plan.CheckSupersede {
+		by, err := w.db.Supersede(ctx, c, supersedeNote, w.opts.Now())
 		if err != nil {
 			// Sending now could duplicate what a committed supersession
 			// already replaced: give the delivery back and decide later.
@@ -218,26 +235,20 @@ func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claime
 			return nil // the main loop claims the resolved one
 		}
 	}
-
-	text := c.Text
-	resend := c.Resend || c.Reclaimed
-	if resend {
-		text = ResentMarker + text
+	if !plan.Send {
+		return w.record(ctx, claiming, c, plan.Finish)
 	}
+
 	opID := fmt.Sprintf("%s.%d", c.OperationID, c.Attempt)
 	start := w.opts.Now()
 	// The send must end, and its outcome be recorded, before the claim's
 	// lease runs out: after that the delivery may be claimed again.
 	sendCtx, cancel := context.WithTimeout(ctx, w.opts.Lease*3/4)
-	out, err := p.Send(sendCtx, c.Target, opID, text)
+	out, err := p.Send(sendCtx, c.Target, opID, plan.Text)
 	cancel()
 	end := w.opts.Now()
-	if out.Kind == 0 {
-		out.Kind = relay.RetryLater
-		out.Session = true
-		if err != nil {
-			out.Detail = err.Error()
-		}
+	if out.Kind == 0 && err != nil && out.Detail == "" {
+		out.Detail = err.Error()
 	}
 	if out.Latency == 0 {
 		out.Latency = end.Sub(start)
@@ -245,92 +256,37 @@ func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claime
 	if out.OperationID == "" {
 		out.OperationID = opID
 	}
-	finish.Record = &store.AttemptRecord{
-		UCWAOperationID: out.OperationID, Outcome: out.Kind.String(), Pool: out.Pool, HTTPStatus: out.HTTPStatus,
+	f := Decide(c, out, policy, w.opts.Retry, end, rand.Float64())
+	kind := out.Kind
+	if kind == 0 {
+		kind = relay.RetryLater // no outcome: nothing was sent
+	}
+	f.Record = &store.AttemptRecord{
+		UCWAOperationID: out.OperationID, Outcome: kind.String(), Pool: out.Pool, HTTPStatus: out.HTTPStatus,
 		Code: out.Code, Subcode: out.Subcode, Reason: out.Reason, Error: out.Detail, Latency: out.Latency,
 		StartedAt: start, FinishedAt: end,
 	}
-	w.decide(&finish, c, policy, out, end)
-	w.m.attempts.WithLabelValues(out.Kind.String(), out.Reason).Inc()
-	if finish.State == relay.StateDelivered {
+	w.m.attempts.WithLabelValues(f.Record.Outcome, out.Reason).Inc()
+	if f.State == relay.StateDelivered {
 		w.m.latency.Observe(end.Sub(c.QueuedAt).Seconds())
 	}
-	return w.record(ctx, claiming, c, finish)
+	return w.record(ctx, claiming, c, f)
 }
 
 // supersedeNote goes in front of a resolved message that replaces firing
 // messages never sent; %d is how many.
 const supersedeNote = "(Resolved before relay could deliver the firing notification; %d message(s) replaced by this one.)\n"
 
-// ResentMarker starts the text of a message sent again because an earlier
-// try may have reached the recipient without the server confirming it.
-const ResentMarker = "(resent) "
-
-// decide turns a send's outcome into the delivery's next state.
-func (w *Worker) decide(f *store.Finish, c store.Claimed, policy Policy, out relay.Outcome, now time.Time) {
-	describe := func() string {
-		s := out.Reason
-		if out.Detail != "" {
-			s += ": " + out.Detail
-		}
-		return s
-	}
-	retry := func(resend bool) {
-		f.State, f.Resend = relay.StatePending, resend
-		f.NextAttemptAt = w.opts.Retry.Next(now, c.Attempt, out.RetryAfter, rand.Float64())
-		if out.Kind == relay.Uncertain && out.RetryAfter == 0 {
-			f.NextAttemptAt = now // resend at once
-		}
-		f.LastError = describe()
-		if policy.MaxAge > 0 && f.NextAttemptAt.Sub(c.QueuedAt) > policy.MaxAge {
-			f.State = relay.StateDead
-			f.LastError = fmt.Sprintf("expired: the next try would be past the route's max_age of %s (last: %s)", policy.MaxAge, describe())
-		}
-	}
-	switch out.Kind {
-	case relay.Delivered:
-		f.State = relay.StateDelivered
-	case relay.Permanent:
-		f.State, f.LastError = relay.StateDead, describe()
-	case relay.Uncertain:
-		if !policy.ResendUncertain {
-			f.State, f.LastError = relay.StateUncertain, describe()
-			return
-		}
-		retry(true)
-	default: // RetryLater
-		f.Failed = !out.Session
-		if f.Failed && policy.MaxAttempts > 0 && c.Failures+1 >= policy.MaxAttempts {
-			f.State = relay.StateDead
-			f.LastError = fmt.Sprintf("gave up after %d failed attempts (last: %s)", c.Failures+1, describe())
-			return
-		}
-		retry(c.Resend || c.Reclaimed)
-	}
-}
-
-// record writes f, retrying while the database is unreachable until the
-// claim's lease would run out (after that the delivery is someone else's
-// to retry, and must be). While the worker is still claiming (decided anew
-// on every try), the same commit claims the recipient's next delivery,
-// which record returns.
+// record writes f. While the worker is still claiming (decided anew on
+// every try), the same commit claims the recipient's next delivery, which
+// record returns. When the database does not take it within a few tries,
+// the outcome goes to the journal, which writes it once the database is
+// back, before this worker claims anything again: a send the server
+// confirmed is never sent again for want of a row.
 func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.Finish) *store.Claimed {
-	sending := ctx
 	ctx = context.WithoutCancel(ctx)
-	start := time.Now()
-	deadline := start.Add(w.opts.Lease / 4)
-	backoff := 100 * time.Millisecond
+	retry := backoff.Counter{Policy: backoff.Policy{Min: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2}}
 	for {
-		// On shutdown, keep trying for the drain time only; once the lease
-		// is lost (sends aborted), briefly. The lease or the next session
-		// generation then hands the delivery on.
-		switch {
-		case sending.Err() != nil && time.Since(start) > 2*time.Second,
-			claiming.Err() != nil && time.Since(start) > w.opts.DrainTimeout:
-			w.log.ErrorContext(ctx, "gave up recording a delivery's outcome while stopping; it will be retried",
-				slog.String("operation_id", c.OperationID))
-			return nil
-		}
 		f.Now = w.opts.Now()
 		f.ClaimNext = nil
 		if claiming.Err() == nil {
@@ -339,19 +295,25 @@ func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.
 		res, err := w.db.Finish(ctx, f)
 		if err == nil {
 			w.logFinish(ctx, c, f, res.Recorded)
+			if res.Recorded && f.State == relay.StatePending {
+				w.wakeFor(f.NextAttemptAt)
+			}
 			return res.Next
 		}
-		if time.Now().Add(backoff).After(deadline) {
-			w.log.ErrorContext(ctx, "could not record a delivery's outcome; it will be retried after its lease",
-				slog.String("operation_id", c.OperationID), slog.Any("err", err))
+		if retry.Failures() >= recordTries || claiming.Err() != nil {
+			w.log.WarnContext(ctx, "delivery outcome kept until the database is back", slog.String("operation_id", c.OperationID),
+				slog.String("state", string(f.State)), slog.Any("err", err))
+			w.journal.add(c, f)
+			w.m.unrecorded.Set(float64(w.journal.len()))
 			return nil
 		}
-		w.log.WarnContext(ctx, "record delivery outcome", slog.String("operation_id", c.OperationID),
-			slog.Any("err", err), slog.Duration("retry_in", backoff))
-		time.Sleep(backoff)
-		backoff = min(2*backoff, time.Second)
+		time.Sleep(retry.Next())
 	}
 }
+
+// recordTries is how often record tries the database (about 1.5 s in all)
+// before leaving the outcome to the journal.
+const recordTries = 4
 
 // release gives a claimed delivery that was never tried back to the queue.
 func (w *Worker) release(c store.Claimed) {

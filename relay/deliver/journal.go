@@ -1,0 +1,95 @@
+package deliver
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/skype-relay/relay/relay/store"
+)
+
+// journal keeps the outcomes of sends that could not be recorded because
+// the database was unreachable, until it can take them. Without it, a send
+// the server had confirmed would look abandoned once its lease ran out, and
+// be sent again as "(resent)". The worker claims nothing while the journal
+// holds anything, so its size is bounded by the sends in flight.
+type journal struct {
+	mu      sync.Mutex
+	entries map[string]journalEntry // by operationId and attempt
+}
+
+type journalEntry struct {
+	c store.Claimed
+	f store.Finish
+}
+
+func (j *journal) add(c store.Claimed, f store.Finish) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.entries == nil {
+		j.entries = map[string]journalEntry{}
+	}
+	f.ClaimNext = nil
+	f.Late = true
+	j.entries[c.OperationID+"."+strconv.Itoa(c.Attempt)] = journalEntry{c: c, f: f}
+}
+
+func (j *journal) len() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.entries)
+}
+
+func (j *journal) list() map[string]journalEntry {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make(map[string]journalEntry, len(j.entries))
+	for k, e := range j.entries {
+		out[k] = e
+	}
+	return out
+}
+
+func (j *journal) remove(key string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.entries, key)
+}
+
+// flushJournal writes every kept outcome, and reports whether the journal
+// is empty afterwards. It stops at the first write the database refuses.
+func (w *Worker) flushJournal(ctx context.Context) bool {
+	entries := w.journal.list()
+	if len(entries) == 0 {
+		return true
+	}
+	defer func() { w.m.unrecorded.Set(float64(w.journal.len())) }()
+	for key, e := range entries {
+		e.f.Now = w.opts.Now()
+		res, err := w.db.Finish(ctx, e.f)
+		if err != nil {
+			w.log.DebugContext(ctx, "write kept delivery outcomes", slog.Int("kept", len(entries)), slog.Any("err", err))
+			return false
+		}
+		w.journal.remove(key)
+		w.log.InfoContext(ctx, "delivery outcome recorded after the database came back",
+			slog.String("operation_id", e.c.OperationID), slog.Int("attempt", e.c.Attempt),
+			slog.String("state", string(e.f.State)), slog.Bool("applied", res.Recorded))
+		if res.Recorded {
+			w.m.finished.WithLabelValues(string(e.f.State)).Inc()
+		}
+	}
+	return w.journal.len() == 0
+}
+
+// Unrecorded lists the deliveries whose outcome is kept in memory,
+// waiting for the database ("operationId.attempt").
+func (w *Worker) Unrecorded() []string {
+	entries := w.journal.list()
+	out := make([]string, 0, len(entries))
+	for k := range entries {
+		out = append(out, k)
+	}
+	return out
+}
