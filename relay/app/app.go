@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/backoff"
 	"github.com/skype-relay/relay/relay/config"
 	"github.com/skype-relay/relay/relay/deliver"
 	"github.com/skype-relay/relay/relay/ingest"
@@ -190,7 +191,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 // the schema to be current, retrying with backoff while the database is
 // unreachable. It reports whether the schema is ready (false: ctx ended).
 func prepareSchema(ctx context.Context, url string, db *store.DB, skip bool, logger *slog.Logger) bool {
-	backoff := 250 * time.Millisecond
+	retry := backoff.Counter{Policy: backoff.Policy{Min: 250 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.2}}
 	for {
 		err := func() error {
 			if !skip {
@@ -203,13 +204,11 @@ func prepareSchema(ctx context.Context, url string, db *store.DB, skip bool, log
 		if err == nil {
 			return true
 		}
-		logger.WarnContext(ctx, "database not ready", slog.Any("err", err), slog.Duration("retry_in", backoff))
-		select {
-		case <-ctx.Done():
+		wait := retry.Next()
+		logger.WarnContext(ctx, "database not ready", slog.Any("err", err), slog.Duration("retry_in", wait))
+		if !backoff.Sleep(ctx, wait) {
 			return false
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 

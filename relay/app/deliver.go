@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,8 +47,9 @@ func newSupervisor(cfg *config.Config, db *store.DB, logger *slog.Logger, reg pr
 		Now:     opts.Now,
 	})
 	ucfg := UCWAConfig(cfg)
-	return deliver.NewSupervisor(db, worker, deliver.SupervisorOptions{
+	sup := deliver.NewSupervisor(db, worker, deliver.SupervisorOptions{
 		Account:     cfg.UCWA.Username,
+		States:      append(slices.Clone(ucwa.Phases), deliver.StateStandby, deliver.StateStopped),
 		TTL:         d.SessionTTL,
 		DatabaseURL: cfg.DatabaseURL(),
 		Logger:      logger,
@@ -60,6 +62,10 @@ func newSupervisor(cfg *config.Config, db *store.DB, logger *slog.Logger, reg pr
 			return session{c}, nil
 		},
 	})
+	if reg != nil {
+		reg.MustRegister(sup)
+	}
+	return sup
 }
 
 // UCWAConfig turns the configuration's ucwa section into the client's.
@@ -88,19 +94,15 @@ func UCWAConfig(cfg *config.Config) ucwa.Config {
 	}
 }
 
-// session adapts the UCWA client to deliver.Session: it marks the outcomes
-// caused by the session or the server, which do not count against a
-// message's attempts.
+// session adapts the UCWA client to deliver.Session. The client itself
+// marks the outcomes caused by the session or the server (Outcome.Session).
 type session struct{ c *ucwa.Client }
 
 func (s session) Send(ctx context.Context, t relay.Target, opID, text string) (relay.Outcome, error) {
-	out, err := s.c.Send(ctx, t, opID, text)
-	switch ucwa.Reason(out.Reason) {
-	case ucwa.ReasonTimeout, ucwa.ReasonNetwork, ucwa.ReasonThrottled, ucwa.ReasonServer, ucwa.ReasonAuth,
-		ucwa.ReasonApplicationGone, ucwa.ReasonFailover, ucwa.ReasonStopped, ucwa.ReasonClosed, ucwa.ReasonCanceled:
-		out.Session = true
-	}
-	return out, err
+	return s.c.Send(ctx, t, opID, text)
 }
 
 func (s session) Close(ctx context.Context) error { return s.c.Close(ctx) }
+func (s session) Stopped() <-chan struct{}        { return s.c.Stopped() }
+func (s session) Err() error                      { return s.c.Err() }
+func (s session) State() string                   { return s.c.Status().Phase }

@@ -4,14 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skype-relay/relay/relay/backoff"
 	"github.com/skype-relay/relay/relay/store"
 )
 
@@ -19,7 +23,26 @@ import (
 type Session interface {
 	Poster
 	Close(ctx context.Context) error
+	// Stopped is closed when the session has given up for good: the
+	// server refuses this bot account (its user agent, its credentials).
+	// The supervisor then stops sending and releases the lease, so that
+	// another replica, perhaps configured differently, may try.
+	Stopped() <-chan struct{}
+	// Err says why the session stopped (nil while it has not).
+	Err() error
+	// State is a short word for the relay_ucwa_session_state gauge.
+	State() string
 }
+
+// Session states the supervisor reports itself, beside the session's own.
+const (
+	// StateStandby: another replica holds the session lease (or none
+	// could be had yet); this one waits to take over.
+	StateStandby = "standby"
+	// StateStopped: the session gave up for good; the lease is released
+	// and the supervisor tries again after StoppedRetry.
+	StateStopped = "stopped"
+)
 
 // SupervisorOptions configure a Supervisor.
 type SupervisorOptions struct {
@@ -37,8 +60,16 @@ type SupervisorOptions struct {
 	DatabaseURL string
 	// CloseTimeout bounds closing the session (default 10s).
 	CloseTimeout time.Duration
-	Logger       *slog.Logger
-	Metrics      *Metrics
+	// StoppedRetry paces new sessions after one stopped for good: the
+	// first wait is its Min, each further stop in a row doubles it up to
+	// its Max (default 30s to 5m).
+	StoppedRetry backoff.Policy
+	// States lists the session states to export as
+	// relay_ucwa_session_state (the session's own and the supervisor's);
+	// a state met that is not listed is exported too.
+	States  []string
+	Logger  *slog.Logger
+	Metrics *Metrics
 }
 
 // Supervisor makes this replica compete for the session lease of a bot
@@ -50,6 +81,11 @@ type Supervisor struct {
 	opts   SupervisorOptions
 	holder string
 	log    *slog.Logger
+
+	mu       sync.Mutex
+	sess     Session // while this replica holds the lease
+	stopped  bool    // waiting after a session that stopped for good
+	stopLogs time.Time
 }
 
 // NewSupervisor returns a Supervisor for opts.Account.
@@ -65,6 +101,16 @@ func NewSupervisor(db *store.DB, worker *Worker, opts SupervisorOptions) *Superv
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = worker.m
+	}
+	var states []string
+	for _, st := range append([]string{StateStandby, StateStopped}, opts.States...) {
+		if !slices.Contains(states, st) {
+			states = append(states, st)
+		}
+	}
+	opts.States = states
+	if opts.StoppedRetry.Min <= 0 {
+		opts.StoppedRetry = backoff.Policy{Min: 30 * time.Second, Max: 5 * time.Minute, Jitter: 0.1}
 	}
 	host, _ := os.Hostname()
 	var b [4]byte
@@ -86,14 +132,20 @@ func (s *Supervisor) Run(ctx context.Context) {
 	if s.opts.DatabaseURL != "" {
 		wg.Go(func() { s.listen(ctx) })
 	}
+	wg.Go(func() { s.keepJournal(ctx) })
 	defer wg.Wait()
+	stops := backoff.Counter{Policy: s.opts.StoppedRetry}
 	for ctx.Err() == nil {
 		gen, ok, err := s.db.AcquireSession(ctx, s.opts.Account, s.holder, s.opts.TTL, true)
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "acquire session lease", slog.Any("err", err))
 		}
 		if ok {
-			s.hold(ctx, gen)
+			if stopErr := s.hold(ctx, gen); stopErr != nil {
+				s.waitStopped(ctx, stopErr, stops.Next())
+			} else {
+				stops.Reset()
+			}
 			continue
 		}
 		select {
@@ -103,8 +155,61 @@ func (s *Supervisor) Run(ctx context.Context) {
 	}
 }
 
-// hold runs the worker while the lease is ours.
-func (s *Supervisor) hold(ctx context.Context, gen int64) {
+// waitStopped reports a session that gave up for good and waits before
+// this replica competes for the lease again. The error is logged at once,
+// then at most every few minutes while it lasts.
+func (s *Supervisor) waitStopped(ctx context.Context, why error, wait time.Duration) {
+	s.mu.Lock()
+	s.stopped = true
+	logNow := time.Since(s.stopLogs) >= stoppedLogEvery
+	if logNow {
+		s.stopLogs = time.Now()
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.stopped = false
+		s.mu.Unlock()
+	}()
+	level := slog.LevelDebug
+	if logNow {
+		level = slog.LevelError
+	}
+	s.log.Log(ctx, level, "UCWA session stopped: the server refuses this bot account; nothing is sent, deliveries stay queued; session lease released so another replica may try",
+		slog.Any("err", why), slog.Duration("retry_in", wait))
+	backoff.Sleep(ctx, wait)
+}
+
+// stoppedLogEvery paces the error log of a session that keeps stopping.
+const stoppedLogEvery = 5 * time.Minute
+
+// keepJournal writes send outcomes kept while the database was away, also
+// while this replica holds no lease (another replica may be sending), and
+// once more on the way out.
+func (s *Supervisor) keepJournal(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.worker.opts.DrainTimeout)
+			defer cancel()
+			for !s.worker.flushJournal(fctx) && backoff.Sleep(fctx, 250*time.Millisecond) {
+			}
+			if left := s.worker.Unrecorded(); len(left) > 0 {
+				s.log.Error("stopping with send outcomes the database never took; these deliveries will be sent again, marked (resent)",
+					slog.Any("attempts", left))
+			}
+			return
+		case <-t.C:
+			s.worker.flushJournal(ctx)
+		}
+	}
+}
+
+// hold runs the worker while the lease is ours. It returns why the session
+// stopped for good, or nil.
+func (s *Supervisor) hold(ctx context.Context, gen int64) error {
 	s.log.InfoContext(ctx, "session lease acquired: this replica sends", slog.Int64("generation", gen))
 	s.opts.Metrics.sessionHeld.Set(1)
 	defer s.opts.Metrics.sessionHeld.Set(0)
@@ -114,7 +219,7 @@ func (s *Supervisor) hold(ctx context.Context, gen int64) {
 	// graceful shutdown the lease is still renewed while sends drain.
 	leased, loseLease := context.WithCancel(context.WithoutCancel(ctx))
 	defer loseLease()
-	// claiming ends on shutdown or with the lease.
+	// claiming ends on shutdown, with the lease, or when the session stops.
 	claiming, stopClaiming := context.WithCancel(ctx)
 	defer stopClaiming()
 	stopAfter := context.AfterFunc(leased, stopClaiming)
@@ -132,9 +237,33 @@ func (s *Supervisor) hold(ctx context.Context, gen int64) {
 		case <-ctx.Done():
 		case <-time.After(s.opts.TTL / 2):
 		}
-		return
+		return nil
 	}
+	s.mu.Lock()
+	s.sess = sess
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.sess = nil
+		s.mu.Unlock()
+	}()
+	wg.Go(func() {
+		select {
+		case <-sess.Stopped():
+			stopClaiming()
+		case <-claiming.Done():
+		}
+	})
 	s.worker.Run(claiming, leased, sess, gen)
+	var stopErr error
+	select {
+	case <-sess.Stopped():
+		stopErr = sess.Err()
+		if stopErr == nil {
+			stopErr = errors.New("session stopped")
+		}
+	default:
+	}
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.CloseTimeout)
 	defer cancel()
 	if err := sess.Close(closeCtx); err != nil {
@@ -144,10 +273,11 @@ func (s *Supervisor) hold(ctx context.Context, gen int64) {
 	loseLease()
 	wg.Wait()
 	if lostLease {
-		return
+		return stopErr
 	}
 	s.release()
 	s.log.InfoContext(closeCtx, "session lease released")
+	return stopErr
 }
 
 // renew keeps the lease alive. When it cannot renew in time (database
@@ -197,7 +327,7 @@ func (s *Supervisor) release() {
 // listen wakes the worker on every NOTIFY of new deliveries, reconnecting
 // with backoff. Missing one is harmless: the worker also polls.
 func (s *Supervisor) listen(ctx context.Context) {
-	backoff := 250 * time.Millisecond
+	retry := backoff.Counter{Policy: backoff.Policy{Min: 250 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.2}}
 	for ctx.Err() == nil {
 		err := func() error {
 			conn, err := pgx.Connect(ctx, s.opts.DatabaseURL)
@@ -208,7 +338,7 @@ func (s *Supervisor) listen(ctx context.Context) {
 			if _, err := conn.Exec(ctx, "LISTEN "+store.NotifyChannel); err != nil {
 				return err
 			}
-			backoff = 250 * time.Millisecond
+			retry.Reset()
 			for {
 				if _, err := conn.WaitForNotification(ctx); err != nil {
 					return err
@@ -219,11 +349,46 @@ func (s *Supervisor) listen(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.DebugContext(ctx, "listen for new deliveries", slog.Any("err", err), slog.Duration("retry_in", backoff))
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
+		wait := retry.Next()
+		s.log.DebugContext(ctx, "listen for new deliveries", slog.Any("err", err), slog.Duration("retry_in", wait))
+		backoff.Sleep(ctx, wait)
 	}
 }
+
+// State is the session state this replica reports: the session's own while
+// it holds the lease, else standby, or stopped after a session gave up.
+func (s *Supervisor) State() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.sess != nil:
+		return s.sess.State()
+	case s.stopped:
+		return StateStopped
+	}
+	return StateStandby
+}
+
+// Describe and Collect make the Supervisor the collector of
+// relay_ucwa_session_state: one series per state, 1 for the current one.
+func (s *Supervisor) Describe(ch chan<- *prometheus.Desc) { ch <- sessionStateDesc }
+
+// Collect reads the state at scrape time; it never waits on the network.
+func (s *Supervisor) Collect(ch chan<- prometheus.Metric) {
+	cur := s.State()
+	seen := false
+	for _, st := range s.opts.States {
+		v := 0.0
+		if st == cur {
+			v, seen = 1, true
+		}
+		ch <- prometheus.MustNewConstMetric(sessionStateDesc, prometheus.GaugeValue, v, st)
+	}
+	if !seen {
+		ch <- prometheus.MustNewConstMetric(sessionStateDesc, prometheus.GaugeValue, 1, cur)
+	}
+}
+
+var sessionStateDesc = prometheus.NewDesc("relay_ucwa_session_state",
+	"The UCWA session of the bot account as this replica sees it: 1 for the current state (standby: another replica sends; stopped: the server refuses the account, see the logs).",
+	[]string{"state"}, nil)
