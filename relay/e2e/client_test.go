@@ -29,14 +29,15 @@ type sender struct {
 	target atomic.Pointer[string] // base URL of the relay to post to
 	client *http.Client
 
-	mu       sync.Mutex
-	accepted map[string]bool // operationIds answered 2xx
-	statuses map[int]int     // every answer's status
-	connErrs int
+	mu         sync.Mutex
+	accepted   map[string]bool      // operationIds answered 2xx
+	acceptedAt map[string]time.Time // when each was answered
+	statuses   map[int]int          // every answer's status
+	connErrs   int
 }
 
 func newSender(t *testing.T, base string) *sender {
-	s := &sender{t: t, accepted: map[string]bool{}, statuses: map[int]int{},
+	s := &sender{t: t, accepted: map[string]bool{}, acceptedAt: map[string]time.Time{}, statuses: map[int]int{},
 		client: &http.Client{Timeout: 15 * time.Second}}
 	s.point(base)
 	return s
@@ -58,8 +59,12 @@ func (s *sender) post(ctx context.Context, route string, body []byte) []string {
 			s.statuses[status]++
 		}
 		if status/100 == 2 {
+			now := time.Now()
 			for _, id := range ids {
 				s.accepted[id] = true
+				if _, ok := s.acceptedAt[id]; !ok {
+					s.acceptedAt[id] = now
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -179,12 +184,15 @@ func (s *sender) summary() string {
 
 // deliveryView is what GET /v1/deliveries/{id} says of a delivery.
 type deliveryView struct {
-	OperationID string `json:"operationId"`
-	State       string `json:"state"`
-	Text        string `json:"text"`
-	Recipient   string `json:"recipient"`
-	Attempts    int    `json:"attempts"`
-	LastError   string `json:"lastError"`
+	OperationID string     `json:"operationId"`
+	State       string     `json:"state"`
+	Text        string     `json:"text"`
+	Recipient   string     `json:"recipient"`
+	Attempts    int        `json:"attempts"`
+	Failures    int        `json:"failures"`
+	Unconfirmed int        `json:"unconfirmed"`
+	LastError   string     `json:"lastError"`
+	DeliveredAt *time.Time `json:"deliveredAt"`
 	AttemptLog  []struct {
 		Attempt         int    `json:"attempt"`
 		Outcome         string `json:"outcome"`
@@ -347,24 +355,51 @@ func waitMessages(t *testing.T, sim *ucwasim.Sim, n int, timeout time.Duration) 
 // holds the bot account's session lease. ok is false when the relay does
 // not answer or the metric is missing.
 func sessionHeld(base string) (held, ok bool) {
-	client := &http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get(base + "/metrics")
-	if err != nil {
-		return false, false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, value, found := strings.Cut(sc.Text(), " ")
-		if !found || name != "relay_session_held" {
+	v, ok := metric(base, "relay_session_held")
+	return v == 1, ok
+}
+
+// metric reads one series from the relay's /metrics, written as in the
+// exposition format, e.g. `relay_ucwa_session_state{state="stopped"}`. ok
+// is false when the relay does not answer or the series is missing.
+func metric(base, series string) (float64, bool) {
+	for _, line := range scrape(base) {
+		name, value, found := strings.Cut(line, " ")
+		if !found || name != series {
 			continue
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return false, false
-		}
-		return v == 1, true
+		return v, err == nil
 	}
-	return false, false
+	return 0, false
+}
+
+// sessionState returns the state relay_ucwa_session_state reports as 1.
+func sessionState(base string) string {
+	const prefix = `relay_ucwa_session_state{state="`
+	for _, line := range scrape(base) {
+		if rest, ok := strings.CutPrefix(line, prefix); ok && strings.HasSuffix(line, "} 1") {
+			state, _, _ := strings.Cut(rest, `"`)
+			return state
+		}
+	}
+	return ""
+}
+
+// scrape returns the lines of the relay's /metrics (none when it does not
+// answer).
+func scrape(base string) []string {
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var lines []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines
 }

@@ -70,16 +70,28 @@ func newSim(t *testing.T) *ucwasim.Sim {
 	return sim
 }
 
+// relayOpts change the configuration relayYAML writes.
+type relayOpts struct {
+	// routeExtra, when set, is added to the named routes' flow mappings
+	// (e.g. "delivery: { uncertain: skip }").
+	routeExtra map[string]string
+	// production keeps every UCWA and delivery timer at its default, as a
+	// new user's configuration would.
+	production bool
+}
+
 // relayYAML is the configuration of a relay listening on addr and sending
 // through sim, with the UCWA protocol timers and the delivery timers shrunk
-// for tests.
-// routeExtra, when set, is added to the named routes' flow mappings (e.g.
-// "delivery: { uncertain: skip }").
-func relayYAML(sim *ucwasim.Sim, addr string, routeExtra map[string]string) string {
+// for tests unless o.production.
+func relayYAML(sim *ucwasim.Sim, addr string, o relayOpts) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen_address: %q\n", addr)
-	b.WriteString(relaytest.UCWAYAML(sim.DiscoveryURLs()))
-	b.WriteString(`delivery:
+	if o.production {
+		fmt.Fprintf(&b, "ucwa:\n  discovery_urls: [\"%s\"]\n  username: alertbot@contoso.com\n", strings.Join(sim.DiscoveryURLs(), `", "`))
+		b.WriteString("log:\n  level: debug\nconversations:\n")
+	} else {
+		b.WriteString(relaytest.UCWAYAML(sim.DiscoveryURLs()))
+		b.WriteString(`delivery:
   poll_interval: 50ms
   retry_base: 20ms
   retry_max: 200ms
@@ -89,6 +101,7 @@ log:
   level: debug
 conversations:
 `)
+	}
 	for i := range recipients {
 		fmt.Fprintf(&b, "  team%d: { to: %q, subject: \"Alerts %d\" }\n", i, recipientSIP(i), i)
 	}
@@ -99,7 +112,7 @@ conversations:
 			convs = append(convs, fmt.Sprintf("team%d", i))
 		}
 		extra := ""
-		if e := routeExtra[r.name]; e != "" {
+		if e := o.routeExtra[r.name]; e != "" {
 			extra = ", " + e
 		}
 		fmt.Fprintf(&b, "  - { name: %s, format: alertmanager, conversations: [%s]%s }\n", r.name, strings.Join(convs, ", "), extra)
@@ -124,15 +137,21 @@ type relayProc struct {
 // waits until it is ready (database reachable, schema current).
 func startRelay(t *testing.T, name string, sim *ucwasim.Sim, dbURL string) *relayProc {
 	t.Helper()
-	return startRelayWith(t, name, sim, dbURL, nil)
+	return startRelayOpts(t, name, sim, dbURL, relayOpts{})
 }
 
-// startRelayWith is startRelay with routeExtra as in relayYAML.
+// startRelayWith is startRelay with routeExtra as in relayOpts.
 func startRelayWith(t *testing.T, name string, sim *ucwasim.Sim, dbURL string, routeExtra map[string]string) *relayProc {
+	t.Helper()
+	return startRelayOpts(t, name, sim, dbURL, relayOpts{routeExtra: routeExtra})
+}
+
+// startRelayOpts is startRelay with a configuration changed by o.
+func startRelayOpts(t *testing.T, name string, sim *ucwasim.Sim, dbURL string, o relayOpts) *relayProc {
 	t.Helper()
 	addr := relaytest.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "relay.yaml")
-	if err := os.WriteFile(cfgPath, []byte(relayYAML(sim, addr, routeExtra)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(relayYAML(sim, addr, o)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(relayBin, "serve", "--config", cfgPath)
