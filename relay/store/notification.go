@@ -71,9 +71,10 @@ func (db *DB) Enqueue(ctx context.Context, n *NewNotification) (EnqueueResult, e
 	if len(n.Messages) == 0 {
 		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: no messages", relay.ErrInvalid)
 	}
-	// Refused here rather than by PostgreSQL: in a batch, one refused
-	// payload fails the whole commit and makes each of its requests be
-	// written again on its own.
+	// Refused here rather than by PostgreSQL: the sender gets a 400 saying
+	// what is wrong, where a value the database refuses is an internal
+	// error (and, in a batch, fails the whole commit and makes each of its
+	// requests be written again on its own).
 	if err := checkJSONB(n.Payload); err != nil {
 		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: %w", relay.ErrInvalid, err)
 	}
@@ -95,8 +96,10 @@ func (db *DB) Enqueue(ctx context.Context, n *NewNotification) (EnqueueResult, e
 
 // checkJSONB reports what in a JSON text PostgreSQL's jsonb refuses although
 // the JSON is valid: invalid UTF-8, the escape \u0000 (jsonb values are
-// text, which cannot hold NUL) and escaped surrogates that do not form a
-// pair.
+// text, which cannot hold NUL), escaped surrogates that do not form a pair,
+// and numbers beyond what its numeric type holds. The payload is the
+// sender's, so these are answered 400 here; a value the database refuses
+// later is a bug of ours.
 func checkJSONB(payload []byte) error {
 	if !utf8.Valid(payload) {
 		return errors.New("the payload is not valid UTF-8")
@@ -108,12 +111,31 @@ func checkJSONB(payload []byte) error {
 		v, err := strconv.ParseUint(string(payload[i:i+4]), 16, 32)
 		return rune(v), err == nil
 	}
+	inString := false
 	for i := 0; i < len(payload); i++ {
-		if payload[i] != '\\' || i+1 >= len(payload) {
+		c := payload[i]
+		if !inString {
+			switch {
+			case c == '"':
+				inString = true
+			case c == '-' || c >= '0' && c <= '9':
+				end, err := checkNumber(payload, i)
+				if err != nil {
+					return err
+				}
+				i = end - 1
+			}
+			continue
+		}
+		if c == '"' {
+			inString = false
+			continue
+		}
+		if c != '\\' || i+1 >= len(payload) {
 			continue
 		}
 		if payload[i+1] != 'u' {
-			i++ // an escaped character, perhaps a backslash
+			i++ // an escaped character, perhaps a backslash or a quote
 			continue
 		}
 		r, ok := hex4(i + 2)
@@ -135,6 +157,71 @@ func checkJSONB(payload []byte) error {
 		}
 	}
 	return nil
+}
+
+// Limits of PostgreSQL's numeric type, which jsonb stores numbers in: a
+// value's first significant digit at most maxNumericWeight places before
+// the decimal point, at most maxNumericScale digits after it (as written,
+// trailing zeros included), and an exponent below maxNumericExponent.
+const (
+	maxNumericWeight   = 131071 // (NUMERIC_WEIGHT_MAX+1) * 4 decimal digits - 1
+	maxNumericScale    = 16383  // NUMERIC_DSCALE_MAX
+	maxNumericExponent = 1<<30 - 1
+)
+
+// checkNumber reads the JSON number starting at payload[i] and reports
+// whether jsonb can hold it. It returns the index just past the number.
+func checkNumber(payload []byte, i int) (int, error) {
+	start := i
+	if payload[i] == '-' {
+		i++
+	}
+	var intDigits, fracDigits int
+	first := -1 // index among the mantissa's digits of the first non-zero one
+	digits := func(count *int) {
+		for ; i < len(payload) && payload[i] >= '0' && payload[i] <= '9'; i++ {
+			if first < 0 && payload[i] != '0' {
+				first = intDigits + fracDigits
+			}
+			*count++
+		}
+	}
+	digits(&intDigits)
+	if i < len(payload) && payload[i] == '.' {
+		i++
+		digits(&fracDigits)
+	}
+	exp := 0
+	if i < len(payload) && (payload[i] == 'e' || payload[i] == 'E') {
+		i++
+		neg := false
+		if i < len(payload) && (payload[i] == '+' || payload[i] == '-') {
+			neg = payload[i] == '-'
+			i++
+		}
+		for ; i < len(payload) && payload[i] >= '0' && payload[i] <= '9'; i++ {
+			exp = min(exp*10+int(payload[i]-'0'), maxNumericExponent)
+		}
+		if neg {
+			exp = -exp
+		}
+	}
+	weight := 0
+	if first >= 0 {
+		weight = intDigits - 1 - first + exp
+	}
+	if exp >= maxNumericExponent || exp <= -maxNumericExponent ||
+		weight > maxNumericWeight || fracDigits-exp > maxNumericScale {
+		return i, fmt.Errorf("the payload has the number %s, beyond what PostgreSQL can store", truncateNumber(payload[start:i]))
+	}
+	return i, nil
+}
+
+func truncateNumber(b []byte) string {
+	if len(b) <= 32 {
+		return string(b)
+	}
+	return string(b[:16]) + "..." + string(b[len(b)-8:])
 }
 
 // Enqueued is signalled (without blocking, coalescing) after new deliveries

@@ -251,6 +251,20 @@ func TestCheckJSONBAgreesWithPostgreSQL(t *testing.T) {
 		{`{"a":"\udc00"}`, true},
 		{`{"a":"\ude48\ud83d"}`, true},
 		{"{\"a\":\"\xff\"}", true},
+		// Numbers: jsonb holds them as numeric, with limits of its own.
+		{`[1e131071, 9.99e131071, 0.1e131072, 0.00001e131076, -1e131071]`, false},
+		{`[1e-16383, 0e-16383, 0e999999, 0e1073741822, 1e00000000000000000000001, 12.50]`, false},
+		{`{"n":"1e131072", "1e131072":[0], "e":"\"1e131072"}`, false},
+		{`[1e131072]`, true},
+		{`{"a":{"b":[1, -1e131072]}}`, true},
+		{`[10e131071]`, true},
+		{`[0.00001e131077]`, true},
+		{`[1e-16384]`, true},
+		{`[1.0e-16383]`, true},
+		{`[0e-16384]`, true},
+		{`[0e1073741823]`, true},
+		{`[1e-131072]`, true},
+		{`[1E+999999999999999999999]`, true},
 	} {
 		_, pgErr := b.db.Pool().Exec(ctx, `SELECT $1::text::jsonb`, tt.payload)
 		if (pgErr != nil) != tt.refuse {
