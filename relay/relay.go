@@ -22,6 +22,12 @@ var (
 	// ErrUnavailable means a dependency of ours (the database) cannot be
 	// reached right now; the caller should retry later.
 	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrInternal means relay itself failed: a bug or a state it does not
+	// expect (an error the database gave that no retry will cure, a value
+	// that cannot be encoded or scanned, a panic), neither bad input nor a
+	// dependency that is down. The HTTP layer answers 500 without the
+	// detail and logs it at error level.
+	ErrInternal = errors.New("internal error")
 )
 
 // State is where a delivery stands in its life.

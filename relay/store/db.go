@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +16,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/skype-relay/relay/relay"
 )
 
 // Options tunes the store. Zero values take the defaults.
@@ -149,53 +145,4 @@ func (db *DB) Ping(ctx context.Context) error {
 // transact runs fn in a transaction, committing when it returns nil.
 func (db *DB) transact(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, db.pool, fn)
-}
-
-// classify wraps err with what the caller was doing and, when the database
-// could not be reached or did not answer in time, with relay.ErrUnavailable
-// so the HTTP layer answers 503 and the sender retries.
-func classify(doing string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if isUnavailable(err) {
-		return fmt.Errorf("%s: %w: %w", doing, relay.ErrUnavailable, err)
-	}
-	// Data exceptions (class 22) mean the input cannot be stored as it is,
-	// e.g. a JSON escape PostgreSQL's jsonb refuses: the sender's fault.
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
-		return fmt.Errorf("%s: %w: the database refused the data: %s", doing, relay.ErrInvalid, pgErr.Message)
-	}
-	return fmt.Errorf("%s: %w", doing, err)
-}
-
-func isUnavailable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return true
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) {
-		return true
-	}
-	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) {
-		return true
-	}
-	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code[:2] {
-		case "08", // connection exception
-			"53", // insufficient resources
-			"57", // operator intervention: admin shutdown, cannot connect now
-			"40": // serialization failure, deadlock: retrying may work
-			return true
-		}
-		return false
-	}
-	// An error with no server code happened on the wire: the connection died.
-	return true
 }

@@ -24,3 +24,12 @@ func (db *DB) EnqueueBatch(ns []*NewNotification, now time.Time) ([]EnqueueResul
 
 // CheckJSONB is checkJSONB, for tests.
 var CheckJSONB = checkJSONB
+
+// Classify is classify, for tests.
+var Classify = classify
+
+// QueuedEnqueues is how many Enqueue calls wait for a group commit.
+func (db *DB) QueuedEnqueues() int { return db.enqueuer.queued() }
+
+// WaitFor is waitFor, for tests.
+var WaitFor = waitFor
