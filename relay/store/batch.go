@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/skype-relay/relay/relay"
 )
 
 // groupCommitter writes requests from many goroutines in shared
@@ -42,8 +44,9 @@ type groupCommitter[T, R any] struct {
 	// sortKey, when set, orders each batch so two batches take row locks in
 	// the same order and cannot deadlock.
 	sortKey func(T) string
-	// observe, when set, is told the size and duration of every batch
-	// written (failed ones included).
+	// observe, when set, is told the size and duration of every write
+	// (failed ones included, and the one-by-one writes after a batch
+	// failed).
 	observe func(rows int, took time.Duration)
 }
 
@@ -149,9 +152,12 @@ func (g *groupCommitter[T, R]) close() {
 	}
 }
 
-// commit writes a batch. When it fails for a reason other than the
-// database being unreachable, one bad request must not fail the others:
-// each is then written on its own.
+// commit writes a batch. When it fails because the database cannot do the
+// work now, every request of it gets that error (and its sender retries).
+// When it fails for any other reason, that is a bug that may well concern
+// one request only (a value PostgreSQL refuses, a write that panics), and
+// one bad request must not fail the others: each is then written on its
+// own, so that only the culprit gets the error.
 func (g *groupCommitter[T, R]) commit(batch []*commitReq[T, R]) {
 	live := batch[:0]
 	for _, r := range batch {
@@ -171,11 +177,7 @@ func (g *groupCommitter[T, R]) commit(batch []*commitReq[T, R]) {
 	for i, r := range live {
 		items[i] = r.item
 	}
-	start := time.Now()
-	results, err := g.safeWrite(items)
-	if g.observe != nil {
-		g.observe(len(items), time.Since(start))
-	}
+	results, err := g.timedWrite(items)
 	if err == nil {
 		for i, r := range live {
 			r.done <- commitReply[R]{res: results[i]}
@@ -188,26 +190,51 @@ func (g *groupCommitter[T, R]) commit(batch []*commitReq[T, R]) {
 		}
 		return
 	}
-	g.logger.Warn("group commit failed, writing its requests one by one",
+	g.logger.Error("group commit failed with an internal error, writing its requests one by one to find the one at fault",
 		slog.Int("requests", len(live)), slog.Any("err", err))
+	var down error // once the database is unavailable, the rest need not wait for it
+	failed := 0
 	for i, r := range live {
-		res, err := g.safeWrite(items[i : i+1])
+		if down != nil {
+			r.done <- commitReply[R]{err: down}
+			continue
+		}
+		res, err := g.timedWrite(items[i : i+1])
 		if err != nil {
+			failed++
+			if isUnavailable(err) {
+				down = err
+			}
 			r.done <- commitReply[R]{err: err}
 			continue
 		}
 		r.done <- commitReply[R]{res: res[0]}
 	}
+	if failed == 0 && down == nil {
+		g.logger.Error("every request of a failed group commit was written on its own: the batch write itself is at fault",
+			slog.Int("requests", len(live)))
+	}
+}
+
+// timedWrite is safeWrite, reported to observe.
+func (g *groupCommitter[T, R]) timedWrite(items []T) ([]R, error) {
+	start := time.Now()
+	results, err := g.safeWrite(items)
+	if g.observe != nil {
+		g.observe(len(items), time.Since(start))
+	}
+	return results, err
 }
 
 // safeWrite is write, with a panic turned into an error for the batch: a
 // leader is a caller's goroutine, and one that unwound would leave its
-// batch unanswered and the committer without a leader.
+// batch unanswered and the committer without a leader. The error is an
+// internal one, so commit then finds the request that panics.
 func (g *groupCommitter[T, R]) safeWrite(items []T) (results []R, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			g.logger.Error("group commit panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			results, err = nil, fmt.Errorf("group commit: panic: %v", p)
+			results, err = nil, fmt.Errorf("group commit: %w: panic: %v", relay.ErrInternal, p)
 		}
 	}()
 	return g.write(items)

@@ -3,12 +3,18 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/skype-relay/relay/relay"
 )
 
 // These tests drive the group commit mechanism with a write function that
@@ -252,4 +258,100 @@ func TestGroupCommitPrefersTheResultToAnEndedContext(t *testing.T) {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
 	cancel()
+}
+
+// formBatch makes the requests of items wait behind a write of first that
+// is held, so that they are then written together as one batch. It returns
+// each request's result and error, once all are answered.
+func formBatch(t *testing.T, g *groupCommitter[int, int], r *recorder, first int, items []int) ([]int, []error) {
+	t.Helper()
+	results := make([]int, len(items))
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = g.do(context.Background(), first) })
+	waitFor(t, "the first write", func() bool { return r.active.Load() == 1 })
+	for i, v := range items {
+		wg.Go(func() { results[i], errs[i] = g.do(context.Background(), v) })
+	}
+	waitFor(t, "the requests to queue", func() bool { return g.queued() == len(items) })
+	close(r.gate) // let every write through
+	wg.Wait()
+	return results, errs
+}
+
+func TestGroupCommitAPanickingWriteFailsOnlyItsRequest(t *testing.T) {
+	r := &recorder{gate: make(chan struct{})}
+	g := newGroupCommitter(1, 64, slog.New(slog.DiscardHandler), func(items []int) ([]int, error) {
+		if slices.Contains(items, 13) {
+			<-r.gate
+			panic("unlucky")
+		}
+		return r.write(items)
+	})
+	defer g.close()
+	items := []int{1, 13, 2, 3}
+	results, errs := formBatch(t, g, r, 0, items)
+	for i, v := range items {
+		switch {
+		case v == 13:
+			if !errors.Is(classify("enqueue", errs[i]), relay.ErrInternal) {
+				t.Errorf("the request that panics: %v, want an internal error", errs[i])
+			}
+		case errs[i] != nil || results[i] != v*10:
+			t.Errorf("request %d of the batch: %d, %v; want it written (%d)", v, results[i], errs[i], v*10)
+		}
+	}
+	// The batch failed as a whole (and is not recorded), then each request
+	// was written on its own (in the order they queued).
+	slices.SortFunc(r.batches, slices.Compare)
+	if want := [][]int{{0}, {1}, {2}, {3}}; !slices.EqualFunc(r.batches, want, slices.Equal) {
+		t.Errorf("writes = %v, want %v", r.batches, want)
+	}
+}
+
+func TestGroupCommitUnavailableFailsTheWholeBatch(t *testing.T) {
+	r := &recorder{gate: make(chan struct{})}
+	var writes atomic.Int32
+	g := newGroupCommitter(1, 64, slog.New(slog.DiscardHandler), func(items []int) ([]int, error) {
+		if writes.Add(1) > 1 {
+			<-r.gate
+			return nil, fmt.Errorf("record notifications: %w", io.ErrUnexpectedEOF) // the connection died
+		}
+		return r.write(items)
+	})
+	defer g.close()
+	_, errs := formBatch(t, g, r, 0, []int{1, 2, 3})
+	for i, err := range errs {
+		if !errors.Is(classify("enqueue", err), relay.ErrUnavailable) {
+			t.Errorf("request %d: %v, want unavailable", i+1, err)
+		}
+	}
+	if n := writes.Load(); n != 2 {
+		t.Errorf("%d writes, want 2: the first, then the batch once (no one-by-one retry while the database is away)", n)
+	}
+}
+
+func TestGroupCommitStopsWritingAloneOnceUnavailable(t *testing.T) {
+	r := &recorder{gate: make(chan struct{})}
+	var writes atomic.Int32
+	g := newGroupCommitter(1, 64, slog.New(slog.DiscardHandler), func(items []int) ([]int, error) {
+		switch writes.Add(1) {
+		case 1:
+			return r.write(items)
+		case 2:
+			return nil, errors.New("record notifications: no result for key") // a bug: written one by one
+		default:
+			return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET} // and then the database went away
+		}
+	})
+	defer g.close()
+	_, errs := formBatch(t, g, r, 0, []int{1, 2, 3})
+	for i, err := range errs {
+		if !errors.Is(classify("enqueue", err), relay.ErrUnavailable) {
+			t.Errorf("request %d: %v, want unavailable", i+1, err)
+		}
+	}
+	if n := writes.Load(); n != 3 {
+		t.Errorf("%d writes, want 3: the first, the batch, one alone; the others need not wait for a database that is away", n)
+	}
 }

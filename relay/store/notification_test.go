@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/skype-relay/relay/relay"
 	"github.com/skype-relay/relay/relay/relaytest"
@@ -286,5 +288,84 @@ func TestCheckJSONBAgreesWithPostgreSQL(t *testing.T) {
 	list, _, err := b.db.ListDeliveries(ctx, store.ListFilter{})
 	if err != nil || len(list) != 0 {
 		t.Errorf("refused payloads left %d deliveries (%v)", len(list), err)
+	}
+}
+
+// TestGroupCommitWithABugWritesTheOthers: a request of a group commit that
+// PostgreSQL refuses for a reason no retry cures (here a constraint the
+// store does not know of) fails alone, as an internal error, and the other
+// requests of its batch are written.
+func TestGroupCommitWithABugWritesTheOthers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var writes []int
+	db, err := store.Open(ctx, relaytest.NewDatabase(t), store.Options{
+		Committers: 1, OpTimeout: time.Minute,
+		OnIngestCommit: func(requests int, _ time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			writes = append(writes, requests)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	pool := db.Pool()
+	if _, err := pool.Exec(ctx, `ALTER TABLE notifications ADD CONSTRAINT injected_bug CHECK (dedup_key <> 'bug')`); err != nil {
+		t.Fatal(err)
+	}
+	// The first write waits for a lock, so the others queue behind it and
+	// then go out together.
+	lock, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback(ctx) }()
+	if _, err := lock.Exec(ctx, `LOCK TABLE dedup_keys IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"first", "a", "bug", "b", "c"}
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	wg.Go(func() { _, errs[0] = db.Enqueue(ctx, notification(keys[0], "oncall")) })
+	store.WaitFor(t, "the first write to wait for the lock", func() bool {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+		return err == nil && n == 1
+	})
+	for i := 1; i < len(keys); i++ {
+		wg.Go(func() { _, errs[i] = db.Enqueue(ctx, notification(keys[i], "oncall")) })
+	}
+	store.WaitFor(t, "the others to queue", func() bool { return db.QueuedEnqueues() == len(keys)-1 })
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	for i, key := range keys {
+		switch {
+		case key == "bug":
+			if !errors.Is(errs[i], relay.ErrInternal) || errors.Is(errs[i], relay.ErrUnavailable) {
+				t.Errorf("Enqueue(%s) = %v, want an internal error", key, errs[i])
+			}
+		case errs[i] != nil:
+			t.Errorf("Enqueue(%s) = %v, want it written", key, errs[i])
+		}
+	}
+	mu.Lock()
+	if !slices.Contains(writes, len(keys)-1) {
+		t.Errorf("writes of %v requests, want one of %d: the test did not form the batch it is about", writes, len(keys)-1)
+	}
+	mu.Unlock()
+	rows, _ := pool.Query(ctx, `SELECT dedup_key FROM notifications ORDER BY dedup_key`)
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "b", "c", "first"}; !cmp.Equal(stored, want) {
+		t.Errorf("notifications stored: %v, want %v", stored, want)
 	}
 }
