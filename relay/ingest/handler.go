@@ -131,13 +131,17 @@ func (h *Handler) requireOpen(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// webhookPath is where the webhook endpoints are, /v1/webhooks/{route}.
+const webhookPath = "/v1/webhooks/"
+
 // Echo returns the echo instance with every route registered.
 func (h *Handler) Echo() *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = h.handleError
-	e.POST("/v1/webhooks/:route", h.webhook, h.requireOpen)
+	e.Use(withRequestID, recoverPanic)
+	e.POST(webhookPath+":route", h.webhook, h.requireOpen)
 	e.GET("/v1/deliveries", h.listDeliveries, h.requireAPIToken, h.requireOpen)
 	e.GET("/v1/deliveries/:id", h.getDelivery, h.requireAPIToken, h.requireOpen)
 	e.POST("/v1/deliveries/:id/redeliver", h.redeliver, h.requireAPIToken, h.requireOpen)

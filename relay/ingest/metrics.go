@@ -13,9 +13,10 @@ import (
 )
 
 type metrics struct {
-	received   *prometheus.CounterVec
-	latency    *prometheus.HistogramVec
-	duplicates *prometheus.CounterVec
+	received       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	duplicates     *prometheus.CounterVec
+	internalErrors *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, db *store.DB) *metrics {
@@ -33,9 +34,16 @@ func newMetrics(reg prometheus.Registerer, db *store.DB) *metrics {
 			Name: "relay_webhook_duplicates_total",
 			Help: "Notifications recognised as duplicates inside the deduplication window, by route.",
 		}, []string{"route"}),
+		internalErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_internal_errors_total",
+			Help: "Requests answered 500 because relay itself failed (a bug, not bad input nor the database being unavailable), by where: ingest (webhooks) or api.",
+		}, []string{"where"}),
+	}
+	for _, w := range internalErrorWheres {
+		m.internalErrors.WithLabelValues(w)
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.latency, m.duplicates, &stateCollector{db: db})
+		reg.MustRegister(m.received, m.latency, m.duplicates, m.internalErrors, &stateCollector{db: db})
 	}
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -44,8 +45,9 @@ var webhookResults = []string{resultAccepted, resultDuplicate, resultBadRequest,
 	resultIgnored, resultPing}
 
 // webhook takes one notification: check, render, commit, answer. It answers
-// 2xx only once the deliveries are committed; bad input gets a final 4xx and
-// our own trouble a 503 so that the sender retries.
+// 2xx only once the deliveries are committed; bad input gets a final 4xx,
+// the database being unavailable a 503 so that the sender retries later,
+// and a bug of ours a 500.
 func (h *Handler) webhook(c echo.Context) error {
 	start := time.Now()
 	cfg := h.cfg.Load()
@@ -55,7 +57,7 @@ func (h *Handler) webhook(c echo.Context) error {
 	if !ok {
 		metricRoute = unknownRoute
 	}
-	res, err := h.takeWebhook(c, cfg, route, name)
+	res, err := h.takeWebhookRecovered(c, cfg, route, name)
 	var ans *answered
 	if errors.As(err, &ans) {
 		return h.answer(c, metricRoute, start, ans.prep)
@@ -124,6 +126,21 @@ func resultOf(res store.EnqueueResult, err error) string {
 	default:
 		return resultError
 	}
+}
+
+// takeWebhookRecovered is takeWebhook with a panic turned into an internal
+// error, so that the request is counted and answered 500 like any other
+// failure (the Recover middleware catches the rest).
+func (h *Handler) takeWebhookRecovered(c echo.Context, cfg *Config, route *Route, name string) (res store.EnqueueResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			res, err = store.EnqueueResult{}, &panicError{value: p, stack: debug.Stack()}
+		}
+	}()
+	return h.takeWebhook(c, cfg, route, name)
 }
 
 func (h *Handler) takeWebhook(c echo.Context, cfg *Config, route *Route, name string) (store.EnqueueResult, error) {
