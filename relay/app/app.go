@@ -220,7 +220,7 @@ func watchSessions(ctx context.Context, db *store.DB, holder string, logger *slo
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
-		held, err := db.SessionHeldElsewhere(ctx, holder)
+		held, err := db.LeaseHeldElsewhere(ctx, holder)
 		switch {
 		case err == nil:
 			db.SetNotifyOthers(held)

@@ -12,7 +12,7 @@ type Metrics struct {
 	finished    *prometheus.CounterVec
 	latency     prometheus.Histogram
 	inFlight    prometheus.Gauge
-	sessionHeld prometheus.Gauge
+	leaseHeld prometheus.Gauge
 	claimErrors prometheus.Counter
 	unrecorded  prometheus.Gauge
 }
@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "relay_delivery_in_flight",
 			Help: "Deliveries being sent right now by this replica.",
 		}),
-		sessionHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "relay_session_held",
 			Help: "1 when this replica holds the UCWA session of the bot account and sends its deliveries.",
 		}),
@@ -54,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.finished.WithLabelValues(string(st))
 	}
 	if reg != nil {
-		reg.MustRegister(m.attempts, m.finished, m.latency, m.inFlight, m.sessionHeld, m.claimErrors, m.unrecorded)
+		reg.MustRegister(m.attempts, m.finished, m.latency, m.inFlight, m.leaseHeld, m.claimErrors, m.unrecorded)
 	}
 	return m
 }

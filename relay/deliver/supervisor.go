@@ -136,7 +136,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 	defer wg.Wait()
 	stops := backoff.Counter{Policy: s.opts.StoppedRetry}
 	for ctx.Err() == nil {
-		gen, ok, err := s.db.AcquireSession(ctx, s.opts.Account, s.holder, s.opts.TTL, true)
+		gen, ok, err := s.db.AcquireLease(ctx, s.opts.Account, s.holder, s.opts.TTL, true)
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "acquire session lease", slog.Any("err", err))
 		}
@@ -211,8 +211,8 @@ func (s *Supervisor) keepJournal(ctx context.Context) {
 // stopped for good, or nil.
 func (s *Supervisor) hold(ctx context.Context, gen int64) error {
 	s.log.InfoContext(ctx, "session lease acquired: this replica sends", slog.Int64("generation", gen))
-	s.opts.Metrics.sessionHeld.Set(1)
-	defer s.opts.Metrics.sessionHeld.Set(0)
+	s.opts.Metrics.leaseHeld.Set(1)
+	defer s.opts.Metrics.leaseHeld.Set(0)
 
 	// leased ends when the lease may no longer be ours: then every send
 	// stops at once, with no drain. It does not end with ctx, so that on a
@@ -297,7 +297,7 @@ func (s *Supervisor) renew(ctx context.Context, lose context.CancelFunc, gen int
 		}
 		start := time.Now()
 		rctx, cancel := context.WithDeadline(ctx, lastStart.Add(safe))
-		g, ok, err := s.db.AcquireSession(rctx, s.opts.Account, s.holder, s.opts.TTL, false)
+		g, ok, err := s.db.AcquireLease(rctx, s.opts.Account, s.holder, s.opts.TTL, false)
 		cancel()
 		switch {
 		case err == nil && ok && g == gen:
@@ -319,7 +319,7 @@ func (s *Supervisor) renew(ctx context.Context, lose context.CancelFunc, gen int
 func (s *Supervisor) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := s.db.ReleaseSession(ctx, s.opts.Account, s.holder); err != nil {
+	if err := s.db.ReleaseLease(ctx, s.opts.Account, s.holder); err != nil {
 		s.log.Warn("release session lease", slog.Any("err", err))
 	}
 }

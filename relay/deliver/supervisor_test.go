@@ -86,7 +86,7 @@ func TestSupervisorReleasesTheLeaseWhenTheSessionStops(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	holder, _, expires, err := db.SessionHolder(ctx, "bot@contoso.com")
+	holder, _, expires, err := db.LeaseHolder(ctx, "bot@contoso.com")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -260,37 +260,37 @@ func TestSessionLease(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	gen, ok, err := b.db.AcquireSession(ctx, "bot", "a", time.Minute, true)
+	gen, ok, err := b.db.AcquireLease(ctx, "bot", "a", time.Minute, true)
 	if err != nil || !ok || gen != 1 {
 		t.Fatalf("a acquires = %d %v %v, want generation 1", gen, ok, err)
 	}
-	if _, ok, _ := b.db.AcquireSession(ctx, "bot", "b", time.Minute, true); ok {
+	if _, ok, _ := b.db.AcquireLease(ctx, "bot", "b", time.Minute, true); ok {
 		t.Fatal("b acquired a live lease held by a")
 	}
-	if gen, ok, _ := b.db.AcquireSession(ctx, "bot", "a", time.Minute, false); !ok || gen != 1 {
+	if gen, ok, _ := b.db.AcquireLease(ctx, "bot", "a", time.Minute, false); !ok || gen != 1 {
 		t.Fatalf("a renews = %d %v, want generation 1 kept", gen, ok)
 	}
-	if err := b.db.ReleaseSession(ctx, "bot", "a"); err != nil {
+	if err := b.db.ReleaseLease(ctx, "bot", "a"); err != nil {
 		t.Fatal(err)
 	}
-	gen, ok, err = b.db.AcquireSession(ctx, "bot", "b", time.Minute, true)
+	gen, ok, err = b.db.AcquireLease(ctx, "bot", "b", time.Minute, true)
 	if err != nil || !ok || gen != 2 {
 		t.Fatalf("b acquires after release = %d %v %v, want generation 2", gen, ok, err)
 	}
-	if _, ok, _ := b.db.AcquireSession(ctx, "bot", "a", time.Minute, true); ok {
+	if _, ok, _ := b.db.AcquireLease(ctx, "bot", "a", time.Minute, true); ok {
 		t.Fatal("a took the lease back from b while it was live")
 	}
 	// An expired lease is taken over.
-	if _, _, err := b.db.AcquireSession(ctx, "bot", "b", time.Millisecond, false); err != nil {
+	if _, _, err := b.db.AcquireLease(ctx, "bot", "b", time.Millisecond, false); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	if gen, ok, _ := b.db.AcquireSession(ctx, "bot", "a", time.Minute, true); !ok || gen != 3 {
+	if gen, ok, _ := b.db.AcquireLease(ctx, "bot", "a", time.Minute, true); !ok || gen != 3 {
 		t.Fatalf("a takes the expired lease = %d %v, want generation 3", gen, ok)
 	}
 	// a lost its lease (say the database was away) and acquires it afresh:
 	// a new generation, so what it claimed before can be taken over at once.
-	if gen, ok, _ := b.db.AcquireSession(ctx, "bot", "a", time.Minute, true); !ok || gen != 4 {
+	if gen, ok, _ := b.db.AcquireLease(ctx, "bot", "a", time.Minute, true); !ok || gen != 4 {
 		t.Fatalf("a re-acquires afresh = %d %v, want generation 4", gen, ok)
 	}
 }

@@ -8,14 +8,16 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// AcquireSession takes (fresh) or renews the UCWA session lease of account
-// for holder, valid for ttl by the database's clock. It returns the
+// AcquireLease takes (fresh) or renews account's session lease for holder,
+// valid for ttl by the database's clock. The session lease is the row that
+// makes one replica the sender for a bot account; "session" alone means
+// the UCWA application session in relay's code. It returns the
 // lease's generation and true when holder holds it now; false (and no
 // error) while another holder's lease is live. Every fresh acquisition
 // raises the generation, even by the same holder after losing the lease,
 // so rows claimed under an older generation can be taken over at once; a
 // renewal keeps it.
-func (db *DB) AcquireSession(ctx context.Context, account, holder string, ttl time.Duration, fresh bool) (int64, bool, error) {
+func (db *DB) AcquireLease(ctx context.Context, account, holder string, ttl time.Duration, fresh bool) (int64, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
 	defer cancel()
 	var gen int64
@@ -38,9 +40,9 @@ RETURNING generation`, account, holder, ttl.Milliseconds(), fresh).Scan(&gen)
 	return gen, true, nil
 }
 
-// ReleaseSession ends holder's lease on account at once, so another replica
+// ReleaseLease ends holder's lease on account at once, so another replica
 // can take over without waiting for it to expire.
-func (db *DB) ReleaseSession(ctx context.Context, account, holder string) error {
+func (db *DB) ReleaseLease(ctx context.Context, account, holder string) error {
 	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
 	defer cancel()
 	_, err := db.pool.Exec(ctx, `UPDATE sessions SET expires_at = now() - interval '1 millisecond'
@@ -48,8 +50,8 @@ WHERE account = $1 AND holder = $2`, account, holder)
 	return classify("release session lease", err)
 }
 
-// SessionHolder returns who holds account's session lease and until when.
-func (db *DB) SessionHolder(ctx context.Context, account string) (holder string, gen int64, expires time.Time, err error) {
+// LeaseHolder returns who holds account's session lease and until when.
+func (db *DB) LeaseHolder(ctx context.Context, account string) (holder string, gen int64, expires time.Time, err error) {
 	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
 	defer cancel()
 	err = db.pool.QueryRow(ctx, `SELECT holder, generation, expires_at FROM sessions WHERE account = $1`, account).
@@ -60,10 +62,10 @@ func (db *DB) SessionHolder(ctx context.Context, account string) (holder string,
 	return holder, gen, expires, classify("read session lease", err)
 }
 
-// SessionHeldElsewhere reports whether a replica other than holder holds a
+// LeaseHeldElsewhere reports whether a replica other than holder holds a
 // live session lease, i.e. whether new deliveries committed here must be
 // announced for that replica's worker.
-func (db *DB) SessionHeldElsewhere(ctx context.Context, holder string) (bool, error) {
+func (db *DB) LeaseHeldElsewhere(ctx context.Context, holder string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
 	defer cancel()
 	var held bool
