@@ -12,7 +12,7 @@ type Metrics struct {
 	finished    *prometheus.CounterVec
 	latency     prometheus.Histogram
 	inFlight    prometheus.Gauge
-	leaseHeld prometheus.Gauge
+	leaseHeld   prometheus.Gauge
 	claimErrors prometheus.Counter
 	unrecorded  prometheus.Gauge
 }

@@ -29,6 +29,11 @@ const maxRetryAfter = 10 * time.Minute
 //   - while the host is failing (5xx, 429, 410 or transport errors since
 //     its last other answer), a token bucket lets at most failingRate
 //     requests per second through. Any other answer lifts it;
+//   - the requests that keep the session alive and wait for the gate (the
+//     event channel, discovery, sign-in, application creation) go first:
+//     while one waits, a send takes a token only when one is left over for
+//     it, so a throttled host never starves the event channel (a server
+//     ends an application whose event channel stays silent);
 //   - one request at a time per method and URL (without query): the next
 //     waits for the answer to the one before, so it sees that answer's
 //     Retry-After. Only invitations share a URL between senders
@@ -56,6 +61,7 @@ type hostGate struct {
 	failing   int       // failing answers in a row; 0 = healthy
 	tokens    float64   // the bucket, used only while failing
 	refilled  time.Time
+	waiting   int // requests that wait for the gate (they go first)
 }
 
 // newGate takes the pause after a 429 or 503 without Retry-After from the
@@ -99,7 +105,9 @@ func (g *gate) hold(ctx context.Context, key string) (release func(), err error)
 
 // admit asks to send one request to host now. It returns 0 and takes a
 // token when the request may go, else how long to wait before asking again.
-func (g *gate) admit(host string, now time.Time) time.Duration {
+// A request that does not wait (a send) leaves a token for each waiting
+// one.
+func (g *gate) admit(host string, now time.Time, waits bool) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	h := g.hosts[host]
@@ -113,11 +121,32 @@ func (g *gate) admit(host string, now time.Time) time.Duration {
 		return 0
 	}
 	h.refill(now)
-	if h.tokens >= 1 {
+	need := 1.0
+	if !waits {
+		need += float64(h.waiting)
+	}
+	if h.tokens >= need {
 		h.tokens--
 		return 0
 	}
-	return time.Duration((1 - h.tokens) / failingRate * float64(time.Second))
+	return time.Duration((need - h.tokens) / failingRate * float64(time.Second))
+}
+
+// waitTurn counts a request that waits for host's gate until done is
+// called, so that sends leave it the next token.
+func (g *gate) waitTurn(host string) (done func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h := g.hosts[host]
+	if h == nil {
+		return func() {}
+	}
+	h.waiting++
+	return func() {
+		g.mu.Lock()
+		h.waiting--
+		g.mu.Unlock()
+	}
 }
 
 // wait reports how long a request to host would have to wait now, without

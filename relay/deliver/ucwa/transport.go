@@ -155,6 +155,29 @@ type response struct {
 	url    *url.URL // where it came from
 }
 
+// admit waits for the host's gate to let rq through, or, for a request that
+// does not wait, fails with errThrottled and the wait as RetryAfter.
+func (h *httpClient) admit(ctx context.Context, rq *request) error {
+	host := rq.url.Host
+	done := func() {}
+	defer func() { done() }()
+	for first := true; ; first = false {
+		wait := h.gate.admit(host, time.Now(), rq.wait)
+		if wait <= 0 {
+			return nil
+		}
+		if !rq.wait {
+			return &apiError{Resource: rq.resource, Host: host, Err: errThrottled, NotSent: true, RetryAfter: wait}
+		}
+		if first {
+			done = h.gate.waitTurn(host)
+		}
+		if !backoff.Sleep(ctx, wait) {
+			return &apiError{Resource: rq.resource, Host: host, Err: ctx.Err(), NotSent: true}
+		}
+	}
+}
+
 // roundTrip sends one request and reads the whole answer, bounded in size
 // and time. It never follows redirects. Transport errors and refusals come
 // back as *apiError with Status 0: a host outside AllowedHosts
@@ -176,17 +199,8 @@ func (h *httpClient) roundTrip(ctx context.Context, rq *request) (*response, err
 		return nil, &apiError{Resource: rq.resource, Host: host, Err: err, NotSent: true}
 	}
 	defer release() // after the answer is recorded below
-	for {
-		wait := h.gate.admit(host, time.Now())
-		if wait <= 0 {
-			break
-		}
-		if !rq.wait {
-			return nil, &apiError{Resource: rq.resource, Host: host, Err: errThrottled, NotSent: true, RetryAfter: wait}
-		}
-		if !backoff.Sleep(ctx, wait) {
-			return nil, &apiError{Resource: rq.resource, Host: host, Err: ctx.Err(), NotSent: true}
-		}
+	if err := h.admit(ctx, rq); err != nil {
+		return nil, err
 	}
 	resp, err := h.exchange(ctx, rq)
 	now := time.Now()
