@@ -283,9 +283,24 @@ func (s *session) await(ctx context.Context, cv *conv, w *waiter, accepted bool,
 	case <-timer.C:
 		return s.confirmByRead(ctx, w, status, ae), nil
 	case <-ctx.Done():
-		st := failed(relay.Uncertain, ReasonCanceled, "gave up waiting for confirmation")
-		st.out.HTTPStatus = status
-		return st, ctx.Err()
+		// The caller stopped waiting (its claim or lease lapsed, or a
+		// shutdown ran out of time), but the message is with the server
+		// already: a confirmation about to arrive is worth a moment more,
+		// since without it the message counts as unconfirmed and is sent
+		// again. Nothing new is sent meanwhile.
+		grace := time.NewTimer(min(confirmGrace, s.c.timers.MessageWait))
+		defer grace.Stop()
+		select {
+		case c = <-w.ch:
+		case <-grace.C:
+		case <-s.done:
+		case <-s.c.closing:
+		}
+		if c.status == "" {
+			st := failed(relay.Uncertain, ReasonCanceled, "gave up waiting for confirmation")
+			st.out.HTTPStatus = status
+			return st, ctx.Err()
+		}
 	case <-s.c.closing:
 		st := failed(relay.Uncertain, ReasonClosed, "client closed before confirmation")
 		st.out.HTTPStatus = status
@@ -301,6 +316,10 @@ func (s *session) await(ctx context.Context, cv *conv, w *waiter, accepted bool,
 	st.out.RetryAfter = s.c.timers.RetryMin
 	return st, nil
 }
+
+// confirmGrace is how long a send whose caller gave up still waits for the
+// confirmation of a message the server took.
+const confirmGrace = 2 * time.Second
 
 // confirmByRead reads the message resource after the wait expired (§6.3):
 // Succeeded is delivered, Failed is a retry, anything else is Uncertain.

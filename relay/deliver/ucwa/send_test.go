@@ -1,7 +1,9 @@
 package ucwa
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/skype-relay/relay/relay"
 	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
@@ -53,5 +55,38 @@ func TestSendHappyPath(t *testing.T) {
 			}
 			b.checkDelivered(t, outs)
 		})
+	}
+}
+
+// TestSendWaitsBrieflyForConfirmationAfterCancel: the caller stops waiting
+// (its claim lapsed) after the server took the message; the confirmation
+// that arrives a moment later still makes it Delivered, so the message is
+// not counted unconfirmed and sent again.
+func TestSendWaitsBrieflyForConfirmationAfterCancel(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	tg := target(1)
+	if out := b.send(t, tg, "warm-1", "first"); out.Kind != relay.Delivered {
+		t.Fatalf("first send: %+v", out)
+	}
+	// Every event channel request from now on waits 1.2 s on the server
+	// before it is answered. The poll held now returns with the next
+	// event (the first message's confirmation, above, already released it;
+	// this one releases the one after).
+	b.sim.Inject(ucwasim.Fault{Resource: "events", Delay: 1200 * time.Millisecond, Count: -1})
+	if out := b.send(t, tg, "warm-2", "second"); out.Kind != relay.Delivered {
+		t.Fatalf("second send: %+v", out)
+	}
+	// The next poll is now sleeping on the server: this message's
+	// confirmation comes up to 1.2 s after the POST, after the caller's
+	// context ended.
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	out, err := b.client.Send(ctx, tg, "late-confirm", "third")
+	if out.Kind != relay.Delivered || err != nil {
+		t.Fatalf("Send = %+v, %v; want delivered: the confirmation came within the grace", out, err)
+	}
+	if n := len(b.sim.Messages()); n != 3 {
+		t.Errorf("simulator has %d messages, want 3", n)
 	}
 }
