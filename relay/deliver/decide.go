@@ -31,17 +31,22 @@ type Plan struct {
 }
 
 // Prepare decides whether a claimed delivery is sent, and how. A delivery
-// queued longer than the route's max_age is dead. A reclaimed one (its
+// queued longer than the route's max_age is dead, or uncertain when an
+// earlier send may have reached the recipient. A reclaimed one (its
 // previous worker stopped before recording the outcome: the recipient may
-// have it) counts as an unconfirmed send: it is sent again marked
-// "(resent)", or ends uncertain when the route skips such messages or its
-// max_resends is spent.
+// have it; the claim counted it as an unconfirmed send) is sent again
+// marked "(resent)", or ends uncertain when the route skips such messages
+// or its max_resends is spent.
 func Prepare(c store.Claimed, p Policy, now time.Time) Plan {
 	f := baseFinish(c, now)
 	if p.MaxAge > 0 && now.Sub(c.QueuedAt) > p.MaxAge {
 		f.State = relay.StateDead
 		f.LastError = fmt.Sprintf("expired: queued %s ago, over the route's max_age of %s",
 			now.Sub(c.QueuedAt).Round(time.Second), p.MaxAge)
+		if c.Unconfirmed > 0 {
+			f.State = relay.StateUncertain
+			f.LastError += "; an earlier send may have reached the recipient"
+		}
 		return Plan{Finish: f}
 	}
 	plan := Plan{CheckSupersede: p.Supersede && c.Supersedable}
@@ -81,8 +86,9 @@ func Prepare(c store.Claimed, p Policy, now time.Time) Plan {
 //     after a backoff, until max_resends is spent; then it ends uncertain.
 //     A route that skips uncertain messages ends it uncertain at once.
 //
-// A retry whose time would fall past the route's max_age makes the
-// delivery dead now rather than later.
+// A retry whose time would fall past the route's max_age ends the delivery
+// now rather than later: dead, or uncertain when a send of it may have
+// reached the recipient.
 func Decide(c store.Claimed, out relay.Outcome, p Policy, retry RetryPolicy, now time.Time, rnd float64) store.Finish {
 	f := baseFinish(c, now)
 	if out.Kind == 0 { // the sender gave no outcome: nothing was sent
@@ -96,6 +102,9 @@ func Decide(c store.Claimed, out relay.Outcome, p Policy, retry RetryPolicy, now
 		f.State, f.NextAttemptAt, f.LastError = relay.StatePending, at, why
 		if p.MaxAge > 0 && at.Sub(c.QueuedAt) > p.MaxAge {
 			f.State = relay.StateDead
+			if f.Unconfirmed > 0 {
+				f.State = relay.StateUncertain
+			}
 			f.LastError = fmt.Sprintf("expired: the next try would be past the route's max_age of %s (last: %s)", p.MaxAge, why)
 		}
 		return f
@@ -142,16 +151,11 @@ func Decide(c store.Claimed, out relay.Outcome, p Policy, retry RetryPolicy, now
 const sessionRetrySteps = 3
 
 // baseFinish is the finish of claim c that changes nothing yet: counts
-// carried over (a reclaim counted as an unconfirmed send), the "(resent)"
-// mark kept.
+// carried over (a reclaim is counted as an unconfirmed send by the claim
+// itself), the "(resent)" mark kept.
 func baseFinish(c store.Claimed, now time.Time) store.Finish {
-	f := store.Finish{OperationID: c.OperationID, Attempt: c.Attempt, Gen: c.Gen, Now: now,
-		Unconfirmed: c.Unconfirmed, Resend: c.Resend}
-	if c.Reclaimed {
-		f.Unconfirmed++
-		f.Resend = true
-	}
-	return f
+	return store.Finish{OperationID: c.OperationID, Attempt: c.Attempt, Gen: c.Gen, Now: now, QueuedAt: c.QueuedAt,
+		Unconfirmed: c.Unconfirmed, Resend: c.Resend || c.Reclaimed}
 }
 
 func resendsSpent(unconfirmed, maxResends int) string {

@@ -25,6 +25,13 @@ func claimed(attempt int, age time.Duration) store.Claimed {
 		QueuedAt: decideNow.Add(-age), Target: relay.Target{To: "sip:dba@contoso.com"}}
 }
 
+// reclaim makes c a claim taken over from a worker that stopped mid-send,
+// after before unconfirmed sends: as the store returns it, the reclaim
+// already counted and the delivery marked for resending.
+func reclaim(c *store.Claimed, before int) {
+	c.Reclaimed, c.Unconfirmed, c.Resend = true, before+1, true
+}
+
 func TestDecide(t *testing.T) {
 	t.Parallel()
 	type want struct {
@@ -46,7 +53,7 @@ func TestDecide(t *testing.T) {
 		want   want
 	}{
 		{"delivered", nil, nil, relay.Outcome{Kind: relay.Delivered}, want{state: relay.StateDelivered}},
-		{"delivered after a reclaim counts the reclaim", func(c *store.Claimed) { c.Reclaimed = true; c.Unconfirmed = 1 }, nil,
+		{"delivered after a reclaim keeps the reclaim's count", func(c *store.Claimed) { reclaim(c, 1) }, nil,
 			relay.Outcome{Kind: relay.Delivered}, want{state: relay.StateDelivered, unconfirmed: 2}},
 		{"delivered clears the resent mark", func(c *store.Claimed) { c.Resend = true }, nil,
 			relay.Outcome{Kind: relay.Delivered}, want{state: relay.StateDelivered}},
@@ -60,7 +67,7 @@ func TestDecide(t *testing.T) {
 			retry(relay.RetryLater, true, 0), want{state: relay.StatePending, next: 4 * time.Second}},
 		{"session retry backoff stays short", func(c *store.Claimed) { c.Attempt = 40 }, nil,
 			retry(relay.RetryLater, true, 0), want{state: relay.StatePending, next: 4 * time.Second}},
-		{"session retry after a reclaim keeps the mark and counts it", func(c *store.Claimed) { c.Reclaimed = true }, nil,
+		{"session retry after a reclaim keeps the mark and the count", func(c *store.Claimed) { reclaim(c, 0) }, nil,
 			retry(relay.RetryLater, true, 0), want{state: relay.StatePending, unconfirmed: 1, resend: true, next: time.Second}},
 		{"no outcome at all is a session retry", nil, nil, relay.Outcome{},
 			want{state: relay.StatePending, next: time.Second}},
@@ -84,7 +91,7 @@ func TestDecide(t *testing.T) {
 			retry(relay.Uncertain, false, 0), want{state: relay.StatePending, unconfirmed: 2, resend: true, next: 2 * time.Second}},
 		{"uncertain at the resend limit ends uncertain", func(c *store.Claimed) { c.Unconfirmed, c.Resend = 2, true }, nil,
 			retry(relay.Uncertain, false, 0), want{state: relay.StateUncertain, unconfirmed: 3, resend: true, err: "gave up after 3 unconfirmed sends"}},
-		{"uncertain after a reclaim spends two", func(c *store.Claimed) { c.Unconfirmed, c.Reclaimed = 1, true }, nil,
+		{"uncertain after a reclaim spends two", func(c *store.Claimed) { reclaim(c, 1) }, nil,
 			retry(relay.Uncertain, false, 0), want{state: relay.StateUncertain, unconfirmed: 3, resend: true, err: "max_resends of 2"}},
 		{"uncertain, route skips", nil, func(p *Policy) { p.ResendUncertain = false }, retry(relay.Uncertain, false, 0),
 			want{state: relay.StateUncertain, unconfirmed: 1, resend: true, err: "r: d"}},
@@ -97,8 +104,11 @@ func TestDecide(t *testing.T) {
 			retry(relay.RetryLater, true, 0), want{state: relay.StateDead, err: "past the route's max_age of 1h0m0s"}},
 		{"a retry landing on max_age is not", func(c *store.Claimed) { c.QueuedAt = decideNow.Add(-time.Hour + time.Second) }, nil,
 			retry(relay.RetryLater, true, 0), want{state: relay.StatePending, next: time.Second}},
-		{"an uncertain resend past max_age is dead", func(c *store.Claimed) { c.QueuedAt = decideNow.Add(-time.Hour) }, nil,
-			retry(relay.Uncertain, false, 0), want{state: relay.StateDead, unconfirmed: 1, resend: true, err: "max_age"}},
+		{"an uncertain resend past max_age ends uncertain", func(c *store.Claimed) { c.QueuedAt = decideNow.Add(-time.Hour) }, nil,
+			retry(relay.Uncertain, false, 0), want{state: relay.StateUncertain, unconfirmed: 1, resend: true, err: "max_age"}},
+		{"a session retry past max_age after an unconfirmed send ends uncertain", func(c *store.Claimed) {
+			c.QueuedAt, c.Unconfirmed, c.Resend = decideNow.Add(-time.Hour), 1, true
+		}, nil, retry(relay.RetryLater, true, 0), want{state: relay.StateUncertain, unconfirmed: 1, resend: true, err: "max_age"}},
 		{"delivered past max_age is delivered", func(c *store.Claimed) { c.QueuedAt = decideNow.Add(-2 * time.Hour) }, nil,
 			relay.Outcome{Kind: relay.Delivered}, want{state: relay.StateDelivered}},
 	}
@@ -147,15 +157,19 @@ func TestPrepare(t *testing.T) {
 	}{
 		{name: "fresh", send: true, text: "DiskFull on db1"},
 		{name: "marked for resend", c: func(c *store.Claimed) { c.Resend = true }, send: true, text: ResentMarker + "DiskFull on db1"},
-		{name: "reclaimed is resent marked", c: func(c *store.Claimed) { c.Reclaimed = true }, send: true, text: ResentMarker + "DiskFull on db1"},
-		{name: "reclaimed one below the resend limit", c: func(c *store.Claimed) { c.Reclaimed, c.Unconfirmed = true, 1 }, send: true,
+		{name: "reclaimed is resent marked", c: func(c *store.Claimed) { reclaim(c, 0) }, send: true, text: ResentMarker + "DiskFull on db1"},
+		{name: "reclaimed one below the resend limit", c: func(c *store.Claimed) { reclaim(c, 1) }, send: true,
 			text: ResentMarker + "DiskFull on db1"},
-		{name: "reclaimed at the resend limit ends uncertain", c: func(c *store.Claimed) { c.Reclaimed, c.Unconfirmed = true, 2 },
+		{name: "reclaimed at the resend limit ends uncertain", c: func(c *store.Claimed) { reclaim(c, 2) },
 			state: relay.StateUncertain, unconfirm: 3, lastErrHas: "max_resends of 2 is spent"},
-		{name: "reclaimed, route skips", c: func(c *store.Claimed) { c.Reclaimed = true }, policy: func(p *Policy) { p.ResendUncertain = false },
+		{name: "reclaimed, route skips", c: func(c *store.Claimed) { reclaim(c, 0) }, policy: func(p *Policy) { p.ResendUncertain = false },
 			state: relay.StateUncertain, unconfirm: 1, lastErrHas: "does not resend"},
 		{name: "expired", c: func(c *store.Claimed) { c.QueuedAt = decideNow.Add(-time.Hour - time.Second) },
 			state: relay.StateDead, lastErrHas: "expired: queued 1h0m1s ago"},
+		{name: "expired after an unconfirmed send is uncertain", c: func(c *store.Claimed) {
+			reclaim(c, 0)
+			c.QueuedAt = decideNow.Add(-time.Hour - time.Second)
+		}, state: relay.StateUncertain, unconfirm: 1, lastErrHas: "may have reached the recipient"},
 		{name: "exactly max_age is not expired", c: func(c *store.Claimed) { c.QueuedAt = decideNow.Add(-time.Hour) }, send: true, text: "DiskFull on db1"},
 		{name: "expired beats supersession", c: func(c *store.Claimed) { c.Supersedable = true; c.QueuedAt = decideNow.Add(-2 * time.Hour) },
 			state: relay.StateDead, lastErrHas: "expired"},
@@ -163,7 +177,8 @@ func TestPrepare(t *testing.T) {
 		{name: "supersedable, route does not supersede", c: func(c *store.Claimed) { c.Supersedable = true },
 			policy: func(p *Policy) { p.Supersede = false }, send: true, text: "DiskFull on db1"},
 		{name: "supersedable and reclaimed at the limit: supersession first", c: func(c *store.Claimed) {
-			c.Supersedable, c.Reclaimed, c.Unconfirmed = true, true, 2
+			c.Supersedable = true
+			reclaim(c, 2)
 		}, supersede: true, state: relay.StateUncertain, unconfirm: 3, lastErrHas: "spent"},
 	}
 	for _, tt := range tests {
@@ -222,7 +237,10 @@ func TestDecisionInvariants(t *testing.T) {
 								p := decidePolicy()
 								p.ResendUncertain, p.Supersede = resend, supersede
 								c := claimed(failures+unconfirmed+1, age)
-								c.Failures, c.Unconfirmed, c.Reclaimed, c.Supersedable = failures, unconfirmed, reclaimed, true
+								c.Failures, c.Unconfirmed, c.Supersedable = failures, unconfirmed, true
+								if reclaimed {
+									reclaim(&c, unconfirmed)
+								}
 								name := fmt.Sprintf("%v/f%d/u%d/reclaimed=%v/age=%s/resend=%v/supersede=%v", out.Kind, failures, unconfirmed, reclaimed, age, resend, supersede)
 								checkPlan(t, name, c, p, Prepare(c, p, decideNow))
 								checkFinish(t, name, c, p, out, Decide(c, out, p, decideRetry, decideNow, 0.99))
@@ -240,8 +258,10 @@ func checkPlan(t *testing.T, name string, c store.Claimed, p Policy, plan Plan) 
 	t.Helper()
 	expired := decideNow.Sub(c.QueuedAt) > p.MaxAge
 	switch {
-	case expired && (plan.Send || plan.Finish.State != relay.StateDead):
+	case expired && (plan.Send || plan.Finish.State != relay.StateDead) && c.Unconfirmed == 0:
 		t.Errorf("%s: expired delivery planned %+v, want dead", name, plan)
+	case expired && (plan.Send || plan.Finish.State != relay.StateUncertain) && c.Unconfirmed > 0:
+		t.Errorf("%s: expired delivery that may have arrived planned %+v, want uncertain", name, plan)
 	case !expired && plan.CheckSupersede != p.Supersede:
 		t.Errorf("%s: supersession check %v with route supersede %v", name, plan.CheckSupersede, p.Supersede)
 	case plan.Send && (c.Resend || c.Reclaimed) != strings.HasPrefix(plan.Text, ResentMarker):
@@ -256,9 +276,6 @@ func checkPlan(t *testing.T, name string, c store.Claimed, p Policy, plan Plan) 
 func checkFinish(t *testing.T, name string, c store.Claimed, p Policy, out relay.Outcome, f store.Finish) {
 	t.Helper()
 	counted := c.Unconfirmed
-	if c.Reclaimed {
-		counted++
-	}
 	sessionCaused := out.Kind == 0 || (out.Kind == relay.RetryLater && out.Session)
 	switch {
 	case out.Kind == relay.Uncertain && f.Unconfirmed != counted+1, out.Kind != relay.Uncertain && f.Unconfirmed != counted:
@@ -279,6 +296,8 @@ func checkFinish(t *testing.T, name string, c store.Claimed, p Policy, out relay
 		t.Errorf("%s: delivered outcome gave %s", name, f.State)
 	case f.State == relay.StateDead && out.Kind != relay.Permanent && !f.Failed && !strings.Contains(f.LastError, "max_age"):
 		t.Errorf("%s: dead without a permanent refusal, a counted failure or expiry: %s", name, f.LastError)
+	case f.State == relay.StateDead && f.Unconfirmed > 0 && out.Kind != relay.Permanent && !f.Failed:
+		t.Errorf("%s: dead though a send may have reached the recipient: %s", name, f.LastError)
 	case f.Resend != (c.Resend || c.Reclaimed || out.Kind == relay.Uncertain) && f.State != relay.StateDelivered:
 		t.Errorf("%s: resend mark %v", name, f.Resend)
 	}

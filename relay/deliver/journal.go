@@ -2,10 +2,12 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
 
+	"github.com/skype-relay/relay/relay"
 	"github.com/skype-relay/relay/relay/store"
 )
 
@@ -58,7 +60,9 @@ func (j *journal) remove(key string) {
 }
 
 // flushJournal writes every kept outcome, and reports whether the journal
-// is empty afterwards. It stops at the first write the database refuses.
+// is empty afterwards. It stops while the database is unavailable; an
+// outcome the database refuses for another reason (a bug) is logged and
+// dropped, so that it cannot stop claiming for good.
 func (w *Worker) flushJournal(ctx context.Context) bool {
 	entries := w.journal.list()
 	if len(entries) == 0 {
@@ -68,6 +72,12 @@ func (w *Worker) flushJournal(ctx context.Context) bool {
 	for key, e := range entries {
 		e.f.Now = w.opts.Now()
 		res, err := w.db.Finish(ctx, e.f)
+		if err != nil && !errors.Is(err, relay.ErrUnavailable) {
+			w.log.ErrorContext(ctx, "could not record a kept delivery outcome; the delivery will be sent again after its lease",
+				slog.String("operation_id", e.c.OperationID), slog.Int("attempt", e.c.Attempt), slog.Any("err", err))
+			w.journal.remove(key)
+			continue
+		}
 		if err != nil {
 			w.log.DebugContext(ctx, "write kept delivery outcomes", slog.Int("kept", len(entries)), slog.Any("err", err))
 			return false

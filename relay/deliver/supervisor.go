@@ -128,6 +128,7 @@ func (s *Supervisor) Holder() string { return s.holder }
 // can take over at once.
 func (s *Supervisor) Run(ctx context.Context) {
 	retry := s.opts.TTL / 6
+	defer s.flushOnExit(ctx) // after the goroutines below have stopped
 	var wg sync.WaitGroup
 	if s.opts.DatabaseURL != "" {
 		wg.Go(func() { s.listen(ctx) })
@@ -184,26 +185,30 @@ func (s *Supervisor) waitStopped(ctx context.Context, why error, wait time.Durat
 const stoppedLogEvery = 5 * time.Minute
 
 // keepJournal writes send outcomes kept while the database was away, also
-// while this replica holds no lease (another replica may be sending), and
-// once more on the way out.
+// while this replica holds no lease (another replica may be sending).
 func (s *Supervisor) keepJournal(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.worker.opts.DrainTimeout)
-			defer cancel()
-			for !s.worker.flushJournal(fctx) && backoff.Sleep(fctx, 250*time.Millisecond) {
-			}
-			if left := s.worker.Unrecorded(); len(left) > 0 {
-				s.log.Error("stopping with send outcomes the database never took; these deliveries will be sent again, marked (resent)",
-					slog.Any("attempts", left))
-			}
-			return
+			return // Run writes what is left once the sends have drained
 		case <-t.C:
 			s.worker.flushJournal(ctx)
 		}
+	}
+}
+
+// flushOnExit writes the outcomes still kept once every send has drained,
+// for up to DrainTimeout, and names those the database never took.
+func (s *Supervisor) flushOnExit(ctx context.Context) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.worker.opts.DrainTimeout)
+	defer cancel()
+	for !s.worker.flushJournal(fctx) && backoff.Sleep(fctx, 250*time.Millisecond) {
+	}
+	if left := s.worker.Unrecorded(); len(left) > 0 {
+		s.log.Error("stopping with send outcomes the database never took; these deliveries will be sent again, marked (resent)",
+			slog.Any("attempts", left))
 	}
 }
 

@@ -9,10 +9,12 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skype-relay/relay/relay"
@@ -41,7 +43,13 @@ type Options struct {
 	// DrainTimeout bounds how long sends in flight may finish on shutdown
 	// before they are cancelled (default 10s).
 	DrainTimeout time.Duration
-	Retry        RetryPolicy
+	// TakeoverGrace is how long a worker with a new session lease waits
+	// before it takes over deliveries another holder was sending (default
+	// 2s): time for that holder to write the outcomes it kept through a
+	// database outage, so that a confirmed message is not sent again.
+	// Deliveries whose claim lease ran out are taken at once.
+	TakeoverGrace time.Duration
+	Retry         RetryPolicy
 	// PolicyFunc returns the policy of a route (default DefaultPolicy).
 	PolicyFunc func(route string) Policy
 	Logger     *slog.Logger
@@ -62,7 +70,43 @@ type Worker struct {
 	wakeMu    sync.Mutex
 	wakeTimer *time.Timer // wakes the worker when the earliest retry falls due
 	wakeAt    time.Time
+
+	takeoverAt atomic.Int64 // unix nanos from which this Run may take over claims
+
+	lostMu sync.Mutex
+	lost   []string // tokens of claims whose answer never came
 }
+
+// noteLostClaim remembers a claim whose answer never came: its rows, if it
+// committed, are given back before the next claim (nothing was sent).
+func (w *Worker) noteLostClaim(token string) {
+	w.lostMu.Lock()
+	w.lost = append(w.lost, token)
+	w.lostMu.Unlock()
+}
+
+// releaseLost gives back the rows of lost claims, and reports whether none
+// is left to give back.
+func (w *Worker) releaseLost(ctx context.Context) bool {
+	w.lostMu.Lock()
+	defer w.lostMu.Unlock()
+	if len(w.lost) == 0 {
+		return true
+	}
+	n, err := w.db.ReleaseClaims(ctx, w.lost)
+	if err != nil {
+		return false
+	}
+	if n > 0 {
+		w.log.InfoContext(ctx, "gave back deliveries claimed as the database went away (never sent)", slog.Int64("deliveries", n))
+	}
+	w.lost = nil
+	return true
+}
+
+func (w *Worker) takeover() bool { return time.Now().UnixNano() >= w.takeoverAt.Load() }
+
+func newClaimToken() string { return fmt.Sprintf("claim-%016x", rand.Uint64()) }
 
 // NewWorker returns a Worker on db.
 func NewWorker(db *store.DB, opts Options) *Worker {
@@ -77,6 +121,9 @@ func NewWorker(db *store.DB, opts Options) *Worker {
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.TakeoverGrace <= 0 {
+		opts.TakeoverGrace = 2 * time.Second
 	}
 	if opts.PolicyFunc == nil {
 		opts.PolicyFunc = func(string) Policy { return DefaultPolicy() }
@@ -138,15 +185,23 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 	defer tick.Stop()
 	failing := false
 	var failingSince time.Time
+	w.takeoverAt.Store(time.Now().Add(w.opts.TakeoverGrace).UnixNano())
 
 	for ctx.Err() == nil {
 		// Outcomes kept while the database was away are written before
 		// anything is claimed: a claim could otherwise take back, and
 		// resend, a delivery whose send the server had confirmed.
-		if free := w.opts.MaxInFlight - inFlight; free > 0 && w.flushJournal(context.WithoutCancel(ctx)) {
+		// Claims whose answer was lost are given back first, too.
+		if free := w.opts.MaxInFlight - inFlight; free > 0 && w.flushJournal(context.WithoutCancel(ctx)) &&
+			w.releaseLost(context.WithoutCancel(ctx)) {
 			// Not cancelled mid-statement by a shutdown: a claim that
 			// committed but whose answer was lost would strand its rows.
-			claimed, err := w.db.Claim(context.WithoutCancel(ctx), w.opts.Now(), free, w.opts.Lease, gen)
+			token := newClaimToken()
+			claimed, err := w.db.Claim(context.WithoutCancel(ctx), w.opts.Now(), store.ClaimOptions{
+				Limit: free, Lease: w.opts.Lease, Gen: gen, Token: token, Takeover: w.takeover()})
+			if err != nil {
+				w.noteLostClaim(token)
+			}
 			switch {
 			case err != nil && ctx.Err() == nil:
 				w.m.claimErrors.Inc()
@@ -290,7 +345,7 @@ func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.
 		f.Now = w.opts.Now()
 		f.ClaimNext = nil
 		if claiming.Err() == nil {
-			f.ClaimNext = &store.NextClaim{Recipient: c.Target.To, Lease: w.opts.Lease}
+			f.ClaimNext = &store.NextClaim{Recipient: c.Target.To, Lease: w.opts.Lease, Takeover: w.takeover()}
 		}
 		res, err := w.db.Finish(ctx, f)
 		if err == nil {
@@ -300,11 +355,25 @@ func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.
 			}
 			return res.Next
 		}
-		if retry.Failures() >= recordTries || claiming.Err() != nil {
+		giveUp := retry.Failures() >= recordTries || claiming.Err() != nil
+		if !errors.Is(err, relay.ErrUnavailable) {
+			// Not the database being away but a write it refuses: keeping it
+			// would only block claiming. The delivery is taken back after
+			// its lease and sent again, marked.
+			w.log.ErrorContext(ctx, "could not record a delivery's outcome", slog.String("operation_id", c.OperationID),
+				slog.String("state", string(f.State)), slog.Any("err", err))
+			giveUp = true
+		} else if giveUp {
 			w.log.WarnContext(ctx, "delivery outcome kept until the database is back", slog.String("operation_id", c.OperationID),
 				slog.String("state", string(f.State)), slog.Any("err", err))
 			w.journal.add(c, f)
 			w.m.unrecorded.Set(float64(w.journal.len()))
+		}
+		if giveUp {
+			if f.ClaimNext != nil {
+				// Its commit may have claimed the recipient's next delivery.
+				w.noteLostClaim(store.NextClaimToken(c.OperationID, c.Attempt))
+			}
 			return nil
 		}
 		time.Sleep(retry.Next())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,16 +63,23 @@ WITH RECURSIVE heads AS (
 ), due AS (
     SELECT d.operation_id, d.state AS old_state, false AS mine FROM deliveries d JOIN heads h ON d.seq = h.seq
     WHERE (d.state = 'pending' AND d.next_attempt_at <= $1)
-       OR (d.state = 'sending' AND (d.lease_until < $1 OR d.claim_gen < $4))
+       OR (d.state = 'sending' AND (d.lease_until < $1 OR (d.claim_gen < $4 AND $6)))
     ORDER BY d.next_attempt_at, d.seq
     LIMIT $2
     FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE deliveries d
 SET state = 'sending', attempts = d.attempts + 1, lease_until = $1 + $3 * interval '1 millisecond',
-    claim_gen = $4, claim_token = NULL, updated_at = $1
+    claim_gen = $4, claim_token = $5, updated_at = $1, ` + reclaimCounts + `
 FROM due WHERE d.operation_id = due.operation_id
 RETURNING ` + claimedColumns
+
+// reclaimCounts counts a claim taken over from a worker that stopped
+// mid-send as an unconfirmed send, marked for resending, in the claim
+// itself: a claim given back later (Release) keeps the count.
+const reclaimCounts = `
+    unconfirmed = d.unconfirmed + CASE WHEN due.old_state = 'sending' AND NOT due.mine THEN 1 ELSE 0 END,
+    resend = d.resend OR (due.old_state = 'sending' AND NOT due.mine)`
 
 // claimedColumns are what a claim returns; old_state is the state before it.
 const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d.importance,
@@ -94,22 +102,39 @@ WITH head AS (
     SELECT d.operation_id, head.old_state, (d.state = 'sending' AND d.claim_gen = $3 AND d.claim_token = $5) AS mine
     FROM deliveries d JOIN head ON d.operation_id = head.operation_id
     WHERE (d.state = 'pending' AND d.next_attempt_at <= $1)
-       OR (d.state = 'sending' AND (d.lease_until < $1 OR d.claim_gen < $3))
+       OR (d.state = 'sending' AND (d.lease_until < $1 OR (d.claim_gen < $3 AND $6)))
        OR (d.state = 'sending' AND d.claim_gen = $3 AND d.claim_token = $5)
     FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE deliveries d
 SET state = 'sending', attempts = d.attempts + CASE WHEN due.mine THEN 0 ELSE 1 END,
-    lease_until = $1 + $2 * interval '1 millisecond', claim_gen = $3, claim_token = $5, updated_at = $1
+    lease_until = $1 + $2 * interval '1 millisecond', claim_gen = $3, claim_token = $5, updated_at = $1,
+    ` + reclaimCounts + `
 FROM due WHERE d.operation_id = due.operation_id
 RETURNING ` + claimedColumns
 
-// Claim takes up to limit due deliveries for a worker of session generation
-// gen, leasing them until now+lease.
-func (db *DB) Claim(ctx context.Context, now time.Time, limit int, lease time.Duration, gen int64) ([]Claimed, error) {
+// ClaimOptions are how a worker claims.
+type ClaimOptions struct {
+	Limit int
+	Lease time.Duration
+	// Gen is the worker's session lease generation.
+	Gen int64
+	// Token marks the rows this claim takes, so that they can be given
+	// back (ReleaseClaims) when its answer is lost.
+	Token string
+	// Takeover lets the claim take deliveries being sent under an older
+	// generation before their lease expires. A new holder waits a moment
+	// before it does, so that the previous holder can write the outcomes it
+	// kept through a database outage first.
+	Takeover bool
+}
+
+// Claim takes due deliveries for a worker, leasing them until now+lease.
+func (db *DB) Claim(ctx context.Context, now time.Time, o ClaimOptions) ([]Claimed, error) {
 	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
 	defer cancel()
-	rows, _ := db.pool.Query(ctx, claimSQL, now, limit, lease.Milliseconds(), gen)
+	gen := o.Gen
+	rows, _ := db.pool.Query(ctx, claimSQL, now, o.Limit, o.Lease.Milliseconds(), gen, o.Token, o.Takeover)
 	list, err := pgx.CollectRows(rows, scanClaimed(gen))
 	if err != nil {
 		return nil, classify("claim deliveries", err)
@@ -159,6 +184,9 @@ type Finish struct {
 	LastError string
 	Record    *AttemptRecord
 	Now       time.Time
+	// QueuedAt is the claimed delivery's: a delivered outcome does not end
+	// a delivery queued again since.
+	QueuedAt time.Time
 	// Late: the outcome is written after the claim may have lapsed (the
 	// database was unreachable when it came). It is then fenced by the
 	// attempt alone, not the session generation, and a delivered outcome
@@ -174,6 +202,14 @@ type Finish struct {
 type NextClaim struct {
 	Recipient string
 	Lease     time.Duration
+	// Takeover as in ClaimOptions.
+	Takeover bool
+}
+
+// NextClaimToken is the claim token of the delivery a finish of attempt
+// claims next (see ReleaseClaims).
+func NextClaimToken(operationID string, attempt int) string {
+	return operationID + "." + strconv.Itoa(attempt)
 }
 
 // FinishResult says what Finish did.
@@ -186,14 +222,16 @@ type FinishResult struct {
 
 // finishSQL moves a claimed delivery to its next state, fenced: only the
 // claim that is still current (same attempt and session generation, still
-// sending) may, so a late worker cannot overwrite a newer claim.
+// sending) may, so a late worker cannot overwrite a newer claim; and never
+// a delivery queued again (redelivered) since it was claimed.
 const finishSQL = `
 UPDATE deliveries SET
     state = $4, next_attempt_at = CASE WHEN $4 = 'pending' THEN $5 ELSE next_attempt_at END,
     failures = failures + CASE WHEN $6 THEN 1 ELSE 0 END, resend = $7,
     last_error = NULLIF($8, ''), lease_until = NULL, updated_at = $9,
-    delivered_at = CASE WHEN $4 = 'delivered' THEN $9 ELSE delivered_at END, unconfirmed = $10
-WHERE operation_id = $1 AND `
+    delivered_at = CASE WHEN $4 = 'delivered' THEN $9 ELSE delivered_at END,
+    unconfirmed = GREATEST(unconfirmed, $10)
+WHERE operation_id = $1 AND ($11::timestamptz IS NULL OR queued_at = $11) AND `
 
 // finishFence keeps a late worker from overwriting a newer claim.
 const finishFence = `attempts = $2 AND claim_gen = $3 AND state = 'sending'`
@@ -201,11 +239,13 @@ const finishFence = `attempts = $2 AND claim_gen = $3 AND state = 'sending'`
 // lateFinishFence fences an outcome written after the database came back:
 // the claim may belong to an older session generation (the lease lapsed
 // meanwhile) but must not have been taken over (attempts would be higher).
-// A delivered outcome also ends a delivery claimed again or given another
-// verdict meanwhile; $3 is then unused but still typed.
-const lateFinishFence = `$3::bigint IS NOT NULL AND (
-    (attempts = $2 AND state = 'sending')
-    OR ($4 = 'delivered' AND attempts >= $2 AND state IN ('pending', 'sending', 'uncertain', 'dead')))`
+const lateFinishFence = `$3::bigint IS NOT NULL AND attempts = $2 AND state = 'sending'`
+
+// deliveredFence lets a delivered outcome, on time or late, end a delivery
+// claimed again or given another verdict meanwhile (the server confirmed
+// it: it must not be sent again), but not one an operator has redelivered
+// since (queued again: queued_at moved).
+const deliveredFence = `$3::bigint IS NOT NULL AND attempts >= $2 AND state IN ('pending', 'sending', 'uncertain', 'dead')`
 
 const insertAttemptSQL = `
 INSERT INTO attempts (operation_id, attempt, ucwa_operation_id, outcome, pool, http_status, ucwa_code,
@@ -230,18 +270,25 @@ func (db *DB) writeFinishes(items []Finish) ([]FinishResult, error) {
 	b := &pgx.Batch{}
 	for _, f := range items {
 		if r := f.Record; r != nil {
-			b.Queue(insertAttemptSQL, f.OperationID, f.Attempt, r.UCWAOperationID, r.Outcome, r.Pool, r.HTTPStatus,
-				r.Code, r.Subcode, r.Reason, r.Error, float64(r.Latency.Microseconds())/1000, r.StartedAt, r.FinishedAt)
+			b.Queue(insertAttemptSQL, f.OperationID, f.Attempt, clean(r.UCWAOperationID), clean(r.Outcome), clean(r.Pool),
+				r.HTTPStatus, clean(r.Code), clean(r.Subcode), clean(r.Reason), clean(r.Error),
+				float64(r.Latency.Microseconds())/1000, r.StartedAt, r.FinishedAt)
+		}
+		var queuedAt *time.Time // no check when unknown
+		if !f.QueuedAt.IsZero() {
+			queuedAt = &f.QueuedAt
 		}
 		fence := finishFence
-		if f.Late {
+		switch {
+		case f.State == relay.StateDelivered:
+			fence = deliveredFence
+		case f.Late:
 			fence = lateFinishFence
 		}
 		b.Queue(finishSQL+fence, f.OperationID, f.Attempt, f.Gen, string(f.State), f.NextAttemptAt, f.Failed, f.Resend,
-			f.LastError, f.Now, f.Unconfirmed)
+			clean(f.LastError), f.Now, f.Unconfirmed, queuedAt)
 		if n := f.ClaimNext; n != nil {
-			token := f.OperationID + "." + strconv.Itoa(f.Attempt)
-			b.Queue(claimNextSQL, f.Now, n.Lease.Milliseconds(), f.Gen, n.Recipient, token)
+			b.Queue(claimNextSQL, f.Now, n.Lease.Milliseconds(), f.Gen, n.Recipient, NextClaimToken(f.OperationID, f.Attempt), n.Takeover)
 		}
 	}
 	br := db.pool.SendBatch(ctx, b)
@@ -275,6 +322,27 @@ func (db *DB) writeFinishes(items []Finish) ([]FinishResult, error) {
 		return nil, fmt.Errorf("commit finishes: %w", err)
 	}
 	return out, nil
+}
+
+// clean makes text from outside (a server's error codes and messages) fit
+// a text column: valid UTF-8 without NUL, which PostgreSQL refuses.
+func clean(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+}
+
+// ReleaseClaims gives back every delivery still claimed under one of
+// tokens, as if those claims had not happened: claims whose answer was
+// lost (the database went away as they committed), so nothing was sent.
+func (db *DB) ReleaseClaims(ctx context.Context, tokens []string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	tag, err := db.pool.Exec(ctx, `
+UPDATE deliveries SET state = 'pending', attempts = attempts - 1, lease_until = NULL, claim_token = NULL
+WHERE state = 'sending' AND claim_token = ANY($1)`, tokens)
+	if err != nil {
+		return 0, classify("release lost claims", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // Release gives back a delivery claimed but never tried, as if the claim

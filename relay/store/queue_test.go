@@ -34,7 +34,7 @@ func TestClaimTakesOneHeadPerRecipientInOrder(t *testing.T) {
 	first := enqueue(t, b, "k1", "g1", "firing", "alice", "bob")
 	second := enqueue(t, b, "k2", "g2", "firing", "alice")
 
-	claimed, err := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	claimed, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestClaimTakesOneHeadPerRecipientInOrder(t *testing.T) {
 		t.Fatalf("claimed %v, want the heads %v", got, want)
 	}
 	// Alice's head is in flight: her second delivery waits.
-	again, err := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	again, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second claim = %v, %v; want nothing while heads are in flight", again, err)
 	}
@@ -68,11 +68,11 @@ func TestClaimTakesOneHeadPerRecipientInOrder(t *testing.T) {
 			t.Fatalf("Finish(%s) = %+v, %v", c.OperationID, res, err)
 		}
 	}
-	if again, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1); len(again) != 0 {
+	if again, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true}); len(again) != 0 {
 		t.Fatalf("claim while alice's head waits to retry = %v, want nothing", again)
 	}
 	b.advance(2 * time.Minute)
-	again, _ = b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	again, _ = b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if len(again) != 1 || again[0].OperationID != first[0] || again[0].Attempt != 2 || again[0].Failures != 1 {
 		t.Fatalf("claim after the retry time = %+v, want alice's first delivery, attempt 2", again)
 	}
@@ -85,7 +85,7 @@ func TestFinishClaimsNextInOneTransaction(t *testing.T) {
 	ctx := context.Background()
 	first := enqueue(t, b, "k1", "g1", "firing", "alice")
 	second := enqueue(t, b, "k2", "g1", "resolved", "alice")
-	c, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	c, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if len(c) != 1 || c[0].OperationID != first[0] || !c[0].Supersedable {
 		t.Fatalf("claim = %+v, want the firing delivery, supersedable by the queued resolved one", c)
 	}
@@ -107,11 +107,11 @@ func TestReleaseGivesBackUntouched(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	enqueue(t, b, "k1", "g1", "firing", "alice")
-	c, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	c, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if err := b.db.Release(ctx, c[0]); err != nil {
 		t.Fatal(err)
 	}
-	again, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	again, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if len(again) != 1 || again[0].Attempt != 1 || again[0].Reclaimed {
 		t.Fatalf("claim after release = %+v, want attempt 1 again, not reclaimed", again)
 	}
@@ -126,7 +126,7 @@ func TestFinishRetryGetsItsNextDeliveryBack(t *testing.T) {
 	ctx := context.Background()
 	enqueue(t, b, "k1", "g1", "firing", "alice")
 	second := enqueue(t, b, "k2", "g2", "firing", "alice")
-	c, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	c, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	f := store.Finish{OperationID: c[0].OperationID, Attempt: 1, Gen: 1, State: relay.StateDelivered, Now: *b.now,
 		ClaimNext: &store.NextClaim{Recipient: c[0].Target.To, Lease: time.Minute}}
 	first, err := b.db.Finish(ctx, f)
@@ -144,18 +144,19 @@ func TestFinishIsFenced(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	enqueue(t, b, "k1", "g1", "firing", "alice")
-	old, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	old, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if len(old) != 1 {
 		t.Fatal("nothing claimed")
 	}
 	// A new session holder (generation 2) takes the row over at once.
-	newer, err := b.db.Claim(ctx, *b.now, 10, time.Minute, 2)
+	newer, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 2, Takeover: true})
 	if err != nil || len(newer) != 1 || !newer[0].Reclaimed || newer[0].Attempt != 2 {
 		t.Fatalf("claim by generation 2 = %+v, %v; want the row, reclaimed, attempt 2", newer, err)
 	}
+	// (A delivered outcome would win: see TestLateFinish. Any other loses.)
 	res, err := b.db.Finish(ctx, store.Finish{OperationID: old[0].OperationID, Attempt: old[0].Attempt, Gen: 1,
-		State: relay.StateDelivered, Now: *b.now,
-		Record: &store.AttemptRecord{UCWAOperationID: "late", Outcome: "delivered", StartedAt: *b.now, FinishedAt: *b.now}})
+		State: relay.StatePending, NextAttemptAt: b.now.Add(time.Minute), Failed: true, Now: *b.now,
+		Record: &store.AttemptRecord{UCWAOperationID: "late", Outcome: "retry", StartedAt: *b.now, FinishedAt: *b.now}})
 	if err != nil || res.Recorded {
 		t.Fatalf("late Finish by generation 1 = %+v, %v; want fenced out", res, err)
 	}
@@ -174,7 +175,7 @@ func TestSupersede(t *testing.T) {
 	other := enqueue(t, b, "k3", "g2", "firing", "alice")
 	resolved := enqueue(t, b, "k4", "g1", "resolved", "alice")
 
-	claimed, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	claimed, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if len(claimed) != 1 || claimed[0].OperationID != firing[0] {
 		t.Fatalf("claimed %+v, want the first firing delivery", claimed)
 	}
@@ -194,7 +195,7 @@ func TestSupersede(t *testing.T) {
 		t.Errorf("resolved text = %q, want the note first", d.Text)
 	}
 	// The next head is the other group's delivery, then the resolved one.
-	next, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	next, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if len(next) != 1 || next[0].OperationID != other[0] {
 		t.Errorf("next claim = %+v, want %s", next, other[0])
 	}
@@ -211,7 +212,7 @@ func TestRedeliver(t *testing.T) {
 	if _, err := b.db.Redeliver(ctx, "NOPE-1", *b.now); !errorsIs(err, relay.ErrNotFound) {
 		t.Errorf("Redeliver(unknown) = %v, want ErrNotFound", err)
 	}
-	c, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	c, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if _, err := b.db.Finish(ctx, store.Finish{OperationID: c[0].OperationID, Attempt: 1, Gen: 1, State: relay.StateDead,
 		LastError: "declined", Now: *b.now}); err != nil {
 		t.Fatal(err)
@@ -221,7 +222,7 @@ func TestRedeliver(t *testing.T) {
 	if err != nil || prev != relay.StateDead {
 		t.Fatalf("Redeliver(dead) = %s, %v; want it redelivered from dead", prev, err)
 	}
-	again, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	again, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if len(again) != 1 || again[0].Attempt != 2 || !again[0].QueuedAt.Equal(*b.now) {
 		t.Errorf("claim after redeliver = %+v, want attempt 2 queued now", again)
 	}
@@ -234,19 +235,19 @@ func TestRedeliverJoinsTheEndOfTheLine(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	old := enqueue(t, b, "k1", "g1", "firing", "alice")
-	c, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	c, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if _, err := b.db.Finish(ctx, store.Finish{OperationID: c[0].OperationID, Attempt: 1, Gen: 1, State: relay.StateDead, Now: *b.now}); err != nil {
 		t.Fatal(err)
 	}
 	newer := enqueue(t, b, "k2", "g2", "firing", "alice")
-	inFlight, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1)
+	inFlight, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
 	if len(inFlight) != 1 || inFlight[0].OperationID != newer[0] {
 		t.Fatalf("claim = %+v, want the newer delivery", inFlight)
 	}
 	if _, err := b.db.Redeliver(ctx, old[0], *b.now); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := b.db.Claim(ctx, *b.now, 10, time.Minute, 1); len(got) != 0 {
+	if got, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true}); len(got) != 0 {
 		t.Fatalf("claim while alice's newer delivery is in flight = %+v, want nothing", got)
 	}
 	res, err := b.db.Finish(ctx, store.Finish{OperationID: newer[0], Attempt: 1, Gen: 1, State: relay.StateDelivered, Now: *b.now,
