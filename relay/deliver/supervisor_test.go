@@ -19,6 +19,25 @@ import (
 	"github.com/skype-relay/relay/relay/store"
 )
 
+// oneDelivery opens the database at url (operations time out after a
+// second) with one delivery queued, and returns its operationId.
+func oneDelivery(t *testing.T, url string) (*store.DB, string) {
+	t.Helper()
+	db, err := store.Open(context.Background(), url, store.Options{OpTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	res, err := db.Enqueue(context.Background(), &store.NewNotification{Route: "prod", Format: "alertmanager", DedupKey: "k",
+		Window: time.Minute, Payload: []byte(`{}`), Messages: []store.NewMessage{
+			{Conversation: "c", Target: relay.Target{To: "sip:a@contoso.com"}, Text: "hello"},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, res.OperationIDs[0]
+}
+
 // refusedSession is a session whose server refuses the bot account: it
 // stops as soon as it is opened, and every send reports that.
 type refusedSession struct {
@@ -44,20 +63,9 @@ func (s *refusedSession) State() string { return "stopped" }
 // session only after StoppedRetry. The deliveries stay queued.
 func TestSupervisorReleasesTheLeaseWhenTheSessionStops(t *testing.T) {
 	t.Parallel()
-	db, err := store.Open(context.Background(), relaytest.NewDatabase(t), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, id := oneDelivery(t, relaytest.NewDatabase(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	res, err := db.Enqueue(ctx, &store.NewNotification{Route: "prod", Format: "alertmanager", DedupKey: "k",
-		Window: time.Minute, Payload: []byte(`{}`), Messages: []store.NewMessage{
-			{Conversation: "c", Target: relay.Target{To: "sip:a@contoso.com"}, Text: "hello"},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	var opened, sends atomic.Int32
 	worker := deliver.NewWorker(db, deliver.Options{PollInterval: 20 * time.Millisecond})
@@ -118,7 +126,7 @@ relay_ucwa_session_state{state="stopped"} 1
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	d, err := db.GetDelivery(ctx, res.OperationIDs[0])
+	d, err := db.GetDelivery(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,20 +162,9 @@ func (s *gatedSession) State() string               { return "ready" }
 func TestConfirmedSendOutlivesDatabaseOutage(t *testing.T) {
 	t.Parallel()
 	proxy, url := relaytest.NewProxy(t, relaytest.NewDatabase(t))
-	db, err := store.Open(context.Background(), url, store.Options{OpTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, id := oneDelivery(t, url)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	res, err := db.Enqueue(ctx, &store.NewNotification{Route: "prod", Format: "alertmanager", DedupKey: "k",
-		Window: time.Minute, Payload: []byte(`{}`), Messages: []store.NewMessage{
-			{Conversation: "c", Target: relay.Target{To: "sip:a@contoso.com"}, Text: "hello"},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sess := &gatedSession{started: make(chan string, 10), proceed: make(chan struct{})}
 	worker := deliver.NewWorker(db, deliver.Options{PollInterval: 20 * time.Millisecond, Lease: 2 * time.Second})
 	sup := deliver.NewSupervisor(db, worker, deliver.SupervisorOptions{
@@ -197,7 +194,7 @@ func TestConfirmedSendOutlivesDatabaseOutage(t *testing.T) {
 
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		d, err := db.GetDelivery(ctx, res.OperationIDs[0])
+		d, err := db.GetDelivery(ctx, id)
 		if err == nil && d.State == relay.StateDelivered {
 			if len(d.AttemptLog) != 1 || d.AttemptLog[0].Outcome != "delivered" || d.AttemptLog[0].UCWAOperationID != first {
 				t.Errorf("audit: %+v, want the one delivering attempt %s", d.AttemptLog, first)

@@ -66,6 +66,22 @@ func waitMessageAfter(t *testing.T, sim *ucwasim.Sim, after time.Time, pool stri
 	}
 }
 
+// settle waits for a stream to end and for every delivery it made to be
+// final, and checks the promise: all delivered, duplicates marked, no
+// protocol violation.
+func settle(t *testing.T, r *relayProc, sim *ucwasim.Sim, s *sender, streamed func() []string) ([]string, map[string]deliveryView, outcome) {
+	t.Helper()
+	streamed()
+	if t.Failed() {
+		t.FailNow()
+	}
+	ids := s.acceptedIDs()
+	views := waitFinal(t, r.base, ids, 90*time.Second)
+	o := checkDelivered(t, sim, views)
+	assertNoViolations(t, sim)
+	return ids, views, o
+}
+
 // latencies returns webhook-accepted → delivered for the ids, sorted.
 func latencies(t *testing.T, s *sender, views map[string]deliveryView, ids []string) []time.Duration {
 	t.Helper()
@@ -122,14 +138,7 @@ func TestFailoverToReadyBackupIsFast(t *testing.T) {
 	gone := time.Now()
 	sim.SetHomePool("fe2-backup")
 	sim.PoolGone("fe1")
-	streamed()
-	if t.Failed() {
-		t.FailNow()
-	}
-	ids := s.acceptedIDs()
-	views := waitFinal(t, r.base, ids, 60*time.Second)
-	o := checkDelivered(t, sim, views)
-	assertNoViolations(t, sim)
+	ids, views, o := settle(t, r, sim, s, streamed)
 
 	first, ok := firstMessageAfter(sim, gone, "fe2-backup")
 	if !ok {
@@ -195,14 +204,7 @@ func TestServerBusyStormIsThrottling(t *testing.T) {
 		}
 	}
 	resumed := waitMessageAfter(t, sim, end, "", 30*time.Second).Sub(end)
-	streamed()
-	if t.Failed() {
-		t.FailNow()
-	}
-	ids := s.acceptedIDs()
-	views := waitFinal(t, r.base, ids, 90*time.Second)
-	o := checkDelivered(t, sim, views)
-	assertNoViolations(t, sim)
+	ids, _, o := settle(t, r, sim, s, streamed)
 
 	if resumed > 3*time.Second {
 		t.Errorf("delivery resumed %s after the storm ended, want ≤ 3s", resumed.Round(time.Millisecond))
@@ -240,14 +242,7 @@ func TestDeadPoolIsProbedGentlyAndUsedWhenBack(t *testing.T) {
 	back := time.Now()
 	sim.PoolRecover("fe1")
 	resumed := waitMessageAfter(t, sim, back, "fe1", 30*time.Second).Sub(back)
-	streamed()
-	if t.Failed() {
-		t.FailNow()
-	}
-	ids := s.acceptedIDs()
-	views := waitFinal(t, r.base, ids, 90*time.Second)
-	o := checkDelivered(t, sim, views)
-	assertNoViolations(t, sim)
+	ids, _, o := settle(t, r, sim, s, streamed)
 
 	if resumed > 5*time.Second {
 		t.Errorf("delivery resumed %s after the pool came back, want ≤ 5s", resumed.Round(time.Millisecond))
