@@ -28,7 +28,9 @@ const (
 
 // do sends one authenticated UCWA request on the session and reads the
 // answer. It
-//   - waits for a request slot (the event channel takes none);
+//   - holds one of the account's request slots while the request is in
+//     flight, not while it waits for its URL or host (the event channel
+//     takes none);
 //   - renews the token when due, and on 401 (or 403 InvalidToken) gets a
 //     new one once and replays (a refused request was not processed);
 //   - leaves politeness to the gate: a host that asked us to wait is not
@@ -54,18 +56,12 @@ func (s *session) do(ctx context.Context, method string, u *url.URL, resource, c
 		if err != nil {
 			return nil, s.failed(ctx, &apiError{Resource: resource, Host: u.Host, Err: err, NotSent: true})
 		}
+		rq := &request{method: method, url: u, resource: resource,
+			ctype: ctype, body: body, token: tok, timeout: timeout, limit: limit, wait: flags&flagWait != 0}
 		if !pget {
-			select {
-			case s.c.sem <- struct{}{}:
-			case <-ctx.Done():
-				return nil, &apiError{Resource: resource, Host: u.Host, Err: ctx.Err(), NotSent: true}
-			}
+			rq.slots = s.c.sem
 		}
-		resp, err := s.c.hc.roundTrip(ctx, &request{method: method, url: u, resource: resource,
-			ctype: ctype, body: body, token: tok, timeout: timeout, limit: limit, wait: flags&flagWait != 0})
-		if !pget {
-			<-s.c.sem
-		}
+		resp, err := s.c.hc.roundTrip(ctx, rq)
 		if err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) {

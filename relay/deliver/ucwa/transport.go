@@ -145,6 +145,10 @@ type request struct {
 	// wait: when the host's gate holds the request back, wait for it (up
 	// to ctx) instead of failing at once with errThrottled.
 	wait bool
+	// slots, when set, bounds the requests in flight (the account's
+	// request slots): one is held from the gate's admission to the end of
+	// the answer, never while the request waits for its URL or its host.
+	slots chan struct{}
 }
 
 // response is a fully read answer.
@@ -156,24 +160,41 @@ type response struct {
 }
 
 // admit waits for the host's gate to let rq through, or, for a request that
-// does not wait, fails with errThrottled and the wait as RetryAfter.
-func (h *httpClient) admit(ctx context.Context, rq *request) error {
+// does not wait, fails with errThrottled and the wait as RetryAfter. It
+// takes one of rq.slots first, so that the gate's word and the request
+// going out are not apart; the slot is given back while the request
+// waits for the gate. release gives it back once the answer is read.
+func (h *httpClient) admit(ctx context.Context, rq *request) (release func(), err error) {
 	host := rq.url.Host
 	done := func() {}
 	defer func() { done() }()
 	for first := true; ; first = false {
+		if rq.slots != nil {
+			select {
+			case rq.slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil, &apiError{Resource: rq.resource, Host: host, Err: ctx.Err(), NotSent: true}
+			}
+		}
 		wait := h.gate.admit(host, time.Now(), rq.wait)
 		if wait <= 0 {
-			return nil
+			return func() {
+				if rq.slots != nil {
+					<-rq.slots
+				}
+			}, nil
+		}
+		if rq.slots != nil {
+			<-rq.slots
 		}
 		if !rq.wait {
-			return &apiError{Resource: rq.resource, Host: host, Err: errThrottled, NotSent: true, RetryAfter: wait}
+			return nil, &apiError{Resource: rq.resource, Host: host, Err: errThrottled, NotSent: true, RetryAfter: wait}
 		}
 		if first {
 			done = h.gate.waitTurn(host)
 		}
 		if !backoff.Sleep(ctx, wait) {
-			return &apiError{Resource: rq.resource, Host: host, Err: ctx.Err(), NotSent: true}
+			return nil, &apiError{Resource: rq.resource, Host: host, Err: ctx.Err(), NotSent: true}
 		}
 	}
 }
@@ -183,7 +204,9 @@ func (h *httpClient) admit(ctx context.Context, rq *request) error {
 // back as *apiError with Status 0: a host outside AllowedHosts
 // (errHostNotAllowed), a token over plain http off loopback
 // (errInsecureLink), a host that asked us to wait (errThrottled, unless
-// rq.wait). It waits for the answer to an earlier request to the same URL.
+// rq.wait). It waits for the answer to an earlier request to the same URL
+// before it takes a request slot (rq.slots): requests queued on one URL,
+// such as invitations on startMessaging, leave the slots to the others.
 // Every answer and transport failure is reported to the gate.
 func (h *httpClient) roundTrip(ctx context.Context, rq *request) (*response, error) {
 	host := rq.url.Host
@@ -199,9 +222,11 @@ func (h *httpClient) roundTrip(ctx context.Context, rq *request) (*response, err
 		return nil, &apiError{Resource: rq.resource, Host: host, Err: err, NotSent: true}
 	}
 	defer release() // after the answer is recorded below
-	if err := h.admit(ctx, rq); err != nil {
+	free, err := h.admit(ctx, rq)
+	if err != nil {
 		return nil, err
 	}
+	defer free()
 	resp, err := h.exchange(ctx, rq)
 	now := time.Now()
 	switch {
