@@ -21,8 +21,8 @@ const (
 	flagPGet reqFlags = 1 << iota
 	// flagWait waits for the host's Retry-After or rate limit instead of
 	// failing at once with errThrottled. Sends do not wait (they return
-	// RetryLater with the time left); the event channel and the
-	// supervisor's requests do.
+	// RetryLater with the time left); the event channel, the supervisor's
+	// requests and the read that confirms a sent message do.
 	flagWait
 )
 

@@ -323,6 +323,9 @@ const confirmGrace = 2 * time.Second
 
 // confirmByRead reads the message resource after the wait expired (§6.3):
 // Succeeded is delivered, Failed is a retry, anything else is Uncertain.
+// The read waits for the host's gate (a Retry-After, the rate limit of a
+// failing host), within the request timer and the caller's context: a
+// read given up for a pause would leave a confirmed message to be resent.
 func (s *session) confirmByRead(ctx context.Context, w *waiter, status int, ae *apiError) *step {
 	st := failed(relay.Uncertain, ReasonUnconfirmed, "no delivery confirmation in time")
 	st.out.HTTPStatus = status
@@ -337,11 +340,11 @@ func (s *session) confirmByRead(ctx context.Context, w *waiter, status int, ae *
 	if err != nil {
 		return st
 	}
-	rctx, cancel := context.WithCancel(ctx)
+	rctx, cancel := context.WithTimeout(ctx, s.c.timers.Request)
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
-	resp, err := s.do(rctx, http.MethodGet, u, resMessage, "", nil, 0)
+	resp, err := s.do(rctx, http.MethodGet, u, resMessage, "", nil, flagWait)
 	if err != nil {
 		return st
 	}

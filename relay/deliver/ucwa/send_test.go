@@ -90,3 +90,40 @@ func TestSendWaitsBrieflyForConfirmationAfterCancel(t *testing.T) {
 		t.Errorf("simulator has %d messages, want 3", n)
 	}
 }
+
+// TestConfirmByReadWaitsForThrottledHost: a message's completion event is
+// lost and, when the wait for it ends, the host has just asked for a pause
+// (503 with Retry-After on another send). The read of the message waits
+// for the pause rather than giving up, so the message is Delivered, not
+// Uncertain and resent.
+func TestConfirmByReadWaitsForThrottledHost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{client: func(c *Config) { c.Timers.MessageWait = 500 * time.Millisecond }})
+	tg, other := target(1), target(2)
+	for i, x := range []relay.Target{tg, other} {
+		if out := b.send(t, x, "cr-warm-"+string(rune('a'+i)), "warm"); out.Kind != relay.Delivered {
+			t.Fatalf("warm-up = %+v", out)
+		}
+	}
+	b.sim.Inject(ucwasim.Fault{Resource: "sendMessage", SuppressCompletion: true})
+	res := make(chan relay.Outcome, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		out, _ := b.client.Send(ctx, tg, "cr-1", "completion lost")
+		res <- out
+	}()
+	waitRecorded(t, b, "cr-1")
+	// Within the 500 ms wait for the completion: the host asks for 2 s.
+	b.sim.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 503, Code: "ServiceUnavailable", RetryAfter: "2"})
+	if out := b.send(t, other, "cr-2", "throttled"); out.Kind != relay.RetryLater || out.HTTPStatus != 503 {
+		t.Fatalf("Send during the pause = %+v, want RetryLater 503", out)
+	}
+	out := <-res
+	if out.Kind != relay.Delivered {
+		t.Errorf("Send whose completion was lost = %+v, want Delivered by reading the message after the pause", out)
+	}
+	if n := b.sim.Stats().Requests["message 200"]; n != 1 {
+		t.Errorf("the message was read %d times, want once", n)
+	}
+}
