@@ -128,8 +128,16 @@ type tokenSource struct {
 type tokenFlight struct {
 	done chan struct{}
 	tok  string
-	err  error
+	err  error // a *flightError when set
 }
+
+// flightError is a failed token request as every caller that waited for it,
+// or asked before the next one could be made, gets it: one value per
+// request, so that the session counts it once (see session.failed).
+type flightError struct{ err error }
+
+func (e *flightError) Error() string { return e.err.Error() }
+func (e *flightError) Unwrap() error { return e.err }
 
 func newTokenSource(c *Client) *tokenSource { return &tokenSource{c: c} }
 
@@ -250,6 +258,10 @@ func (t *tokenSource) startLocked() *tokenFlight {
 // finish records a token request's result and wakes its waiters.
 func (t *tokenSource) finish(f *tokenFlight, a tokenResult) {
 	now := time.Now()
+	var ferr error
+	if a.err != nil {
+		ferr = &flightError{err: a.err}
+	}
 	t.mu.Lock()
 	t.flight = nil
 	if a.err == nil {
@@ -259,15 +271,15 @@ func (t *tokenSource) finish(f *tokenFlight, a tokenResult) {
 		t.failures, t.retryAt, t.lastErr = 0, time.Time{}, nil
 	} else {
 		if credentialsRefused(a.err) {
-			t.fatal = a.err
+			t.fatal = ferr
 		}
 		t.retryAt = now.Add(backoff.Policy{Min: t.c.timers.RetryMin, Max: t.c.timers.RetryMax, Jitter: 0.2}.Delay(t.failures))
 		t.failures++
-		t.lastErr = a.err
+		t.lastErr = ferr
 	}
 	valid := t.token != "" && now.Before(t.expires)
 	t.mu.Unlock()
-	f.tok, f.err = a.token, a.err
+	f.tok, f.err = a.token, ferr
 	close(f.done)
 	if a.err != nil && valid && !credentialsRefused(a.err) {
 		t.c.log.Warn("token renewal failed; keeping the current token", "err", a.err)

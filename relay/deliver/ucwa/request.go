@@ -79,6 +79,7 @@ func (s *session) do(ctx context.Context, method string, u *url.URL, resource, c
 			}
 			ae := httpError(resource, resp, time.Now())
 			ae.TokenRefused = true
+			s.c.refuseToken(tok)
 			return resp, s.failed(ctx, ae)
 		}
 		if resp.status >= 200 && resp.status < 300 {
@@ -119,15 +120,19 @@ func (s *session) succeeded() {
 // (re-create, failover, stop); runs of others do: FailoverAfter transport
 // failures in a row, or a 503 storm of at least FailoverAfter answers that
 // lasted Timers.StormFailover (a shorter storm is throttling, handled by
-// the gate). A fresh token refused fails over, and maxAuthRefusals in a
-// row stop the client.
+// the gate). A fresh token refused fails over, and maxAuthRefusals tokens
+// refused in a row (counted by do, once per token) stop the client.
+//
+// A failed token request reaches every request that waited for it, and
+// every one that asks before the next may be made, as the same error: it
+// counts once toward the run of connection failures.
 func (s *session) failed(ctx context.Context, e *apiError) *apiError {
 	if errors.Is(e.Err, errSessionGone) || (e.Status == 0 && ctx.Err() != nil) {
 		return e // our own doing, nothing about the server
 	}
 	act, reason := classify(e)
 	if e.TokenRefused {
-		n := s.c.authRefusals.Add(1)
+		n := s.c.authRefusals.Load()
 		if n >= maxAuthRefusals {
 			s.fail(loss{act: actStop, reason: ReasonStopped,
 				detail: fmt.Sprintf("fresh tokens refused %d times in a row: %v", n, e)})
@@ -145,6 +150,13 @@ func (s *session) failed(ctx context.Context, e *apiError) *apiError {
 	s.runMu.Lock()
 	defer s.runMu.Unlock()
 	if e.Status == 0 {
+		var fe *flightError
+		if errors.As(e.Err, &fe) {
+			if fe == s.tokenFailure {
+				return e // counted already
+			}
+			s.tokenFailure = fe
+		}
 		if reason == ReasonNetwork || reason == ReasonTimeout {
 			s.transport++
 			if s.transport >= s.c.cfg.FailoverAfter {

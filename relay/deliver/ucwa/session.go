@@ -289,6 +289,8 @@ type session struct {
 	transport   int       // transport failures in a row
 	unavailable int       // 503 answers in a row, with no success between
 	unavailFrom time.Time // the first of them
+	// tokenFailure is the last failed token request counted above.
+	tokenFailure *flightError
 
 	disp dispatch // event correlation state
 }

@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -271,8 +272,12 @@ type Client struct {
 	stopErr error // set before stopped is closed
 
 	// authRefusals counts fresh tokens refused in a row, across sessions;
-	// a request accepted with a token resets it.
+	// a request accepted with a token resets it. A token counts once, however
+	// many requests it was refused on: refusedMu guards refused, the
+	// fingerprints of the last tokens counted.
 	authRefusals atomic.Int32
+	refusedMu    sync.Mutex
+	refused      [][sha256.Size]byte
 
 	lanesMu sync.Mutex
 	lanes   map[laneKey]*lane
@@ -373,6 +378,27 @@ func (c *Client) Close(ctx context.Context) error {
 	c.bg.Wait()
 	c.hc.closeIdle()
 	return err
+}
+
+// maxRefusedKept bounds the fingerprints of refused tokens kept: enough
+// to recognise the refusals of the last few tokens still in flight.
+const maxRefusedKept = 2 * maxAuthRefusals
+
+// refuseToken counts the refusal of a fresh token, unless that token was
+// counted already (several requests in flight with it were refused), and
+// returns the count.
+func (c *Client) refuseToken(tok string) int32 {
+	sum := sha256.Sum256([]byte(tok))
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	if slices.Contains(c.refused, sum) {
+		return c.authRefusals.Load()
+	}
+	c.refused = append(c.refused, sum)
+	if len(c.refused) > maxRefusedKept {
+		c.refused = c.refused[1:]
+	}
+	return c.authRefusals.Add(1)
 }
 
 // goBackground runs fn with the Client's context in a goroutine that Close
