@@ -117,10 +117,12 @@ func (d *dispatch) takeOrphan(href string) (completion, bool) {
 }
 
 // pollEvents keeps exactly one long poll outstanding for the life of the
-// session (§7): it follows next, resync and resume, re-sends the same URL
-// after errors with backoff (1 s doubling to 30 s by default) and never
-// before the server's Retry-After, and fails the session on the answers
-// that mean the application or the pool is gone (through do).
+// session (§7): it follows next, resync and resume, and fails the session
+// on the answers that mean the application or the pool is gone (through
+// do). After an error it re-sends the same URL: when the answer carried a
+// Retry-After, at that time and no later, so that confirmations flow again
+// as soon as a storm ends; after other errors with backoff (1 s doubling
+// to 30 s by default), never before the host's Retry-After.
 func (s *session) pollEvents() {
 	defer s.wg.Done()
 	log := s.c.log.With("pool", s.pool, "generation", s.gen)
@@ -163,9 +165,16 @@ func (s *session) pollEvents() {
 			}
 			abandoned = errors.As(err, &ae) && ae.Status == 0
 			if !immediate {
-				d := retry.Next()
-				if ae != nil {
-					d = max(d, ae.RetryAfter) // the gate holds the poll back too; this spares a wake-up
+				var d time.Duration
+				if ae != nil && ae.RetryAfter > 0 && resp != nil && resp.header.Get("Retry-After") != "" {
+					// The server said when; the gate holds the poll until
+					// then anyway, this spares a wake-up.
+					d = ae.RetryAfter
+				} else {
+					d = retry.Next()
+					if ae != nil {
+						d = max(d, ae.RetryAfter) // the gate's own pause after a 429 or 503
+					}
 				}
 				if !backoff.Sleep(s.ctx, d) {
 					return
