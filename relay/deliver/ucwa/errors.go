@@ -34,6 +34,9 @@ var (
 	// errTokenRefused: a token fresh from the token endpoint was refused.
 	errTokenRefused = errors.New("fresh token refused")
 	errTimeout      = errors.New("request timeout")
+	// errBodyTooLarge: an answer's body was over the limit, so it was not
+	// read; the answer counts as lost.
+	errBodyTooLarge = errors.New("response body too large")
 )
 
 // action is what the client does about a failed request (PROTOCOL §8.7).

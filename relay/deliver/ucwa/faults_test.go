@@ -104,6 +104,20 @@ func TestSessionFaultsRecovered(t *testing.T) {
 		{name: "lasting_503_storm_rediscovers", fault: func(s *ucwasim.Sim) {
 			s.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 503, Count: 6})
 		}, wantApps: 1, rediscover: true, client: func(c *Config) { c.Timers.StormFailover = 20 * time.Millisecond }},
+		// Answers over the body limit are lost answers: the session
+		// retries or rebuilds, nothing is blamed on the message.
+		{name: "event_channel_oversized", fault: func(s *ucwasim.Sim) {
+			s.Inject(ucwasim.Fault{Resource: "events", PadBody: 2 * maxEventBody})
+			s.DropEventChannel()
+		}, wantApps: 1},
+		{name: "discovery_oversized", fault: func(s *ucwasim.Sim) {
+			s.Inject(ucwasim.Fault{Resource: "user", PadBody: 2 * maxBody})
+			s.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 502})
+		}, wantApps: 1, rediscover: true},
+		{name: "application_oversized", fault: func(s *ucwasim.Sim) {
+			s.Inject(ucwasim.Fault{Resource: "applications", PadBody: 2 * maxBody})
+			s.KillApplications()
+		}, wantApps: 2, rediscover: true},
 		{name: "send_message_500_not_acted", fault: func(s *ucwasim.Sim) {
 			s.Inject(ucwasim.Fault{Resource: "sendMessage", Status: 500, Code: "ServiceFailure", Subcode: "CallbackChannelError"})
 		}, wantApps: 1},
@@ -228,11 +242,17 @@ func TestMessageOutcomes(t *testing.T) {
 			wantKind: relay.Uncertain, recorded: false},
 		{name: "entity_too_large", fault: ucwasim.Fault{Resource: "sendMessage", Status: 413, Code: "EntityTooLarge"},
 			wantKind: relay.Permanent, recorded: false},
+		// A 201 whose body is over the limit is an answer lost on the way:
+		// only the event tells.
+		{name: "oversized_answer", fault: ucwasim.Fault{Resource: "sendMessage", PadBody: 2 * maxBody},
+			wantKind: relay.Delivered, recorded: true},
+		{name: "oversized_answer_without_event", fault: ucwasim.Fault{Resource: "sendMessage", PadBody: 2 * maxBody, SuppressCompletion: true},
+			wantKind: relay.Uncertain, recorded: true},
 	}
 	for _, tt := range tests {
 		for _, embed := range []bool{true, false} {
 			want := tt.wantKind
-			if !embed && tt.name == "ghost_delivery" {
+			if !embed && (tt.name == "ghost_delivery" || tt.name == "oversized_answer") {
 				// No Location and a bare event link: nothing ties the
 				// event to the message, so it cannot be confirmed.
 				want = relay.Uncertain

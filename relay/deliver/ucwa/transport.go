@@ -200,8 +200,9 @@ func (h *httpClient) admit(ctx context.Context, rq *request) (release func(), er
 }
 
 // roundTrip sends one request and reads the whole answer, bounded in size
-// and time. It never follows redirects. Transport errors and refusals come
-// back as *apiError with Status 0: a host outside AllowedHosts
+// and time. It never follows redirects. Transport errors, answers whose
+// body could not be read (errBodyTooLarge) and refusals come back as
+// *apiError with Status 0: a host outside AllowedHosts
 // (errHostNotAllowed), a token over plain http off loopback
 // (errInsecureLink), a host that asked us to wait (errThrottled, unless
 // rq.wait). It waits for the answer to an earlier request to the same URL
@@ -230,16 +231,24 @@ func (h *httpClient) roundTrip(ctx context.Context, rq *request) (*response, err
 	resp, err := h.exchange(ctx, rq)
 	now := time.Now()
 	switch {
-	case err == nil:
+	case resp != nil:
 		h.gate.answer(host, resp.status, parseRetryAfter(resp.header.Get("Retry-After"), now), now)
 	case ctx.Err() == nil:
 		// Not our own cancellation: the host did not answer in time or at all.
 		h.gate.transportFailure(host, now)
 	}
-	return resp, err
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
-// exchange does the HTTP part of roundTrip.
+// exchange does the HTTP part of roundTrip. An answer whose body is over
+// rq.limit is returned without its body, for the gate, together with the
+// error: like a body that could not be read, it is a lost answer (Status
+// 0, not NotSent), whatever its status said. A 2xx that cannot be read
+// must not pass for a refusal; the caller treats it as it treats a
+// timeout after sending (sendMessage waits for the completed event).
 func (h *httpClient) exchange(ctx context.Context, rq *request) (*response, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, rq.timeout, errTimeout)
 	defer cancel()
@@ -278,7 +287,8 @@ func (h *httpClient) exchange(ctx context.Context, rq *request) (*response, erro
 		return nil, &apiError{Resource: rq.resource, Host: rq.url.Host, Status: 0, Err: fmt.Errorf("read body: %w", scrubURLError(err))}
 	}
 	if int64(len(b)) > limit {
-		return nil, &apiError{Resource: rq.resource, Host: rq.url.Host, Status: resp.StatusCode, Err: fmt.Errorf("response body over %d bytes", limit)}
+		return &response{status: resp.StatusCode, header: resp.Header, url: rq.url},
+			&apiError{Resource: rq.resource, Host: rq.url.Host, Err: fmt.Errorf("http %d answer: %w (over %d bytes)", resp.StatusCode, errBodyTooLarge, limit)}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: b, url: rq.url}, nil
 }

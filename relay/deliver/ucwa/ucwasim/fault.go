@@ -48,6 +48,9 @@ type Fault struct {
 	// SuppressCompletion on sendMessage: accept (201) but never emit the
 	// message completed event.
 	SuppressCompletion bool
+	// PadBody appends this many bytes of padding (spaces) to the answer's
+	// body, after normal handling: an answer over the client's body limit.
+	PadBody int
 	// MessageFailure on sendMessage: accept (201) then emit message
 	// completed "Failure" with a reason (Code/Subcode when set).
 	MessageFailure bool

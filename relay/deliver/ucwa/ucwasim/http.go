@@ -33,6 +33,7 @@ type statusWriter struct {
 	retry    *retryAfters
 	retryKey retryKey
 	ctx      context.Context
+	pad      int // Fault.PadBody: bytes of padding written after the answer
 }
 
 func (w *statusWriter) countOnce(code int) {
@@ -47,6 +48,9 @@ func (w *statusWriter) countOnce(code int) {
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		if w.pad > 0 {
+			w.Header().Del("Content-Length") // the padding follows
+		}
 		if !w.swallow {
 			w.countOnce(code)
 			if v := w.Header().Get("Retry-After"); v != "" && w.retry != nil && w.ctx.Err() == nil {
@@ -63,6 +67,19 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// writePad writes the padding of a PadBody fault after the answer.
+func (w *statusWriter) writePad() {
+	if w.pad <= 0 || w.status == 0 || w.reset || w.swallow {
+		return
+	}
+	chunk := []byte(strings.Repeat(" ", 32<<10))
+	for left := w.pad; left > 0; left -= len(chunk) {
+		if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
+			return
+		}
+	}
 }
 
 // Unwrap gives http.ResponseController the underlying writer.

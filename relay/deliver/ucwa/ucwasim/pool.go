@@ -127,6 +127,7 @@ func (p *pool) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w.count = func(code int) { p.s.countRequest(resource, code) }
 	faulted := false
 	defer func() {
+		w.writePad()
 		status := w.status
 		if w.reset {
 			status = 0
@@ -220,6 +221,7 @@ func (w *statusWriter) resetConnWith(orig http.ResponseWriter) {
 
 // applyFault applies f. It returns true when the request was answered.
 func (p *pool) applyFault(w *statusWriter, r *http.Request, f Fault, fx *effects) bool {
+	w.pad = f.PadBody
 	if f.Delay > 0 {
 		p.s.sleep(r, f.Delay)
 	}
@@ -330,6 +332,7 @@ func (h *rootHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		retry: &h.s.retry, retryKey: retryKey{h.name, r.Method, r.URL.Path}, ctx: r.Context()}
 	faulted := false
 	defer func() {
+		w.writePad()
 		status := w.status
 		if w.reset {
 			status = 0
