@@ -325,7 +325,8 @@ func failed(kind relay.OutcomeKind, reason Reason, detail string) *step {
 
 // errorStep turns a failed request into a step per §8.7. Actions that the
 // session already took (re-create, failover) make it worth another attempt
-// or a later retry; only actPermanent blames the message.
+// (on the new session, if it is built soon: see rebuildWait) or a later
+// retry; only actPermanent blames the message.
 func (s *session) errorStep(err error) *step {
 	var ae *apiError
 	if !errors.As(err, &ae) {
@@ -341,8 +342,11 @@ func (s *session) errorStep(err error) *step {
 		if st.out.RetryAfter == 0 {
 			st.out.RetryAfter = t.RetryMin
 		}
-	case actReauth, actFailover:
+	case actReauth:
 		st.out.RetryAfter = max(ae.RetryAfter, t.FailoverMin)
+	case actFailover:
+		st.out.RetryAfter = max(ae.RetryAfter, t.FailoverMin)
+		st.again = true
 	case actRecreateApp, actRebuildConv:
 		st.again = true
 	case actStop:
@@ -370,8 +374,9 @@ func (s *session) deadStep(accepted bool) *step {
 		if l.reason != ReasonClosed {
 			st.out.RetryAfter = s.c.timers.FailoverMax
 		}
-	default:
+	default: // the failover procedure
 		st.out.RetryAfter = max(l.retryAfter, s.c.timers.FailoverMin)
+		st.again = true
 	}
 	return st
 }

@@ -184,8 +184,10 @@ func TestPoolGoneNoBackupHoldsThenRecovers(t *testing.T) {
 		t.Fatalf("warm-up = %+v", out)
 	}
 	b.sim.PoolGone(pools[0]) // F1: no backup, discovery keeps pointing at fe1
+	// Each Send waits out the short pause and the rebuild, which fails
+	// again (at about 3 requests a second to the failing pool).
 	var held int
-	for i := range 20 {
+	for i := range 6 {
 		out := b.send(t, tg, fmt.Sprintf("h-%d", i+1), "while gone")
 		switch out.Kind {
 		case relay.RetryLater:
@@ -311,4 +313,48 @@ func TestTokenRenewal(t *testing.T) {
 			t.Errorf("sendMessage got %d 401 answers; the token should be renewed before it expires", n)
 		}
 	})
+}
+
+// TestSendRidesOutQuickFailover: with the production failover timers, a
+// Send made right after a 410 CannotRedirect, with the backup ready, waits
+// for the rebuild due within a second or so instead of returning at once,
+// and is Delivered on the backup by the same call, about 2 s at most
+// after the 410. Whether the event channel met the 410 first or the send
+// did itself.
+func TestSendRidesOutQuickFailover(t *testing.T) {
+	t.Parallel()
+	for _, who := range []string{"event_channel", "send"} {
+		t.Run(who, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, setupOpts{client: func(c *Config) {
+				d := DefaultTimers()
+				c.Timers.FailoverMin, c.Timers.FailoverMax = d.FailoverMin, d.FailoverMax
+			}})
+			pools := b.sim.PoolNames()
+			backup := poolHost(t, b.sim, pools[1])
+			tg := target(1)
+			if out := b.send(t, tg, "rq-0", "warm"); out.Kind != relay.Delivered {
+				t.Fatalf("warm-up = %+v", out)
+			}
+			time.Sleep(30 * time.Millisecond) // let the next long poll reach the server
+			b.sim.SetHomePool(pools[1])
+			start := time.Now()
+			if who == "event_channel" {
+				b.sim.PoolGone(pools[0])
+				waitStatus(t, b.client, "failing over", func(s Status) bool { return s.Phase == PhaseFailingOver })
+			} else {
+				b.sim.Inject(ucwasim.Fault{Pool: pools[0], Resource: "sendMessage", Status: 410, Code: "Gone", Subcode: "CannotRedirect"})
+			}
+			out := b.send(t, tg, "rq-1", "after the 410")
+			took := time.Since(start)
+			if out.Kind != relay.Delivered || out.Pool != backup {
+				t.Fatalf("Send after the 410 = %+v, want delivered on the backup %s by the same call", out, backup)
+			}
+			if took > 2500*time.Millisecond {
+				t.Errorf("delivered on the backup %v after the 410, want about 2s at most", took)
+			}
+			b.checkDelivered(t, []relay.Outcome{out})
+			t.Logf("delivered on the backup %v after the 410", took)
+		})
+	}
 }

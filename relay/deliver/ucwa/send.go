@@ -29,10 +29,13 @@ const maxAttempts = 3
 // session, the server, its pool or links, or the bot's sign-in
 // (Reason.SessionCaused): the message is not to blame. Only what is about
 // the message or its recipient is Permanent or leaves Session unset.
-// Without a request: while the failover procedure pauses (§9.4) Send
-// returns RetryLater at once with the time left as RetryAfter; while the
-// pool asked us to wait or is rate limited, RetryLater "throttled" with the
-// wait left; once the client stopped, RetryLater "stopped".
+// While the failover procedure pauses (§9.4) Send waits for the rebuild
+// when the pause ends within a few seconds (rebuildWait), and sends on the
+// new session; when the pause is longer, or the rebuild fails again, it
+// returns RetryLater with the time left as RetryAfter. Without a request:
+// while the pool asked us to wait or is rate limited, RetryLater
+// "throttled" with the wait left; once the client stopped, RetryLater
+// "stopped", at once.
 //
 // The error is non-nil only when ctx ends or the client is closed; the
 // outcome is filled in then too (Uncertain if the message may have been
@@ -96,6 +99,9 @@ func (c *Client) send(ctx context.Context, target relay.Target, opID, text strin
 	var last relay.Outcome
 	for range maxAttempts {
 		st, err := c.waitSession(ctx)
+		if err == nil && st.phase == phaseHolding && time.Until(st.holdUntil) <= rebuildWait {
+			st, err = c.waitRebuild(ctx, st)
+		}
 		if err != nil {
 			r := ReasonCanceled
 			if errors.Is(err, ErrClosed) {
@@ -110,7 +116,7 @@ func (c *Client) send(ctx context.Context, target relay.Target, opID, text strin
 				return *o, nil
 			}
 			o := outcome(relay.RetryLater, st.reason, "failing over: "+st.detail)
-			o.RetryAfter = max(time.Until(st.holdUntil), c.timers.RetryMin)
+			o.RetryAfter = max(time.Until(st.holdUntil), holdRetryFloor)
 			return *o, nil
 		}
 		s := st.sess
@@ -122,6 +128,41 @@ func (c *Client) send(ctx context.Context, target relay.Target, opID, text strin
 		last = res.out
 	}
 	return last, nil
+}
+
+// A Send that finds the failover procedure pausing waits for the rebuild
+// when the pause ends within rebuildWait: with the default timers the first
+// pauses of a failover (0.5-1.5 s, 2 s) are waited, so a backup that is
+// ready takes the message in the same call rather than in a retry that
+// comes after the rebuild. Past that, Send returns RetryLater with the time
+// left, at least holdRetryFloor.
+const (
+	rebuildWait    = 3 * time.Second
+	holdRetryFloor = 5 * time.Millisecond
+)
+
+// waitRebuild waits, from a holding state st, for the next rebuild to end:
+// it returns the session once it is ready, or the state in which the
+// rebuild failed again (holding) or the client stopped.
+func (c *Client) waitRebuild(ctx context.Context, st *sessState) (*sessState, error) {
+	for {
+		select {
+		case <-st.changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.closing:
+			return nil, ErrClosed
+		}
+		st = c.current()
+		switch st.phase {
+		case phaseReady:
+			if !st.sess.isDead() {
+				return st, nil
+			}
+		case phaseHolding, phaseStopped:
+			return st, nil
+		}
+	}
 }
 
 func outcome(kind relay.OutcomeKind, reason Reason, detail string) *relay.Outcome {
