@@ -384,21 +384,21 @@ func (c *Client) Close(ctx context.Context) error {
 // to recognise the refusals of the last few tokens still in flight.
 const maxRefusedKept = 2 * maxAuthRefusals
 
-// refuseToken counts the refusal of a fresh token, unless that token was
-// counted already (several requests in flight with it were refused), and
-// returns the count.
-func (c *Client) refuseToken(tok string) int32 {
+// refuseToken counts the refusal of a fresh token in authRefusals, unless
+// that token was counted already (several requests in flight with it were
+// refused).
+func (c *Client) refuseToken(tok string) {
 	sum := sha256.Sum256([]byte(tok))
 	c.refusedMu.Lock()
 	defer c.refusedMu.Unlock()
 	if slices.Contains(c.refused, sum) {
-		return c.authRefusals.Load()
+		return
 	}
 	c.refused = append(c.refused, sum)
 	if len(c.refused) > maxRefusedKept {
 		c.refused = c.refused[1:]
 	}
-	return c.authRefusals.Add(1)
+	c.authRefusals.Add(1)
 }
 
 // goBackground runs fn with the Client's context in a goroutine that Close
