@@ -219,6 +219,9 @@ func TestServerBusyStormIsThrottling(t *testing.T) {
 		t.Errorf("%d deliveries were sent more than once", o.duplicates)
 	}
 	maxRate, total := sim.RequestRate("fe1", start, end.Add(time.Millisecond))
+	if maxRate > 4 {
+		t.Errorf("up to %d requests in one second reached the throttling pool, want about 3 at most", maxRate)
+	}
 	t.Logf("storm of %d answers of 503 lasted %s (%v); delivery resumed %s after it; %d requests reached fe1 meanwhile, at most %d in one second; %d deliveries (%s)",
 		storm, end.Sub(start).Round(time.Millisecond), resources, resumed.Round(time.Millisecond), total, maxRate, len(ids), s.summary())
 }

@@ -9,12 +9,9 @@ import (
 	"github.com/skype-relay/relay/relay/backoff"
 )
 
-// Rate limit for a failing host (PROTOCOL §9.4 step 3): never more than
-// about failingRate requests per second, in bursts of at most failingBurst.
-const (
-	failingRate  = 3.0
-	failingBurst = 3.0
-)
+// failingRate limits requests to a failing host (PROTOCOL §9.4 step 3):
+// never more than this many in any one second.
+const failingRate = 3
 
 // maxRetryAfter bounds the Retry-After the gate honours, against a server
 // (or proxy) asking for hours; the delivery worker caps its own wait alike.
@@ -27,8 +24,8 @@ const maxRetryAfter = 10 * time.Minute
 //     (PROTOCOL §8.2, §9.4; up to maxRetryAfter); a 429 or 503 without one
 //     waits a short backoff of its own;
 //   - while the host is failing (5xx, 429, 410 or transport errors since
-//     its last other answer), a token bucket lets at most failingRate
-//     requests per second through. Any other answer lifts it;
+//     its last other answer), at most failingRate requests go to it in any
+//     one second (a sliding window). Any other answer lifts it;
 //   - the requests that keep the session alive and wait for the gate (the
 //     event channel, discovery, sign-in, application creation) go first:
 //     while one waits, a send takes a token only when one is left over for
@@ -57,11 +54,10 @@ type urlSlot struct {
 
 // hostGate is what the gate knows about one host.
 type hostGate struct {
-	notBefore time.Time // no request before this
-	failing   int       // failing answers in a row; 0 = healthy
-	tokens    float64   // the bucket, used only while failing
-	refilled  time.Time
-	waiting   int // requests that wait for the gate (they go first)
+	notBefore time.Time   // no request before this
+	failing   int         // failing answers in a row; 0 = healthy
+	recent    []time.Time // requests let through in the last second, while failing
+	waiting   int         // requests that wait for the gate (they go first)
 }
 
 // newGate takes the pause after a 429 or 503 without Retry-After from the
@@ -103,10 +99,9 @@ func (g *gate) hold(ctx context.Context, key string) (release func(), err error)
 	}
 }
 
-// admit asks to send one request to host now. It returns 0 and takes a
-// token when the request may go, else how long to wait before asking again.
-// A request that does not wait (a send) leaves a token for each waiting
-// one.
+// admit asks to send one request to host now. It returns 0 and counts the
+// request when it may go, else how long to wait before asking again. A
+// request that does not wait (a send) leaves a place for each waiting one.
 func (g *gate) admit(host string, now time.Time, waits bool) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -114,22 +109,39 @@ func (g *gate) admit(host string, now time.Time, waits bool) time.Duration {
 	if h == nil {
 		return 0
 	}
+	need := 1
+	if !waits {
+		need += h.waiting
+	}
+	d := h.delay(now, need)
+	if d == 0 && h.failing > 0 {
+		h.recent = append(h.recent, now)
+	}
+	return d
+}
+
+// delay is how long a request to h must wait now when need places in the
+// failing host's window are wanted: 0 when it may go.
+func (h *hostGate) delay(now time.Time, need int) time.Duration {
 	if now.Before(h.notBefore) {
 		return h.notBefore.Sub(now)
 	}
 	if h.failing == 0 {
 		return 0
 	}
-	h.refill(now)
-	need := 1.0
-	if !waits {
-		need += float64(h.waiting)
+	k := 0 // drop what left the window
+	for k < len(h.recent) && !h.recent[k].After(now.Add(-time.Second)) {
+		k++
 	}
-	if h.tokens >= need {
-		h.tokens--
+	h.recent = h.recent[k:]
+	over := len(h.recent) + need - failingRate
+	if over <= 0 {
 		return 0
 	}
-	return time.Duration((need - h.tokens) / failingRate * float64(time.Second))
+	if over > len(h.recent) {
+		return time.Second // more waiting requests than places in a second
+	}
+	return h.recent[over-1].Add(time.Second).Sub(now)
 }
 
 // waitTurn counts a request that waits for host's gate until done is
@@ -150,7 +162,7 @@ func (g *gate) waitTurn(host string) (done func()) {
 }
 
 // wait reports how long a request to host would have to wait now, without
-// taking a token: 0 when it may go.
+// counting it: 0 when it may go.
 func (g *gate) wait(host string, now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -158,22 +170,7 @@ func (g *gate) wait(host string, now time.Time) time.Duration {
 	if h == nil {
 		return 0
 	}
-	if now.Before(h.notBefore) {
-		return h.notBefore.Sub(now)
-	}
-	if h.failing == 0 {
-		return 0
-	}
-	tokens := min(failingBurst, h.tokens+now.Sub(h.refilled).Seconds()*failingRate)
-	if tokens >= 1 {
-		return 0
-	}
-	return time.Duration((1 - tokens) / failingRate * float64(time.Second))
-}
-
-func (h *hostGate) refill(now time.Time) {
-	h.tokens = min(failingBurst, h.tokens+now.Sub(h.refilled).Seconds()*failingRate)
-	h.refilled = now
+	return h.delay(now, 1)
 }
 
 // answer records an HTTP answer from host: its Retry-After (0 for none)
@@ -221,9 +218,9 @@ func (g *gate) transportFailure(host string, now time.Time) {
 
 func (g *gate) failedLocked(h *hostGate, now time.Time) {
 	if h.failing == 0 {
-		// The request that failed took no token: start with the rest of a
-		// burst.
-		h.tokens, h.refilled = failingBurst-1, now
+		// The request that failed was let through while the host was
+		// healthy: it counts in the window from now on.
+		h.recent = append(h.recent[:0], now)
 	}
 	h.failing++
 }

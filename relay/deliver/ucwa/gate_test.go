@@ -7,8 +7,8 @@ import (
 )
 
 // TestGate checks the gate's rules on a clock of its own: Retry-After holds
-// every request back, a failing host gets about failingRate requests a
-// second, a request that waits (the event channel) is served before sends,
+// every request back, a failing host gets at most failingRate requests in
+// any one second, a request that waits (the event channel) is served before sends,
 // and any good answer lifts the limit.
 func TestGate(t *testing.T) {
 	t.Parallel()
@@ -24,21 +24,28 @@ func TestGate(t *testing.T) {
 		t.Errorf("1s into a 2s Retry-After: wait %v, want 1s", d)
 	}
 	now = now.Add(2 * time.Second)
-	// A failing host: the burst left, then failingRate a second.
-	sent := 0
-	for i := range 100 {
-		if g.admit(host, now.Add(time.Duration(i)*10*time.Millisecond), false) == 0 {
-			sent++
+	// A failing host, asked every 10 ms for 3 s: never more than
+	// failingRate in any one second, and no fewer either.
+	var sent []time.Time
+	for i := range 300 {
+		at := now.Add(time.Duration(i) * 10 * time.Millisecond)
+		if g.admit(host, at, false) == 0 {
+			sent = append(sent, at)
 		}
 	}
-	if sent < 4 || sent > 6 {
-		t.Errorf("%d sends admitted in one second to a failing host, want about %v (burst %v)", sent, failingRate, failingBurst)
+	for i := range sent {
+		if i+failingRate < len(sent) && sent[i+failingRate].Sub(sent[i]) < time.Second {
+			t.Fatalf("%d sends within %v to a failing host: %v", failingRate+1, sent[i+failingRate].Sub(sent[i]), sent)
+		}
+	}
+	if len(sent) < 3*failingRate-1 {
+		t.Errorf("%d sends admitted in 3 s to a failing host, want about %d", len(sent), 3*failingRate)
 	}
 
 	// The event channel waits its turn: sends leave it the next token.
-	now = now.Add(5 * time.Second) // the bucket is full again
+	now = now.Add(5 * time.Second) // the window is empty again
 	done := g.waitTurn(host)
-	for range int(failingBurst) - 1 {
+	for range failingRate - 1 {
 		if d := g.admit(host, now, false); d != 0 {
 			t.Fatalf("send held back %v with tokens to spare", d)
 		}
