@@ -200,7 +200,7 @@ type UCWATimers struct {
 	// procedure, when the pool, its links or the sign-in fail (default 1s
 	// and 5m). The first rediscovery comes after about FailoverMin (±50%,
 	// or the server's Retry-After), so a ready backup pool is used within
-	// a second or two; pauses then double up to 5×FailoverMin for the
+	// a second or two; pauses then double up to 4×FailoverMin for the
 	// first 2 minutes of failure (a pool that comes back is used within
 	// seconds), up to 60×FailoverMin until 15 minutes, and reach
 	// FailoverMax only after that.

@@ -37,24 +37,26 @@ func (r *failRun) active() bool { return !r.since.IsZero() }
 // (0 for the first), with rnd in [0, 1) placing the jitter. With the
 // default timers (FailoverMin 1 s, FailoverMax 5 min):
 //
-//   - first 2 minutes: 1 s ±50%, then 2 s, 4 s, then 5 s (±50%, never more
-//     than 5 s): a pool that comes back is used again within ~5 s;
+//   - first 2 minutes: 1 s ±50%, then 2 s, then 4 s (±50%, never more than
+//     4 s): with the rebuild, a pool that comes back is used again within
+//     5 s;
 //   - until 15 minutes: the time failed since the 2-minute mark, between
 //     5 s and 60 s (±20%): doubling, 5, 5, 10, 20, 40, 60 s;
 //   - after 15 minutes: likewise from 60 s up to FailoverMax.
 //
 // The server's Retry-After, when the failure carried one, is waited at
-// least (up to FailoverMax). Every bound scales with FailoverMin (5× and
-// 60× it) and none exceeds FailoverMax.
+// least (up to FailoverMax). Every bound scales with FailoverMin (4×, 5×
+// and 60× it) and none exceeds FailoverMax.
 func holdDelay(elapsed time.Duration, n int, retryAfter time.Duration, t Timers, rnd float64) time.Duration {
 	lo := t.FailoverMin
 	hi := max(t.FailoverMax, lo)
+	quick := min(4*lo, hi)
 	short := min(5*lo, hi)
 	long := min(60*lo, hi)
 	var d time.Duration
 	switch {
 	case elapsed < shortPhase:
-		d = min(backoff.Policy{Min: lo, Max: short, Jitter: 0.5}.At(n, rnd), short)
+		d = min(backoff.Policy{Min: lo, Max: quick, Jitter: 0.5}.At(n, rnd), quick)
 	case elapsed < longPhase:
 		d = jitterWithin(elapsed-shortPhase, short, long, rnd)
 	default:
