@@ -139,6 +139,9 @@ func Decide(c store.Claimed, out relay.Outcome, p Policy, retry RetryPolicy, now
 	f.Failed = true
 	if p.MaxAttempts > 0 && c.Failures+1 >= p.MaxAttempts {
 		f.State = relay.StateDead
+		if f.Unconfirmed > 0 {
+			f.State = relay.StateUncertain // an earlier copy may have arrived
+		}
 		f.LastError = fmt.Sprintf("gave up after %d failed attempts (last: %s)", c.Failures+1, why)
 		return f
 	}

@@ -80,6 +80,9 @@ func TestDecide(t *testing.T) {
 			retry(relay.RetryLater, false, 0), want{state: relay.StatePending, failed: true, next: 2 * time.Second}},
 		{"message retry at the limit is dead", func(c *store.Claimed) { c.Attempt, c.Failures = 3, 2 }, nil,
 			retry(relay.RetryLater, false, 0), want{state: relay.StateDead, failed: true, err: "gave up after 3 failed attempts"}},
+		{"message retry at the limit after an unconfirmed send ends uncertain", func(c *store.Claimed) {
+			c.Attempt, c.Failures, c.Unconfirmed, c.Resend = 4, 2, 1, true
+		}, nil, retry(relay.RetryLater, false, 0), want{state: relay.StateUncertain, failed: true, unconfirmed: 1, resend: true, err: "gave up after 3 failed attempts"}},
 		{"message retry keeps the resent mark", func(c *store.Claimed) { c.Resend, c.Unconfirmed = true, 1 }, nil,
 			retry(relay.RetryLater, false, 0), want{state: relay.StatePending, failed: true, unconfirmed: 1, resend: true, next: time.Second}},
 

@@ -72,6 +72,13 @@ func (w *Worker) flushJournal(ctx context.Context) bool {
 	for key, e := range entries {
 		e.f.Now = w.opts.Now()
 		res, err := w.db.Finish(ctx, e.f)
+		if err != nil && !errors.Is(err, relay.ErrUnavailable) && e.f.Record != nil {
+			// The state matters more than the audit row: try without it.
+			w.log.ErrorContext(ctx, "could not record a kept delivery attempt; recording its outcome without it",
+				slog.String("operation_id", e.c.OperationID), slog.Int("attempt", e.c.Attempt), slog.Any("err", err))
+			e.f.Record = nil
+			res, err = w.db.Finish(ctx, e.f)
+		}
 		if err != nil && !errors.Is(err, relay.ErrUnavailable) {
 			w.log.ErrorContext(ctx, "could not record a kept delivery outcome; the delivery will be sent again after its lease",
 				slog.String("operation_id", e.c.OperationID), slog.Int("attempt", e.c.Attempt), slog.Any("err", err))

@@ -199,13 +199,26 @@ func (s *Supervisor) keepJournal(ctx context.Context) {
 	}
 }
 
-// flushOnExit writes the outcomes still kept once every send has drained,
-// for up to DrainTimeout, and names those the database never took.
-func (s *Supervisor) flushOnExit(ctx context.Context) {
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.worker.opts.DrainTimeout)
+// writeKept writes the outcomes kept through a database outage and gives
+// back the claims whose answer was lost, trying for up to d. It reports
+// whether nothing is left.
+func (s *Supervisor) writeKept(ctx context.Context, d time.Duration) bool {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
 	defer cancel()
-	for !s.worker.flushJournal(fctx) && backoff.Sleep(fctx, 250*time.Millisecond) {
+	for {
+		if s.worker.flushJournal(wctx) && s.worker.releaseLost(wctx) {
+			return true
+		}
+		if !backoff.Sleep(wctx, 250*time.Millisecond) {
+			return false
+		}
 	}
+}
+
+// flushOnExit writes what is still kept once every send has drained, for
+// up to DrainTimeout, and names the outcomes the database never took.
+func (s *Supervisor) flushOnExit(ctx context.Context) {
+	s.writeKept(ctx, s.worker.opts.DrainTimeout)
 	if left := s.worker.Unrecorded(); len(left) > 0 {
 		s.log.Error("stopping with send outcomes the database never took; these deliveries will be sent again, marked (resent)",
 			slog.Any("attempts", left))
@@ -275,6 +288,11 @@ func (s *Supervisor) hold(ctx context.Context, gen int64) error {
 		s.log.WarnContext(closeCtx, "close session", slog.Any("err", err))
 	}
 	lostLease := leased.Err() != nil
+	if !lostLease {
+		// Before the lease goes: another holder would take over the
+		// deliveries whose outcomes are still kept here.
+		s.writeKept(ctx, s.worker.opts.DrainTimeout)
+	}
 	loseLease()
 	wg.Wait()
 	if lostLease {

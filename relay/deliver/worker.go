@@ -341,10 +341,14 @@ const supersedeNote = "(Resolved before relay could deliver the firing notificat
 func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.Finish) *store.Claimed {
 	ctx = context.WithoutCancel(ctx)
 	retry := backoff.Counter{Policy: backoff.Policy{Min: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2}}
+	f.ClaimNext = nil
 	for {
 		f.Now = w.opts.Now()
-		f.ClaimNext = nil
-		if claiming.Err() == nil {
+		// Once a try asked for the next delivery, every later try does: the
+		// earlier commit may have claimed it with its answer lost, and the
+		// same request takes it back (the caller gives it back when
+		// claiming has stopped meanwhile).
+		if f.ClaimNext == nil && claiming.Err() == nil {
 			f.ClaimNext = &store.NextClaim{Recipient: c.Target.To, Lease: w.opts.Lease, Takeover: w.takeover()}
 		}
 		res, err := w.db.Finish(ctx, f)
@@ -356,14 +360,21 @@ func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.
 			return res.Next
 		}
 		giveUp := retry.Failures() >= recordTries || claiming.Err() != nil
-		if !errors.Is(err, relay.ErrUnavailable) {
-			// Not the database being away but a write it refuses: keeping it
-			// would only block claiming. The delivery is taken back after
-			// its lease and sent again, marked.
+		switch {
+		case !errors.Is(err, relay.ErrUnavailable) && f.Record != nil:
+			// Not the database being away but a write it refuses: the
+			// state matters more than the audit row, so try without it.
+			w.log.ErrorContext(ctx, "could not record a delivery's attempt; recording its outcome without it",
+				slog.String("operation_id", c.OperationID), slog.String("state", string(f.State)), slog.Any("err", err))
+			f.Record = nil
+			continue
+		case !errors.Is(err, relay.ErrUnavailable):
+			// Keeping it would only block claiming. The delivery is taken
+			// back after its lease and sent again, marked.
 			w.log.ErrorContext(ctx, "could not record a delivery's outcome", slog.String("operation_id", c.OperationID),
 				slog.String("state", string(f.State)), slog.Any("err", err))
 			giveUp = true
-		} else if giveUp {
+		case giveUp:
 			w.log.WarnContext(ctx, "delivery outcome kept until the database is back", slog.String("operation_id", c.OperationID),
 				slog.String("state", string(f.State)), slog.Any("err", err))
 			w.journal.add(c, f)
@@ -371,7 +382,7 @@ func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.
 		}
 		if giveUp {
 			if f.ClaimNext != nil {
-				// Its commit may have claimed the recipient's next delivery.
+				// A commit may have claimed the recipient's next delivery.
 				w.noteLostClaim(store.NextClaimToken(c.OperationID, c.Attempt))
 			}
 			return nil

@@ -29,7 +29,7 @@ type Claimed struct {
 	// Failures counts the tries that failed for the message's own sake.
 	Failures int
 	// Unconfirmed counts the sends that may have reached the recipient
-	// without the server confirming them (a reclaim not included).
+	// without the server confirming them, this claim's reclaim included.
 	Unconfirmed int
 	Resend      bool
 	// Reclaimed: the delivery was being sent by a worker that stopped
