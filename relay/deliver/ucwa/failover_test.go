@@ -326,10 +326,7 @@ func TestSendRidesOutQuickFailover(t *testing.T) {
 	for _, who := range []string{"event_channel", "send"} {
 		t.Run(who, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, setupOpts{client: func(c *Config) {
-				d := DefaultTimers()
-				c.Timers.FailoverMin, c.Timers.FailoverMax = d.FailoverMin, d.FailoverMax
-			}})
+			b := setup(t, setupOpts{client: productionFailover})
 			pools := b.sim.PoolNames()
 			backup := poolHost(t, b.sim, pools[1])
 			tg := target(1)

@@ -120,6 +120,12 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 	return b
 }
 
+// productionFailover gives a test client the production failover pauses.
+func productionFailover(c *Config) {
+	d := DefaultTimers()
+	c.Timers.FailoverMin, c.Timers.FailoverMax = d.FailoverMin, d.FailoverMax
+}
+
 func tail(s string, n int) string {
 	if len(s) <= n {
 		return s

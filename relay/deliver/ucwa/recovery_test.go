@@ -276,10 +276,7 @@ func TestUnavailableStormIsThrottling(t *testing.T) {
 // the backup through the roots in order.
 func TestFailoverToReadyBackupIsQuick(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{client: func(c *Config) {
-		d := DefaultTimers()
-		c.Timers.FailoverMin, c.Timers.FailoverMax = d.FailoverMin, d.FailoverMax
-	}})
+	b := setup(t, setupOpts{client: productionFailover})
 	pools := b.sim.PoolNames()
 	backup := poolHost(t, b.sim, pools[1])
 	if out := b.send(t, target(1), "fq-0", "warm"); out.Kind != relay.Delivered {

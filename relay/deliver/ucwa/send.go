@@ -145,24 +145,14 @@ const (
 // it returns the session once it is ready, or the state in which the
 // rebuild failed again (holding) or the client stopped.
 func (c *Client) waitRebuild(ctx context.Context, st *sessState) (*sessState, error) {
-	for {
-		select {
-		case <-st.changed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-c.closing:
-			return nil, ErrClosed
-		}
-		st = c.current()
-		switch st.phase {
-		case phaseReady:
-			if !st.sess.isDead() {
-				return st, nil
-			}
-		case phaseHolding, phaseStopped:
-			return st, nil
-		}
+	select {
+	case <-st.changed:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.closing:
+		return nil, ErrClosed
 	}
+	return c.waitSession(ctx)
 }
 
 func outcome(kind relay.OutcomeKind, reason Reason, detail string) *relay.Outcome {
