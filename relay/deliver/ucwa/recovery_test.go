@@ -260,14 +260,15 @@ func TestUnavailableStormIsThrottling(t *testing.T) {
 		t.Errorf("the storm was taken for a failover: applications %d -> %d, discovery %v -> %v",
 			before.ApplicationsCreated, after.ApplicationsCreated, before.DiscoveryCalls, after.DiscoveryCalls)
 	}
-	if after.Requests["events 503"] == 0 {
-		t.Errorf("the event channel never met the storm: %v", after.Requests)
-	}
+	// Whether the event channel's next poll falls inside this short storm
+	// depends on scheduling; relay/e2e's TestServerBusyStormIsThrottling
+	// requires it to, with the whole relay.
 	peak, total := b.sim.RequestRate(home, stormStart, stormEnd)
-	if peak > 6 {
-		t.Errorf("%d requests within one second to the failing pool, want about 3 at most", peak)
+	if peak > 4 {
+		t.Errorf("%d requests within one second to the failing pool, want 3 at most (4 as arrivals are counted)", peak)
 	}
-	t.Logf("storm: %d requests, at most %d in one second; delivery resumed %v after it", total, peak, resumed)
+	t.Logf("storm: %d requests (event channel 503s: %d), at most %d in one second; delivery resumed %v after it",
+		total, after.Requests["events 503"], peak, resumed)
 }
 
 // TestFailoverToReadyBackupIsQuick: with the production failover timers,
