@@ -153,6 +153,10 @@ func TestGroupCommitCloseDrains(t *testing.T) {
 				answered.Add(1)
 			}
 		})
+		if i == 0 {
+			// The first writes alone; the others queue behind it.
+			waitFor(t, "the first write", func() bool { return r.active.Load() == 1 })
+		}
 	}
 	waitFor(t, "a write with three queued", func() bool { return r.active.Load() == 1 && g.queued() == 3 })
 	closed := make(chan struct{})
