@@ -3,6 +3,8 @@ package config
 import (
 	"testing"
 	"time"
+
+	"github.com/skype-relay/relay/relay/relaytest"
 )
 
 // TestUCWAFailoverTimers: the failover pauses start short by default, and
@@ -13,18 +15,7 @@ func TestUCWAFailoverTimers(t *testing.T) {
 	if d.FailoverMin != time.Second || d.FailoverMax != 5*time.Minute {
 		t.Errorf("failover defaults = %s/%s, want 1s/5m (PROTOCOL §9.4 step 3)", d.FailoverMin, d.FailoverMax)
 	}
-	const ucwa = `ucwa:
-  discovery_urls: ["http://127.0.0.1:8443/"]
-  username: alertbot@contoso.com
-  timers:
-    request_timeout: 5s
-    invitation_timeout: 5s
-    message_timeout: 3s
-    retry_min: 10ms
-    retry_max: 200ms
-    failover_min: 20ms
-    failover_max: 200ms
-`
+	ucwa := relaytest.UCWAYAML([]string{"http://127.0.0.1:8443/"})
 	cfg := mustParse(t, ucwa+minimal, t.TempDir(), env(EnvUCWAPassword, "pw"))
 	if got := cfg.UCWA.Timers; got.FailoverMin != 20*time.Millisecond || got.FailoverMax != 200*time.Millisecond {
 		t.Errorf("failover timers = %s/%s, want 20ms/200ms", got.FailoverMin, got.FailoverMax)
