@@ -43,9 +43,14 @@ func (j *journal) len() int {
 	return len(j.entries)
 }
 
+// list copies the entries (nil when there is none: the worker asks before
+// every claim).
 func (j *journal) list() map[string]journalEntry {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if len(j.entries) == 0 {
+		return nil
+	}
 	out := make(map[string]journalEntry, len(j.entries))
 	for k, e := range j.entries {
 		out[k] = e
