@@ -79,14 +79,15 @@ func runDeliveries(ctx context.Context, args []string, getenv func(string) strin
 }
 
 func deliveriesList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("deliveries list", "relay deliveries list [--route R] [--conversation C] [--state S] [--since T] [--until T] [--limit N] [--cursor C | --all] [--json]", stderr)
+	fs := newFlagSet("deliveries list", "relay deliveries list [--route R] [--conversation C] [--alertname A] [--state S] [--since T] [--until T] [--limit N] [--cursor C | --all] [--json]", stderr)
 	var cf clientFlags
 	cf.register(fs)
-	var route, conversation, state, since, until, cursor string
+	var route, conversation, alertname, state, since, until, cursor string
 	var limit int
 	var all bool
 	fs.StringVar(&route, "route", "", "only this route's deliveries")
 	fs.StringVar(&conversation, "conversation", "", "only this conversation's deliveries")
+	fs.StringVar(&alertname, "alertname", "", "only deliveries about this alert (for CI sources: repository or project and pipeline)")
 	fs.StringVar(&state, "state", "", "only deliveries in this state (pending, sending, delivered, dead, uncertain, superseded)")
 	fs.StringVar(&since, "since", "", "created at or after: RFC 3339 time, or a duration before now (90m, 1h, 2d)")
 	fs.StringVar(&until, "until", "", "created before: RFC 3339 time, or a duration before now")
@@ -101,7 +102,7 @@ func deliveriesList(ctx context.Context, args []string, getenv func(string) stri
 		return usageError{fmt.Errorf("unexpected argument %q", truncateRunes(clean(pos[0], false), 60))}
 	}
 	q := url.Values{}
-	for _, p := range []struct{ key, val string }{{"route", route}, {"conversation", conversation}, {"cursor", cursor}} {
+	for _, p := range []struct{ key, val string }{{"route", route}, {"conversation", conversation}, {"alertname", alertname}, {"cursor", cursor}} {
 		if p.val != "" {
 			q.Set(p.key, p.val)
 		}

@@ -19,17 +19,18 @@ type listResponse struct {
 	NextCursor string `json:"nextCursor,omitempty"`
 }
 
-// listDeliveries serves GET /v1/deliveries?route=&conversation=&state=&since=&until=&limit=&cursor=.
+// listDeliveries serves GET /v1/deliveries?route=&conversation=&alertname=&state=&since=&until=&limit=&cursor=.
 func (h *Handler) listDeliveries(c echo.Context) error {
 	q := c.QueryParams()
 	for key := range q {
 		switch key {
-		case "route", "conversation", "state", "since", "until", "limit", "cursor":
+		case "route", "conversation", "alertname", "state", "since", "until", "limit", "cursor":
 		default:
 			return newAPIError(http.StatusBadRequest, "unknown query parameter %q", truncate(key, 64))
 		}
 	}
-	f := store.ListFilter{Route: q.Get("route"), Conversation: q.Get("conversation"), Cursor: q.Get("cursor")}
+	f := store.ListFilter{Route: q.Get("route"), Conversation: q.Get("conversation"), AlertName: q.Get("alertname"),
+		Cursor: q.Get("cursor")}
 	if s := q.Get("state"); s != "" {
 		st, err := relay.ParseState(s)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/skype-relay/relay/relay"
 	"github.com/skype-relay/relay/relay/alertmanager"
@@ -81,11 +82,13 @@ func (cfg *Config) prepareAlertmanager(route *Route, body []byte) (*Prepared, er
 				shared[key] = texts
 			}
 			status := supersessionStatus(msg, sub)
+			name := auditValue(alertName(msg, sub))
 			for _, target := range route.Conversations[conv] {
 				for i, text := range texts {
 					n.Messages = append(n.Messages, store.NewMessage{
 						Conversation: conv, Target: target, GroupKey: msg.GroupKey, Status: status,
 						Part: i + 1, Parts: len(texts), Text: text,
+						AlertName: name, GroupStatus: auditValue(msg.Status), Receiver: auditValue(msg.Receiver),
 					})
 				}
 			}
@@ -147,11 +150,13 @@ func (cfg *Config) prepareEvent(route *Route, h http.Header, body []byte) (*Prep
 	sum := sha256.Sum256([]byte(keyed))
 	n := &store.NewNotification{Route: route.Name, Format: route.Format, Event: event,
 		DedupKey: hex.EncodeToString(sum[:]), Payload: body, Window: cfg.DedupWindow}
+	name, status, kind := eventAudit(route.Format, ev.Labels)
 	for _, conv := range convs {
 		for _, target := range route.Conversations[conv] {
 			for i, text := range texts {
 				n.Messages = append(n.Messages, store.NewMessage{
 					Conversation: conv, Target: target, Part: i + 1, Parts: len(texts), Text: text,
+					AlertName: name, GroupStatus: status, Receiver: kind,
 				})
 			}
 		}
@@ -239,4 +244,62 @@ func alertsKey(m *alertmanager.Message) string {
 		b.WriteString(a.StartsAt.Format(time.RFC3339Nano))
 	}
 	return b.String()
+}
+
+// maxAuditValue caps what the audit columns keep of a sender's value: they
+// are indexed, and an index entry has a size limit.
+const maxAuditValue = 200
+
+// auditValue is v cut to maxAuditValue bytes, on a character boundary.
+func auditValue(v string) string {
+	if len(v) <= maxAuditValue {
+		return v
+	}
+	cut := maxAuditValue
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut]
+}
+
+// alertName is the alert name the audit shows for sub, a message of group
+// msg: the name its alerts share, else the group's, else its first alert's.
+func alertName(msg, sub *alertmanager.Message) string {
+	if v := sub.CommonLabels["alertname"]; v != "" {
+		return v
+	}
+	if v := msg.GroupLabels["alertname"]; v != "" {
+		return v
+	}
+	if len(sub.Alerts) > 0 {
+		return sub.Alerts[0].Labels["alertname"]
+	}
+	return ""
+}
+
+// eventAudit is what the audit shows of a CI or generic event in place of
+// an alert's name, group status and receiver: the pipeline (repository and
+// workflow, project and job), its outcome, and the event kind. A generic
+// payload's top-level alertname (or title, or name), status and receiver
+// are taken when it has them.
+func eventAudit(format string, l map[string]string) (name, status, kind string) {
+	first := func(keys ...string) string {
+		for _, k := range keys {
+			if v := l[k]; v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	switch format {
+	case FormatGitHub:
+		name = strings.TrimSpace(l["repository"] + " " + l["name"])
+		status, kind = first("conclusion", "status"), l["event"]
+	case FormatGitLab:
+		name = strings.TrimSpace(l["project"] + " " + first("job", "event"))
+		status, kind = l["status"], l["event"]
+	default:
+		name, status, kind = first("alertname", "title", "name"), l["status"], l["receiver"]
+	}
+	return auditValue(name), auditValue(status), auditValue(kind)
 }

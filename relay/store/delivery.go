@@ -17,18 +17,23 @@ import (
 
 // Delivery is one message to one conversation, as the audit shows it.
 type Delivery struct {
-	OperationID    string      `json:"operationId"`
-	NotificationID string      `json:"notificationId"`
-	Route          string      `json:"route"`
-	Conversation   string      `json:"conversation"`
-	Recipient      string      `json:"recipient"`
-	Subject        string      `json:"subject,omitempty"`
-	Importance     string      `json:"importance"`
-	Part           int         `json:"part"`
-	Parts          int         `json:"parts"`
-	Text           string      `json:"text"`
-	State          relay.State `json:"state"`
-	Attempts       int         `json:"attempts"`
+	OperationID    string `json:"operationId"`
+	NotificationID string `json:"notificationId"`
+	Route          string `json:"route"`
+	Conversation   string `json:"conversation"`
+	Recipient      string `json:"recipient"`
+	Subject        string `json:"subject,omitempty"`
+	Importance     string `json:"importance"`
+	Part           int    `json:"part"`
+	Parts          int    `json:"parts"`
+	Text           string `json:"text"`
+	// AlertName, GroupStatus and Receiver are what the audit filters on
+	// (empty for deliveries recorded before relay kept them).
+	AlertName   string      `json:"alertname,omitempty"`
+	GroupStatus string      `json:"groupStatus,omitempty"`
+	Receiver    string      `json:"receiver,omitempty"`
+	State       relay.State `json:"state"`
+	Attempts    int         `json:"attempts"`
 	// Failures counts the attempts that failed for the message's own sake
 	// (what max_attempts caps); Unconfirmed the sends the server never
 	// confirmed (what max_resends caps).
@@ -43,13 +48,13 @@ type Delivery struct {
 }
 
 const deliveryColumns = `operation_id, notification_id, route, conversation, recipient, subject, importance,
-    part, parts, text, state, attempts, failures, unconfirmed, next_attempt_at, lease_until, coalesce(last_error, ''),
+    part, parts, text, alertname, group_status, receiver, state, attempts, failures, unconfirmed, next_attempt_at, lease_until, coalesce(last_error, ''),
     created_at, updated_at, delivered_at`
 
 func scanDelivery(row pgx.CollectableRow) (Delivery, error) {
 	var d Delivery
 	err := row.Scan(&d.OperationID, &d.NotificationID, &d.Route, &d.Conversation, &d.Recipient, &d.Subject,
-		&d.Importance, &d.Part, &d.Parts, &d.Text, &d.State, &d.Attempts, &d.Failures, &d.Unconfirmed, &d.NextAttemptAt, &d.LeaseUntil,
+		&d.Importance, &d.Part, &d.Parts, &d.Text, &d.AlertName, &d.GroupStatus, &d.Receiver, &d.State, &d.Attempts, &d.Failures, &d.Unconfirmed, &d.NextAttemptAt, &d.LeaseUntil,
 		&d.LastError, &d.CreatedAt, &d.UpdatedAt, &d.DeliveredAt)
 	return d, err
 }
@@ -94,6 +99,7 @@ const maxDuplicateTimes = 100
 type ListFilter struct {
 	Route        string
 	Conversation string
+	AlertName    string
 	State        relay.State
 	// Since and Until bound created_at: Since <= created_at < Until.
 	Since, Until time.Time
@@ -128,8 +134,16 @@ func (db *DB) ListDeliveries(ctx context.Context, f ListFilter) ([]Delivery, str
 	if f.Conversation != "" {
 		where = append(where, "conversation = "+arg(f.Conversation))
 	}
-	if f.State != "" {
-		where = append(where, "state = "+arg(string(f.State)))
+	if f.AlertName != "" {
+		where = append(where, "alertname = "+arg(f.AlertName))
+	}
+	switch f.State {
+	case "":
+	case relay.StatePending, relay.StateSending:
+		// Queued deliveries are found through the queue's index.
+		where = append(where, "final_state IS NULL AND state = "+arg(string(f.State)))
+	default:
+		where = append(where, "final_state = "+arg(string(f.State)))
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "created_at >= "+arg(f.Since))
@@ -208,7 +222,9 @@ func (db *DB) GetDelivery(ctx context.Context, operationID string) (*DeliveryDet
 		}
 		out = &DeliveryDetail{Delivery: d}
 		var payload []byte
-		err = tx.QueryRow(ctx, `SELECT format, event, dedup_key, payload::text, received_at FROM notifications WHERE id = $1`,
+		err = tx.QueryRow(ctx, `
+SELECT format, event, dedup_key, coalesce(body, convert_to(payload::text, 'UTF8')), received_at
+FROM notifications WHERE id = $1`,
 			d.NotificationID).Scan(&out.Format, &out.Event, &out.DedupKey, &payload, &out.ReceivedAt)
 		if err != nil {
 			return err
@@ -241,24 +257,6 @@ ORDER BY received_at DESC LIMIT $2`, d.NotificationID, maxDuplicateTimes)
 	}
 	if err != nil {
 		return nil, classify("get delivery", err)
-	}
-	return out, nil
-}
-
-// CountByState returns how many deliveries are in each state.
-func (db *DB) CountByState(ctx context.Context) (map[relay.State]int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
-	defer cancel()
-	rows, _ := db.pool.Query(ctx, `SELECT state, count(*) FROM deliveries GROUP BY state`)
-	out := make(map[relay.State]int64, len(relay.States))
-	var st string
-	var n int64
-	_, err := pgx.ForEachRow(rows, []any{&st, &n}, func() error {
-		out[relay.State(st)] = n
-		return nil
-	})
-	if err != nil {
-		return nil, classify("count deliveries", err)
 	}
 	return out, nil
 }

@@ -22,9 +22,6 @@ func (db *DB) EnqueueBatch(ns []*NewNotification, now time.Time) ([]EnqueueResul
 	return res, ids, err
 }
 
-// CheckJSONB is checkJSONB, for tests.
-var CheckJSONB = checkJSONB
-
 // Classify is classify, for tests.
 var Classify = classify
 

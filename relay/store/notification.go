@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -24,7 +23,7 @@ type NewNotification struct {
 	// again later (empty for alertmanager).
 	Event    string
 	DedupKey string
-	// Payload is the request body as received (JSON).
+	// Payload is the request body as received, stored byte for byte.
 	Payload []byte
 	// Window is how long identical content counts as a duplicate.
 	Window   time.Duration
@@ -42,6 +41,12 @@ type NewMessage struct {
 	Status      string
 	Part, Parts int
 	Text        string
+	// AlertName, GroupStatus and Receiver are what the audit filters on:
+	// the alert's name, the group's status and Alertmanager's receiver, or
+	// for CI sources the pipeline's name, its outcome and the event kind.
+	AlertName   string
+	GroupStatus string
+	Receiver    string
 }
 
 // EnqueueResult says what Enqueue recorded.
@@ -71,12 +76,10 @@ func (db *DB) Enqueue(ctx context.Context, n *NewNotification) (EnqueueResult, e
 	if len(n.Messages) == 0 {
 		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: no messages", relay.ErrInvalid)
 	}
-	// Refused here rather than by PostgreSQL: the sender gets a 400 saying
-	// what is wrong, where a value the database refuses is an internal
-	// error (and, in a batch, fails the whole commit and makes each of its
-	// requests be written again on its own).
-	if err := checkJSONB(n.Payload); err != nil {
-		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: %w", relay.ErrInvalid, err)
+	// JSON between systems is UTF-8 (RFC 8259); the body is stored and
+	// shown as received, so one that is not is refused with a 400.
+	if !utf8.Valid(n.Payload) {
+		return EnqueueResult{}, fmt.Errorf("enqueue notification: %w: the payload is not valid UTF-8", relay.ErrInvalid)
 	}
 	now := db.opts.Now().UTC()
 	item := enqueueItem{n: n, id: newID(now), now: now}
@@ -92,136 +95,6 @@ func (db *DB) Enqueue(ctx context.Context, n *NewNotification) (EnqueueResult, e
 		db.signalEnqueued()
 	}
 	return res, nil
-}
-
-// checkJSONB reports what in a JSON text PostgreSQL's jsonb refuses although
-// the JSON is valid: invalid UTF-8, the escape \u0000 (jsonb values are
-// text, which cannot hold NUL), escaped surrogates that do not form a pair,
-// and numbers beyond what its numeric type holds. The payload is the
-// sender's, so these are answered 400 here; a value the database refuses
-// later is a bug of ours.
-func checkJSONB(payload []byte) error {
-	if !utf8.Valid(payload) {
-		return errors.New("the payload is not valid UTF-8")
-	}
-	hex4 := func(i int) (rune, bool) {
-		if i+4 > len(payload) {
-			return 0, false
-		}
-		v, err := strconv.ParseUint(string(payload[i:i+4]), 16, 32)
-		return rune(v), err == nil
-	}
-	inString := false
-	for i := 0; i < len(payload); i++ {
-		c := payload[i]
-		if !inString {
-			switch {
-			case c == '"':
-				inString = true
-			case c == '-' || c >= '0' && c <= '9':
-				end, err := checkNumber(payload, i)
-				if err != nil {
-					return err
-				}
-				i = end - 1
-			}
-			continue
-		}
-		if c == '"' {
-			inString = false
-			continue
-		}
-		if c != '\\' || i+1 >= len(payload) {
-			continue
-		}
-		if payload[i+1] != 'u' {
-			i++ // an escaped character, perhaps a backslash or a quote
-			continue
-		}
-		r, ok := hex4(i + 2)
-		switch {
-		case !ok:
-			return errors.New("the payload has a malformed \\u escape")
-		case r == 0:
-			return errors.New("the payload has the escape \\u0000, which PostgreSQL cannot store")
-		case r >= 0xDC00 && r <= 0xDFFF:
-			return fmt.Errorf("the payload has a lone surrogate escape \\u%04x", r)
-		case r >= 0xD800 && r < 0xDC00:
-			low, ok := hex4(i + 8)
-			if !ok || payload[i+6] != '\\' || payload[i+7] != 'u' || low < 0xDC00 || low > 0xDFFF {
-				return fmt.Errorf("the payload has a lone surrogate escape \\u%04x", r)
-			}
-			i += 11
-		default:
-			i += 5
-		}
-	}
-	return nil
-}
-
-// Limits of PostgreSQL's numeric type, which jsonb stores numbers in: a
-// value's first significant digit at most maxNumericWeight places before
-// the decimal point, at most maxNumericScale digits after it (as written,
-// trailing zeros included), and an exponent below maxNumericExponent.
-const (
-	maxNumericWeight   = 131071 // (NUMERIC_WEIGHT_MAX+1) * 4 decimal digits - 1
-	maxNumericScale    = 16383  // NUMERIC_DSCALE_MAX
-	maxNumericExponent = 1<<30 - 1
-)
-
-// checkNumber reads the JSON number starting at payload[i] and reports
-// whether jsonb can hold it. It returns the index just past the number.
-func checkNumber(payload []byte, i int) (int, error) {
-	start := i
-	if payload[i] == '-' {
-		i++
-	}
-	var intDigits, fracDigits int
-	first := -1 // index among the mantissa's digits of the first non-zero one
-	digits := func(count *int) {
-		for ; i < len(payload) && payload[i] >= '0' && payload[i] <= '9'; i++ {
-			if first < 0 && payload[i] != '0' {
-				first = intDigits + fracDigits
-			}
-			*count++
-		}
-	}
-	digits(&intDigits)
-	if i < len(payload) && payload[i] == '.' {
-		i++
-		digits(&fracDigits)
-	}
-	exp := 0
-	if i < len(payload) && (payload[i] == 'e' || payload[i] == 'E') {
-		i++
-		neg := false
-		if i < len(payload) && (payload[i] == '+' || payload[i] == '-') {
-			neg = payload[i] == '-'
-			i++
-		}
-		for ; i < len(payload) && payload[i] >= '0' && payload[i] <= '9'; i++ {
-			exp = min(exp*10+int(payload[i]-'0'), maxNumericExponent)
-		}
-		if neg {
-			exp = -exp
-		}
-	}
-	weight := 0
-	if first >= 0 {
-		weight = intDigits - 1 - first + exp
-	}
-	if exp >= maxNumericExponent || exp <= -maxNumericExponent ||
-		weight > maxNumericWeight || fracDigits-exp > maxNumericScale {
-		return i, fmt.Errorf("the payload has the number %s, beyond what PostgreSQL can store", truncateNumber(payload[start:i]))
-	}
-	return i, nil
-}
-
-func truncateNumber(b []byte) string {
-	if len(b) <= 32 {
-		return string(b)
-	}
-	return string(b[:16]) + "..." + string(b[len(b)-8:])
 }
 
 // Enqueued is signalled (without blocking, coalescing) after new deliveries
@@ -288,7 +161,7 @@ func (db *DB) notifier() {
 const enqueueSQL = `
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
-                         $7::text[], $8::text[])
+                         $7::text[], $8::bytea[])
         WITH ORDINALITY AS i(key, id, opids, expires, route, format, event, payload, idx)
 ), k AS (
     INSERT INTO dedup_keys AS d (key, notification_id, operation_ids, expires_at)
@@ -299,18 +172,19 @@ WITH input AS (
         expires_at      = CASE WHEN d.expires_at <= $9 THEN excluded.expires_at      ELSE d.expires_at      END
     RETURNING d.key, d.notification_id, d.operation_ids
 ), n AS (
-    INSERT INTO notifications (id, route, format, event, dedup_key, payload, received_at)
-    SELECT i.id, i.route, i.format, i.event, i.key, i.payload::jsonb, $9
+    INSERT INTO notifications (id, route, format, event, dedup_key, body, received_at)
+    SELECT i.id, i.route, i.format, i.event, i.key, i.payload, $9
     FROM input i JOIN k ON k.key = i.key AND k.notification_id = i.id
     RETURNING id
 ), dl AS (
     INSERT INTO deliveries (operation_id, notification_id, route, conversation, recipient, subject,
-                            importance, group_key, status, part, parts, text, next_attempt_at,
-                            created_at, queued_at, updated_at)
-    SELECT m.op, n.id, i.route, m.conv, m.rcpt, m.subj, m.imp, m.gk, m.st, m.part, m.parts, m.txt, $9, $9, $9, $9
+                            importance, group_key, status, part, parts, text, alertname, group_status, receiver,
+                            next_attempt_at, created_at, queued_at, updated_at)
+    SELECT m.op, n.id, i.route, m.conv, m.rcpt, m.subj, m.imp, m.gk, m.st, m.part, m.parts, m.txt,
+           m.an, m.gs, m.rcv, $9, $9, $9, $9
     FROM unnest($10::int[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-                $17::text[], $18::int[], $20::int[], $21::text[])
-         WITH ORDINALITY AS m(nidx, op, conv, rcpt, subj, imp, gk, st, part, parts, txt, ord)
+                $17::text[], $18::int[], $20::int[], $21::text[], $22::text[], $23::text[], $24::text[])
+         WITH ORDINALITY AS m(nidx, op, conv, rcpt, subj, imp, gk, st, part, parts, txt, an, gs, rcv, ord)
     JOIN input i ON i.idx = m.nidx
     JOIN n ON n.id = i.id
     ORDER BY m.ord
@@ -336,17 +210,18 @@ WITH k AS (
         expires_at      = CASE WHEN d.expires_at <= $9 THEN excluded.expires_at      ELSE d.expires_at      END
     RETURNING d.notification_id, d.operation_ids
 ), n AS (
-    INSERT INTO notifications (id, route, format, event, dedup_key, payload, received_at)
-    SELECT $2, $5, $6, $7, $1, $8::text::jsonb, $9 FROM k WHERE k.notification_id = $2
+    INSERT INTO notifications (id, route, format, event, dedup_key, body, received_at)
+    SELECT $2, $5, $6, $7, $1, $8::bytea, $9 FROM k WHERE k.notification_id = $2
     RETURNING id
 ), dl AS (
     INSERT INTO deliveries (operation_id, notification_id, route, conversation, recipient, subject,
-                            importance, group_key, status, part, parts, text, next_attempt_at,
-                            created_at, queued_at, updated_at)
-    SELECT m.op, n.id, $5, m.conv, m.rcpt, m.subj, m.imp, m.gk, m.st, m.part, m.parts, m.txt, $9, $9, $9, $9
+                            importance, group_key, status, part, parts, text, alertname, group_status, receiver,
+                            next_attempt_at, created_at, queued_at, updated_at)
+    SELECT m.op, n.id, $5, m.conv, m.rcpt, m.subj, m.imp, m.gk, m.st, m.part, m.parts, m.txt,
+           m.an, m.gs, m.rcv, $9, $9, $9, $9
     FROM unnest($3::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                $16::int[], $17::int[], $18::text[])
-         WITH ORDINALITY AS m(op, conv, rcpt, subj, imp, gk, st, part, parts, txt, ord)
+                $16::int[], $17::int[], $18::text[], $19::text[], $20::text[], $21::text[])
+         WITH ORDINALITY AS m(op, conv, rcpt, subj, imp, gk, st, part, parts, txt, an, gs, rcv, ord)
     CROSS JOIN n
     ORDER BY m.ord
 ), dup AS (
@@ -363,7 +238,7 @@ func (db *DB) writeOne(ctx context.Context, it enqueueItem) ([]EnqueueResult, er
 	var res EnqueueResult
 	err := db.pool.QueryRow(ctx, enqueueOneSQL, n.DedupKey, it.id, it.opIDs, it.now.Add(n.Window),
 		n.Route, n.Format, n.Event, n.Payload, it.now,
-		m.convs, m.rcpts, m.subjs, m.imps, m.gks, m.sts, m.parts, m.counts, m.txts).Scan(&res.NotificationID, &res.OperationIDs)
+		m.convs, m.rcpts, m.subjs, m.imps, m.gks, m.sts, m.parts, m.counts, m.txts, m.names, m.gsts, m.rcvs).Scan(&res.NotificationID, &res.OperationIDs)
 	if err != nil {
 		return nil, fmt.Errorf("record notification: %w", err)
 	}
@@ -376,11 +251,12 @@ func (db *DB) writeOne(ctx context.Context, it enqueueItem) ([]EnqueueResult, er
 type messageColumns struct {
 	nidx, parts, counts                 []int32
 	convs, rcpts, subjs, imps, gks, sts []string
-	txts                                []string
+	txts, names, gsts, rcvs             []string
 }
 
 // add appends msgs, the messages of the notification numbered nidx in the
-// batch.
+// batch. Text from the sender is cleaned to what a text column holds
+// (decoders already refuse NUL; a template can still cut a character).
 func (c *messageColumns) add(msgs []NewMessage, nidx int) {
 	for _, m := range msgs {
 		imp := m.Target.Importance
@@ -389,7 +265,8 @@ func (c *messageColumns) add(msgs []NewMessage, nidx int) {
 		}
 		c.nidx = append(c.nidx, int32(nidx))
 		c.convs, c.rcpts, c.subjs = append(c.convs, m.Conversation), append(c.rcpts, m.Target.To), append(c.subjs, m.Target.Subject)
-		c.imps, c.gks, c.sts, c.txts = append(c.imps, imp), append(c.gks, m.GroupKey), append(c.sts, m.Status), append(c.txts, m.Text)
+		c.imps, c.gks, c.sts, c.txts = append(c.imps, imp), append(c.gks, clean(m.GroupKey)), append(c.sts, m.Status), append(c.txts, clean(m.Text))
+		c.names, c.gsts, c.rcvs = append(c.names, clean(m.AlertName)), append(c.gsts, clean(m.GroupStatus)), append(c.rcvs, clean(m.Receiver))
 		c.parts, c.counts = append(c.parts, int32(max(m.Part, 1))), append(c.counts, int32(max(m.Parts, m.Part, 1)))
 	}
 }
@@ -403,11 +280,12 @@ func (db *DB) writeEnqueues(items []enqueueItem) ([]EnqueueResult, error) {
 		return db.writeOne(ctx, items[0])
 	}
 	var (
-		keys, ids, opids, routes, formats, events, payloads []string
-		expires                                             []time.Time
-		twins, ops                                          []string
-		m                                                   messageColumns
-		now                                                 time.Time
+		keys, ids, opids, routes, formats, events []string
+		payloads                                  [][]byte
+		expires                                   []time.Time
+		twins, ops                                []string
+		m                                         messageColumns
+		now                                       time.Time
 	)
 	primary := make(map[string]int, len(items)) // key → index of its first item
 	for i, it := range items {
@@ -421,12 +299,13 @@ func (db *DB) writeEnqueues(items []enqueueItem) ([]EnqueueResult, error) {
 		keys, ids, opids = append(keys, n.DedupKey), append(ids, it.id), append(opids, strings.Join(it.opIDs, ","))
 		expires = append(expires, it.now.Add(n.Window))
 		routes, formats, events, payloads = append(routes, n.Route), append(formats, n.Format),
-			append(events, n.Event), append(payloads, string(n.Payload))
+			append(events, n.Event), append(payloads, n.Payload)
 		ops = append(ops, it.opIDs...)
 		m.add(n.Messages, len(keys))
 	}
 	rows, _ := db.pool.Query(ctx, enqueueSQL, keys, ids, opids, expires, routes, formats, events, payloads, now,
-		m.nidx, ops, m.convs, m.rcpts, m.subjs, m.imps, m.gks, m.sts, m.parts, twins, m.counts, m.txts)
+		m.nidx, ops, m.convs, m.rcpts, m.subjs, m.imps, m.gks, m.sts, m.parts, twins, m.counts, m.txts,
+		m.names, m.gsts, m.rcvs)
 	type keyed struct {
 		id  string
 		ops []string

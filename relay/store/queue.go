@@ -54,11 +54,11 @@ type Claimed struct {
 const claimSQL = `
 WITH RECURSIVE heads AS (
     (SELECT recipient, seq FROM deliveries
-     WHERE state IN ('pending', 'sending') ORDER BY recipient, seq LIMIT 1)
+     WHERE final_state IS NULL ORDER BY recipient, seq LIMIT 1)
     UNION ALL
     SELECT nx.recipient, nx.seq FROM heads h, LATERAL (
         SELECT recipient, seq FROM deliveries
-        WHERE state IN ('pending', 'sending') AND recipient > h.recipient
+        WHERE final_state IS NULL AND recipient > h.recipient
         ORDER BY recipient, seq LIMIT 1) nx
 ), due AS (
     SELECT d.operation_id, d.state AS old_state, false AS mine FROM deliveries d JOIN heads h ON d.seq = h.seq
@@ -88,7 +88,7 @@ const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipi
     d.status = 'firing' AND d.group_key <> '' AND EXISTS (
         SELECT 1 FROM deliveries r
         WHERE r.recipient = d.recipient AND r.group_key = d.group_key AND r.seq > d.seq
-          AND r.state = 'pending' AND r.status = 'resolved'),
+          AND r.final_state IS NULL AND r.state = 'pending' AND r.status = 'resolved'),
     d.created_at, d.queued_at`
 
 // claimNextSQL claims the head of one recipient's line if it is due; it
@@ -97,7 +97,7 @@ const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipi
 const claimNextSQL = `
 WITH head AS (
     SELECT operation_id, state AS old_state FROM deliveries
-    WHERE recipient = $4 AND state IN ('pending', 'sending') ORDER BY seq LIMIT 1
+    WHERE recipient = $4 AND final_state IS NULL ORDER BY seq LIMIT 1
 ), due AS (
     SELECT d.operation_id, head.old_state, (d.state = 'sending' AND d.claim_gen = $3 AND d.claim_token = $5) AS mine
     FROM deliveries d JOIN head ON d.operation_id = head.operation_id
@@ -338,7 +338,7 @@ func (db *DB) ReleaseClaims(ctx context.Context, tokens []string) (int64, error)
 	defer cancel()
 	tag, err := db.pool.Exec(ctx, `
 UPDATE deliveries SET state = 'pending', attempts = attempts - 1, lease_until = NULL, claim_token = NULL
-WHERE state = 'sending' AND claim_token = ANY($1)`, tokens)
+WHERE final_state IS NULL AND state = 'sending' AND claim_token = ANY($1)`, tokens)
 	if err != nil {
 		return 0, classify("release lost claims", err)
 	}
@@ -375,7 +375,7 @@ func (db *DB) Supersede(ctx context.Context, c Claimed, note string, now time.Ti
 		err := tx.QueryRow(ctx, `
 SELECT operation_id, seq FROM deliveries
 WHERE recipient = $1 AND route = $2 AND conversation = $3 AND group_key = $4 AND status = 'resolved'
-  AND state = 'pending' AND seq > $5
+  AND final_state IS NULL AND state = 'pending' AND seq > $5
 ORDER BY seq LIMIT 1 FOR UPDATE`, c.Target.To, c.Route, c.Conversation, c.GroupKey, c.Seq).Scan(&resolved, &seq)
 		if errors.Is(err, pgx.ErrNoRows) {
 			resolved = ""
@@ -388,7 +388,7 @@ ORDER BY seq LIMIT 1 FOR UPDATE`, c.Target.To, c.Route, c.Conversation, c.GroupK
 UPDATE deliveries SET state = 'superseded', superseded_by = $6, lease_until = NULL, updated_at = $9,
     last_error = 'superseded: the group resolved before this was sent'
 WHERE recipient = $1 AND route = $2 AND conversation = $3 AND group_key = $4 AND status = 'firing'
-  AND seq < $5
+  AND seq < $5 AND final_state IS NULL
   AND (state = 'pending' OR (operation_id = $7 AND state = 'sending' AND attempts = $8))`,
 			c.Target.To, c.Route, c.Conversation, c.GroupKey, seq, resolved, c.OperationID, c.Attempt, now)
 		if err != nil {
@@ -435,30 +435,4 @@ RETURNING old.state`, operationID, now).Scan(&prev)
 	}
 	db.signalEnqueued()
 	return relay.State(prev), nil
-}
-
-// QueueStats describes the unfinished work.
-type QueueStats struct {
-	Pending, Sending int64
-	// OldestQueuedAt is the queued_at of the oldest unfinished delivery
-	// (zero when the queue is empty).
-	OldestQueuedAt time.Time
-}
-
-// Queue returns counts of unfinished deliveries.
-func (db *DB) Queue(ctx context.Context) (QueueStats, error) {
-	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
-	defer cancel()
-	var s QueueStats
-	var oldest *time.Time
-	err := db.pool.QueryRow(ctx, `
-SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'sending'), min(queued_at)
-FROM deliveries WHERE state IN ('pending', 'sending')`).Scan(&s.Pending, &s.Sending, &oldest)
-	if err != nil {
-		return s, classify("queue stats", err)
-	}
-	if oldest != nil {
-		s.OldestQueuedAt = *oldest
-	}
-	return s, nil
 }
