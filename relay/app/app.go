@@ -144,6 +144,15 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		close(schemaReady)
 	})
 	wg.Go(func() { sweepDedupKeys(bgCtx, db, cfg.Ingest.DedupWindow, logger) })
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	stats := &queueStats{db: db, logger: logger, now: now}
+	reg.MustRegister(stats)
+	wg.Go(func() { stats.run(bgCtx, schemaReady) })
+	sw := newSweeper(db, logger, now, func() time.Duration { return rl.config().Retention }, reg)
+	wg.Go(func() { sw.run(bgCtx, schemaReady) })
 	if opts.ReloadRequests != nil {
 		wg.Go(func() { rl.watchReloads(bgCtx, opts.ReloadRequests) })
 	}

@@ -57,6 +57,13 @@ func newReloader(cfg *config.Config, load func() (*config.Config, error), handle
 }
 
 // Reload loads the configuration again and applies it, or returns why not.
+// config returns the configuration in force.
+func (r *reloader) config() *config.Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current
+}
+
 func (r *reloader) Reload(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

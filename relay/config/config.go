@@ -28,6 +28,7 @@ const (
 	DefaultMaxConns       = 16
 	DefaultMaxBodyBytes   = 1 << 20
 	DefaultDedupWindow    = 15 * time.Minute
+	DefaultRetention      = 30 * 24 * time.Hour
 	DefaultReadTimeout    = 10 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultIdleTimeout    = 120 * time.Second
@@ -107,7 +108,10 @@ type Config struct {
 	Conversations map[string]Conversation `yaml:"conversations"`
 	Routes        []Route                 `yaml:"routes"`
 	Delivery      Delivery                `yaml:"delivery"`
-	Log           Log                     `yaml:"log"`
+	// Retention is how long the history (finished deliveries, their
+	// attempts, notifications and duplicates) is kept; 0 keeps it for ever.
+	Retention time.Duration `yaml:"retention"`
+	Log       Log           `yaml:"log"`
 	// Dir is the directory relative paths in the file resolve against
 	// (the config file's directory).
 	Dir string `yaml:"-"`
@@ -384,7 +388,8 @@ func defaults() *Config {
 			RetryBase:    DefaultRetryBase,
 			RetryMax:     DefaultRetryMax,
 		},
-		Log: Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Retention: DefaultRetention,
+		Log:       Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 	}
 }
 

@@ -91,8 +91,9 @@ func TestParseMinimalDefaults(t *testing.T) {
 			MaxInFlight: 128, Lease: 5 * time.Minute, PollInterval: time.Second, DrainTimeout: 10 * time.Second,
 			SessionTTL: 6 * time.Second, RetryBase: 2 * time.Second, RetryMax: 5 * time.Minute,
 		},
-		Log: Log{Level: "info", Format: "json"},
-		Dir: "/etc/relay",
+		Retention: 30 * 24 * time.Hour,
+		Log:       Log{Level: "info", Format: "json"},
+		Dir:       "/etc/relay",
 	}
 	opts := cmp.Options{cmp.AllowUnexported(Secret{}), cmpopts.IgnoreFields(UCWA{}, "RootCAs")}
 	if diff := cmp.Diff(want, cfg, opts); diff != "" {

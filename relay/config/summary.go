@@ -49,6 +49,7 @@ func (c *Config) LogValue() slog.Value {
 		),
 		slog.Int("conversations", len(c.Conversations)),
 		slog.Group("routes", routes...),
+		slog.String("retention", c.Retention.String()),
 		slog.Group("log", slog.String("level", c.Log.Level), slog.String("format", c.Log.Format)),
 	}
 	return slog.GroupValue(attrs...)

@@ -21,6 +21,7 @@ const (
 	maxMaxConns     = 1000
 	maxMaxBodyBytes = 64 << 20
 	maxDedupWindow  = 24 * time.Hour
+	minRetention    = 24 * time.Hour
 	maxBatchMax     = 10_000
 	// maxEventTimeout is the largest P-GET timeout UCWA accepts (1800 s).
 	maxEventTimeout = 30 * time.Minute
@@ -52,6 +53,11 @@ func (cfg *Config) validate(c *collector) {
 	cfg.validateConversations(c)
 	cfg.validateRoutes(c)
 	cfg.validateDelivery(c)
+	// History younger than the deduplication window may still be pointed
+	// at by a duplicate arriving; an hour more keeps the sweep clear of it.
+	if r := cfg.Retention; r != 0 && (r < minRetention || r < cfg.Ingest.DedupWindow+time.Hour) {
+		c.addf("retention", "must be 0 (keep for ever) or at least 24h and at least ingest.dedup_window + 1h, got %s", r)
+	}
 	oneOf(c, "log.level", cfg.Log.Level, LogLevels)
 	oneOf(c, "log.format", cfg.Log.Format, LogFormats)
 }

@@ -40,6 +40,9 @@ func TestValidationProblems(t *testing.T) {
 		{name: "dedup zero", yaml: "ingest: {dedup_window: 0s}\n", key: "ingest.dedup_window", msg: "must be > 0 and <= 24h"},
 		{name: "dedup negative", yaml: "ingest: {dedup_window: -1m}\n", key: "ingest.dedup_window", msg: "must be > 0 and <= 24h"},
 		{name: "dedup too long", yaml: "ingest: {dedup_window: 25h}\n", key: "ingest.dedup_window", msg: "got 25h0m0s"},
+		{name: "retention short", yaml: "retention: 1h\n", key: "retention", msg: "at least 24h"},
+		{name: "retention negative", yaml: "retention: -24h\n", key: "retention", msg: "got -24h0m0s"},
+		{name: "retention within dedup", yaml: "retention: 24h\ningest: {dedup_window: 24h}\n", key: "retention", msg: "ingest.dedup_window + 1h"},
 		{name: "read_timeout", yaml: "ingest: {read_timeout: 0s}\n", key: "ingest.read_timeout", msg: "positive"},
 		{name: "write_timeout", yaml: "ingest: {write_timeout: -1s}\n", key: "ingest.write_timeout", msg: "positive"},
 		{name: "idle_timeout", yaml: "ingest: {idle_timeout: 0s}\n", key: "ingest.idle_timeout", msg: "positive"},
@@ -176,6 +179,8 @@ func TestValidConfigsAccepted(t *testing.T) {
 		{"subject 250 runes", "conversations: {oncall: {to: \"sip:a@b.c\", subject: \"" + strings.Repeat("é", 250) + "\"}}\n"},
 		{"route name max", "routes: [{name: " + strings.Repeat("a", 63) + ", format: alertmanager, conversations: [oncall]}]\n"},
 		{"dedup 24h", "ingest: {dedup_window: 24h}\n"},
+		{"retention kept for ever", "retention: 0s\n"},
+		{"retention one day", "retention: 24h\n"},
 		{"ucwa ipv6 host", "ucwa: {discovery_urls: [\"http://[::1]:8443/\"], username: u, allowed_hosts: [\"[::1]:8443\", \"::1\"]}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

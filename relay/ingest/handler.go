@@ -100,7 +100,7 @@ func New(cfg *Config, opts Options) *Handler {
 		requestTimeout: opts.RequestTimeout,
 		reload:         opts.Reload,
 	}
-	h.metrics = newMetrics(opts.Registerer, opts.DB)
+	h.metrics = newMetrics(opts.Registerer)
 	h.SetConfig(cfg)
 	return h
 }

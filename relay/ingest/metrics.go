@@ -1,15 +1,7 @@
 package ingest
 
 import (
-	"context"
-	"errors"
-	"sync"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/skype-relay/relay/relay"
-	"github.com/skype-relay/relay/relay/store"
 )
 
 type metrics struct {
@@ -19,7 +11,7 @@ type metrics struct {
 	internalErrors *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, db *store.DB) *metrics {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_webhooks_received_total",
@@ -43,7 +35,7 @@ func newMetrics(reg prometheus.Registerer, db *store.DB) *metrics {
 		m.internalErrors.WithLabelValues(w)
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.latency, m.duplicates, m.internalErrors, &stateCollector{db: db})
+		reg.MustRegister(m.received, m.latency, m.duplicates, m.internalErrors)
 	}
 	return m
 }
@@ -57,58 +49,5 @@ func (m *metrics) initRoutes(routes map[string]*Route) {
 		}
 		m.latency.WithLabelValues(name)
 		m.duplicates.WithLabelValues(name)
-	}
-}
-
-// stateCollector reports deliveries by state from the database, so every
-// replica reports the same truth. The count runs at most once per
-// stateRefresh whatever the scrape rate (scrapes need no token, and the
-// table keeps all history); in between, scrapes get the last counts.
-type stateCollector struct {
-	db *store.DB
-
-	refreshing sync.Mutex // held by the one scrape that refreshes
-
-	mu     sync.Mutex // guards what follows
-	at     time.Time
-	counts map[relay.State]int64
-	err    error
-}
-
-const stateRefresh = 15 * time.Second
-
-var deliveriesDesc = prometheus.NewDesc("relay_deliveries", "Deliveries in the database, by state.", []string{"state"}, nil)
-
-func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- deliveriesDesc }
-
-func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	s.mu.Lock()
-	stale := time.Since(s.at) >= stateRefresh
-	s.mu.Unlock()
-	// One scrape refreshes; one arriving meanwhile serves what is cached.
-	if stale && s.refreshing.TryLock() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		counts, err := s.db.CountByState(ctx)
-		cancel()
-		s.mu.Lock()
-		s.at, s.err = time.Now(), err
-		if err == nil {
-			s.counts = counts
-		}
-		s.mu.Unlock()
-		s.refreshing.Unlock()
-	}
-	s.mu.Lock()
-	counts, err := s.counts, s.err
-	s.mu.Unlock()
-	if counts == nil {
-		if err == nil {
-			err = errors.New("deliveries not counted yet")
-		}
-		ch <- prometheus.NewInvalidMetric(deliveriesDesc, err)
-		return
-	}
-	for _, st := range relay.States {
-		ch <- prometheus.MustNewConstMetric(deliveriesDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
 	}
 }
