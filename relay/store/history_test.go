@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,5 +192,75 @@ func TestStatsReadsTheQueue(t *testing.T) {
 	}
 	if s, _ := b.db.Stats(ctx, b.now.Add(time.Minute)); s.DeadRecent != 0 || s.UncertainRecent != 0 {
 		t.Errorf("failures since later = %d dead, %d uncertain, want none", s.DeadRecent, s.UncertainRecent)
+	}
+}
+
+// TestClaimAndRetryWriteNoIndex: no index of deliveries (key, expression
+// or predicate) mentions a column that claiming a delivery (pending to
+// sending) or giving it a retry (sending to pending) writes, and
+// final_state, which the indexes use instead of state, stays NULL through
+// both. So PostgreSQL can update those rows in place (HOT) without
+// touching an index whenever the page has room (the table's fillfactor
+// leaves some); only the final outcome writes the indexes.
+func TestClaimAndRetryWriteNoIndex(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	// What the claim, claim-next, finish (to pending) and release
+	// statements set.
+	written := []string{"state", "attempts", "lease_until", "claim_gen", "claim_token", "updated_at",
+		"unconfirmed", "resend", "next_attempt_at", "failures", "last_error", "delivered_at"}
+	rows, err := b.db.Pool().Query(ctx, `SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid)
+FROM pg_index WHERE indrelid = 'deliveries'::regclass`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs := map[string]string{}
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			t.Fatal(err)
+		}
+		defs[name] = def
+	}
+	if rows.Err() != nil || len(defs) < 5 {
+		t.Fatalf("read %d index definitions: %v", len(defs), rows.Err())
+	}
+	for name, def := range defs {
+		for _, col := range written {
+			if regexp.MustCompile(`\b` + col + `\b`).MatchString(def) {
+				t.Errorf("index %s mentions %s, which a claim or retry writes: %s", name, col, def)
+			}
+		}
+	}
+	var fillfactor string
+	if err := b.db.Pool().QueryRow(ctx, `SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'deliveries'::regclass`).Scan(&fillfactor); err != nil || !strings.Contains(fillfactor, "fillfactor=") {
+		t.Errorf("deliveries options %q (%v): want a fillfactor leaving room for in-place updates", fillfactor, err)
+	}
+
+	enqueue(t, b, "hot", "g", "firing", "a")
+	finalState := func() *string {
+		var fs *string
+		if err := b.db.Pool().QueryRow(ctx, `SELECT final_state FROM deliveries`).Scan(&fs); err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	for _, st := range []relay.State{relay.StatePending, relay.StateDelivered} {
+		c, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1})
+		if err != nil || len(c) != 1 {
+			t.Fatalf("Claim = %v, %v", c, err)
+		}
+		if fs := finalState(); fs != nil {
+			t.Errorf("claimed: final_state %q, want NULL", *fs)
+		}
+		res, err := b.db.Finish(ctx, store.Finish{OperationID: c[0].OperationID, Attempt: c[0].Attempt, Gen: 1, State: st,
+			NextAttemptAt: *b.now, Now: *b.now, QueuedAt: c[0].QueuedAt})
+		if err != nil || !res.Recorded {
+			t.Fatalf("Finish(%s) = %+v, %v", st, res, err)
+		}
+	}
+	if fs := finalState(); fs == nil || *fs != "delivered" {
+		t.Errorf("delivered: final_state %v, want delivered", fs)
 	}
 }
