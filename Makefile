@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # The one build recipe; the Dockerfile runs the same line.
 GOBUILD = CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help build run test test/race bench/ingest bench/ucwa lint fmt db/reset migrate/new docker
+.PHONY: help build run test test/race bench/ingest bench/history bench/ucwa lint fmt db/reset migrate/new docker
 
 help: ## list the targets
 	@grep -hE '^[a-z/]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ test/race: test ## the test command already uses the race detector
 
 bench/ingest: ## ingest load benchmark against pgbench (1, 8, 32 senders)
 	./deploy/local/bench-ingest.sh
+
+bench/history: ## what 5 million rows of history cost: ingest, scrape, claim-to-finish, retention sweep
+	./deploy/bench/history.sh
 
 bench/ucwa: ## UCWA client throughput and failover benchmarks against the simulator
 	go test -run '^$$' -bench . -benchtime 3s ./relay/deliver/ucwa/

@@ -58,10 +58,9 @@ url="http://127.0.0.1:$relay_port/v1/webhooks/bench"
 
 # pgbench writes the rows relay wrote: same payload, same text. They sit in
 # a one-row table (a literal would trip pgbench's :variable syntax); the
-# payload is read as text and parsed into jsonb per row, as relay's insert
-# does with the body it received.
+# payload is stored as bytes, as relay stores the body it received.
 psql_as "$bin/psql" -h 127.0.0.1 -p "$port" -U "$super" -d relay -qc \
-  "COPY (SELECT n.payload, d.text FROM notifications n JOIN deliveries d ON d.notification_id = n.id LIMIT 1) TO STDOUT" \
+  "COPY (SELECT convert_from(n.body, 'UTF8'), d.text FROM notifications n JOIN deliveries d ON d.notification_id = n.id LIMIT 1) TO STDOUT" \
   | psql_as "$bin/psql" -h 127.0.0.1 -p "$port" -U "$super" -d pgbench -qc \
   "CREATE TABLE bench_shape (payload text, text text); COPY bench_shape FROM STDIN" >/dev/null
 cat > "$work/insert.sql" <<'SQL'
@@ -75,15 +74,16 @@ k AS (
         expires_at      = CASE WHEN d.expires_at <= now() THEN excluded.expires_at      ELSE d.expires_at      END
     RETURNING d.notification_id, d.operation_ids
 ), n AS (
-    INSERT INTO notifications (id, route, format, dedup_key, payload, received_at)
-    SELECT k.notification_id, 'bench', 'alertmanager', md5(k.notification_id), s.payload::jsonb, now() FROM k, bench_shape s
+    INSERT INTO notifications (id, route, format, dedup_key, body, received_at)
+    SELECT k.notification_id, 'bench', 'alertmanager', md5(k.notification_id), convert_to(s.payload, 'UTF8'), now() FROM k, bench_shape s
     RETURNING id
 ), dl AS (
     INSERT INTO deliveries (operation_id, notification_id, route, conversation, recipient, subject,
-                            importance, group_key, status, part, parts, text, next_attempt_at,
-                            created_at, queued_at, updated_at)
+                            importance, group_key, status, part, parts, text, alertname, group_status, receiver,
+                            next_attempt_at, created_at, queued_at, updated_at)
     SELECT n.id || '-1', n.id, 'bench', 'oncall', 'sip' || chr(58) || 'oncall@contoso.com', 'Production alerts',
-           'Normal', md5(n.id), 'firing', 1, 1, s.text, now(), now(), now(), now() FROM n, bench_shape s
+           'Normal', md5(n.id), 'firing', 1, 1, s.text, 'HighCPU', 'firing', 'relay', now(), now(), now(), now()
+    FROM n, bench_shape s
 )
 SELECT notification_id FROM k;
 SQL

@@ -3,6 +3,9 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,4 +53,84 @@ func BenchmarkEnqueue(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 		})
 	}
+}
+
+// BenchmarkClaimFinish measures the queue's statements as the worker runs
+// them: b.N deliveries queued for 4 recipients, each recipient's line
+// drained by its own goroutine with one Finish (delivered) per message that
+// also claims the next one. It reports the p50 and p99 of a Finish (the
+// claim-to-finish round trip of one message) and messages per second.
+// With BENCH_DATABASE_URL set it runs on that database (migrated, perhaps
+// filled with history by deploy/bench/fill-history.sql) instead of an
+// empty one; the deliveries it adds are left there.
+func BenchmarkClaimFinish(b *testing.B) {
+	url := os.Getenv("BENCH_DATABASE_URL")
+	if url == "" {
+		url = relaytest.NewDatabase(b)
+	}
+	db, err := store.Open(context.Background(), url, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	const recipients = 4
+	run := fmt.Sprintf("%d", time.Now().UnixNano())
+	var ns []*store.NewNotification
+	for i := range b.N {
+		to := fmt.Sprintf("sip:bench-%s-%d@contoso.com", run, i%recipients)
+		ns = append(ns, &store.NewNotification{Route: "bench", Format: "alertmanager", DedupKey: fmt.Sprintf("cf-%s-%d", run, i),
+			Window: time.Minute, Payload: []byte(`{"version":"4"}`),
+			Messages: []store.NewMessage{{Conversation: "c", Target: relay.Target{To: to}, Text: "benchmark message"}}})
+		if len(ns) == 500 || i == b.N-1 {
+			if _, _, err := db.EnqueueBatch(ns, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			ns = ns[:0]
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	first, err := db.Claim(ctx, time.Now(), store.ClaimOptions{Limit: 1000, Lease: time.Minute, Gen: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	for _, c := range first {
+		if !strings.HasPrefix(c.Target.To, "sip:bench-"+run) {
+			continue
+		}
+		wg.Go(func() {
+			var mine []time.Duration
+			for cur := &c; cur != nil; {
+				t0 := time.Now()
+				res, err := db.Finish(ctx, store.Finish{OperationID: cur.OperationID, Attempt: cur.Attempt, Gen: 1,
+					State: relay.StateDelivered, Now: time.Now(), QueuedAt: cur.QueuedAt,
+					Record:    &store.AttemptRecord{UCWAOperationID: cur.OperationID, Outcome: "sent", StartedAt: t0, FinishedAt: t0},
+					ClaimNext: &store.NextClaim{Recipient: cur.Target.To, Lease: time.Minute}})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+				cur = res.Next
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	b.StopTimer()
+	if len(lat) != b.N {
+		b.Fatalf("%d deliveries finished, want %d", len(lat), b.N)
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(b.N)/took.Seconds(), "msg/s")
+	b.ReportMetric(0, "ns/op")
 }
