@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # The one build recipe; the Dockerfile runs the same line.
 GOBUILD = CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help build run test test/race bench/ingest bench/history bench/ucwa lint fmt db/reset migrate/new docker
+.PHONY: help build run test test/race rules/test bench/ingest bench/history bench/ucwa lint fmt db/reset migrate/new docker
 
 help: ## list the targets
 	@grep -hE '^[a-z/]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,10 @@ test: ## run every test against a throwaway PostgreSQL (README command 2)
 	./deploy/local/test.sh
 
 test/race: test ## the test command already uses the race detector
+
+rules/test: ## check and unit-test the Prometheus rules (builds the pinned promtool once)
+	./deploy/prometheus/promtool.sh check rules deploy/prometheus/relay-rules.yml
+	./deploy/prometheus/promtool.sh test rules deploy/prometheus/relay-rules.test.yml
 
 bench/ingest: ## ingest load benchmark against pgbench (1, 8, 32 senders)
 	./deploy/local/bench-ingest.sh
