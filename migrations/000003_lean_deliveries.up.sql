@@ -9,13 +9,15 @@
 -- and as no index mentions state any more, those updates are HOT (no index
 -- is written) when the page has room, which the fillfactor leaves.
 -- Adding a stored generated column rewrites the table once, under an
--- exclusive lock: about 11 s per million deliveries on a small machine
--- (see the README's upgrade notes).
+-- exclusive lock (see the README's upgrade notes for how long).
 --
--- alertname, group_status and receiver are what the audit filters on,
--- copied from the payload when the delivery is recorded (for CI sources,
--- their equivalents: the pipeline's name, its outcome, the event kind).
--- Deliveries recorded before this migration have them empty.
+-- alertname, group_status and receiver describe a delivery for the audit,
+-- copied from the payload when it is recorded (for CI sources, their
+-- equivalents: the pipeline's name, its outcome, the event kind).
+-- alertname is indexed for the audit's filter; group status (two values)
+-- and receiver (in practice one per route, and route is indexed) would
+-- gain nothing from an index of their own. Deliveries recorded before
+-- this migration have them empty.
 --
 -- notifications.body is the request body exactly as received; payload
 -- (jsonb, which reorders keys and drops duplicates) stays for rows
