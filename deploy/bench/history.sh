@@ -15,6 +15,8 @@
 #
 #   make bench/history                                  5 million rows
 #   HISTORY_ROWS=1000000 EXPIRED_ROWS=200000 deploy/bench/history.sh
+#   REUSE=1 deploy/bench/history.sh                     keep the databases of the last run
+#                                                       (the expired rows are filled again)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rows=${HISTORY_ROWS:-5000000}
@@ -22,11 +24,16 @@ expired=${EXPIRED_ROWS:-1000000}
 dur=${DURATION:-10}
 rounds=${ROUNDS:-3}
 work=${TMPDIR:-/tmp}/relay-history-bench
-port=${BENCH_PGPORT:-55435}
+port=${BENCH_PGPORT:-55436}
 relay_port=${BENCH_RELAY_PORT:-19096}
 
+reuse=${REUSE:-}
 deploy/local/postgres.sh stop "$work/pg" 2>/dev/null || true
-rm -rf "$work" && mkdir -p "$work/bin"
+if [[ -z "$reuse" || ! -d "$work/pg" ]]; then
+  reuse=
+  rm -rf "$work"
+fi
+mkdir -p "$work/bin"
 chmod 755 "$work"
 line=$(deploy/local/postgres.sh start "$work/pg" "$port")
 base=${line#DATABASE_URL=}
@@ -41,13 +48,23 @@ go build -o "$work/bin/relay" ./cmd/relay
 go build -o "$work/bin/relay-load" ./cmd/relay-load
 go test -c -o "$work/bin/store.test" ./relay/store/
 
-for db in empty history; do
-  psql "$(url_of postgres)" -qc "CREATE DATABASE $db" >/dev/null
-  DATABASE_URL=$(url_of $db) "$work/bin/relay" migrate up >/dev/null
-done
-echo "filling the history database: $rows deliveries over 30 days, $expired more 31-40 days old" >&2
 start=$(date +%s)
-psql "$(url_of history)" -q -v deliveries="$rows" -v days=30 -f deploy/bench/fill-history.sql
+if [[ -z "$reuse" ]]; then
+  for db in empty history; do
+    psql "$(url_of postgres)" -qc "CREATE DATABASE $db" >/dev/null
+    DATABASE_URL=$(url_of $db) "$work/bin/relay" migrate up >/dev/null
+  done
+  echo "filling the history database: $rows deliveries over 30 days" >&2
+  psql "$(url_of history)" -q -v deliveries="$rows" -v days=30 -f deploy/bench/fill-history.sql
+else
+  # The empty database starts empty again; the history keeps its rows.
+  psql "$(url_of postgres)" -qc "DROP DATABASE empty" -c "CREATE DATABASE empty" >/dev/null
+  DATABASE_URL=$(url_of empty) "$work/bin/relay" migrate up >/dev/null
+  psql "$(url_of history)" -qc "DELETE FROM attempts WHERE operation_id LIKE 'old%'" \
+    -c "DELETE FROM deliveries WHERE operation_id LIKE 'old%'" \
+    -c "DELETE FROM duplicates WHERE notification_id LIKE 'old%'" -c "DELETE FROM notifications WHERE id LIKE 'old%'"
+fi
+echo "filling the history database: $expired deliveries 31-40 days old, to be swept" >&2
 psql "$(url_of history)" -q -v deliveries="$expired" -v days=9 -v ago=31 -v tag=old -f deploy/bench/fill-history.sql
 fill_s=$(( $(date +%s) - start ))
 psql "$(url_of history)" -Atc "SELECT 'history: ' || (SELECT count(*) FROM deliveries) || ' deliveries, '
@@ -122,7 +139,7 @@ swept=$(deleted)
 stop_relay
 
 echo
-echo "history: $rows deliveries (+ $expired expired), filled in $fill_s s"
+echo "history: $rows deliveries (+ $expired expired), filled in $fill_s s${reuse:+ (reused; the expired ones filled again)}"
 printf '%-8s %12s %10s %12s %12s %10s %10s\n' db ingest_req/s p99_ms scrape_ms scrape_max claim_p50 claim_p99
 for db in empty history; do
   awk -v db="$db" '
@@ -135,6 +152,6 @@ for db in empty history; do
 done
 awk '$2 == "empty" { e[$1] = $3 } $2 == "history" { h[$1] = $3 } END { for (k in e) { q = h[k] / e[k]; printf "%s ", q } print "" }' "$work/results" |
   awk '{ printf "ingest history/empty per round: %s\n", $0 }'
-echo "sweep of $swept expired deliveries (with their attempts and notifications): $(printf %.1f "$sweep_s") s"
+echo "sweep of $(printf %.0f "$swept") expired deliveries (with their attempts and notifications): $(printf %.1f "$sweep_s") s"
 echo "ingest at 8 senders before the sweep: $(awk '{ printf "%.0f req/s, p99 %.1f ms", $1, $2 }' <<<"$before");" \
   "during it: $(awk '{ printf "%.0f req/s, p99 %.1f ms", $1, $2 }' <<<"$during")"
