@@ -1,7 +1,7 @@
 // Command relay carries alerts from Alertmanager and CI systems into Skype
 // for Business conversations.
 //
-//	relay serve        [--config FILE] [--no-migrate]
+//	relay serve        [--config FILE] [--no-migrate] [--web.config.file FILE]
 //	relay migrate      up|down|version [--config FILE]
 //	relay check-config [--config FILE]
 //	relay render       --route R [--payload FILE | --delivery ID]
@@ -48,7 +48,8 @@ func main() {
 const usage = `relay carries alerts into Skype for Business conversations.
 
 Usage:
-  relay serve        [--config FILE] [--no-migrate]   run the relay
+  relay serve        [--config FILE] [--no-migrate] [--web.config.file FILE]
+                                                     run the relay (web config: TLS, basic auth)
   relay migrate      up|down|version [--config FILE]  manage the database schema
   relay check-config [--config FILE]                  load the config and render every route's template
   relay render       --route R [--payload FILE | --delivery ID] [--header 'K: V']...
@@ -131,8 +132,10 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 func serve(args []string, stderr io.Writer) error {
 	var noMigrate bool
+	var webConfig string
 	fs, path, err := flags("serve", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations at start")
+		fs.StringVar(&webConfig, "web.config.file", "", "Prometheus web configuration file: TLS and basic auth for the listener")
 	})
 	if err != nil {
 		return err
@@ -173,6 +176,7 @@ func serve(args []string, stderr io.Writer) error {
 		SkipMigrate:    noMigrate,
 		Reload:         func() (*config.Config, error) { return config.Load(path, os.Getenv) },
 		ReloadRequests: reloads,
+		WebConfigFile:  webConfig,
 	})
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/skype-relay/relay/relay/match"
 	"github.com/skype-relay/relay/relay/render"
 	"github.com/skype-relay/relay/relay/store"
+	"github.com/skype-relay/relay/relay/web"
 )
 
 // Options adjust Run for tests and the command line.
@@ -47,6 +48,9 @@ type Options struct {
 	Reload func() (*config.Config, error)
 	// ReloadRequests asks for a reload (main sends on SIGHUP).
 	ReloadRequests <-chan struct{}
+	// WebConfigFile is a Prometheus web configuration file for the
+	// listener (TLS, basic auth); empty serves plain HTTP to anyone.
+	WebConfigFile string
 }
 
 // Run serves the relay until ctx is cancelled, then shuts down gracefully:
@@ -67,6 +71,14 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	engine, err := NewEngine(cfg)
 	if err != nil {
 		return err
+	}
+	var webCfg *web.Config
+	var listenerAuth func(*http.Request) bool
+	if opts.WebConfigFile != "" {
+		if webCfg, err = web.Load(opts.WebConfigFile); err != nil {
+			return err
+		}
+		listenerAuth = webCfg.Authenticate
 	}
 
 	batchSize := prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -103,9 +115,11 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	var rl *reloader
 	handler := ingest.New(IngestConfig(cfg, engine), ingest.Options{
 		DB: db, Logger: logger, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.Ingest.RequestTimeout,
-		Reload: func(ctx context.Context) error { return rl.Reload(ctx) },
+		Reload:       func(ctx context.Context) error { return rl.Reload(ctx) },
+		ListenerAuth: listenerAuth,
 	})
 	rl = newReloader(cfg, opts.Reload, handler, policies, logger, reg)
+	rl.web = webCfg
 	srv := &http.Server{
 		Handler:           handler.Echo(),
 		ReadHeaderTimeout: min(cfg.Ingest.ReadTimeout, 10*time.Second),
@@ -123,13 +137,21 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		}
 	}
 	logger.InfoContext(ctx, "relay listening", slog.String("address", ln.Addr().String()), slog.Any("config", cfg))
+	if webCfg != nil {
+		logger.InfoContext(ctx, "web configuration file applied to the listener",
+			slog.String("file", opts.WebConfigFile), slog.Any("web", webCfg.Summary()))
+	}
 
 	// Every goroutine below is owned here: started, stopped through ctx or
 	// Shutdown, and waited for before Run returns.
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	wg.Go(func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := srv.Serve
+		if webCfg != nil {
+			serve = func(ln net.Listener) error { return webCfg.Serve(srv, ln) }
+		}
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
 		}
 	})

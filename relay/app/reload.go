@@ -15,6 +15,7 @@ import (
 	"github.com/skype-relay/relay/relay/config"
 	"github.com/skype-relay/relay/relay/deliver"
 	"github.com/skype-relay/relay/relay/ingest"
+	"github.com/skype-relay/relay/relay/web"
 )
 
 // reloader swaps in a new configuration: routes, conversations, templates,
@@ -27,6 +28,9 @@ type reloader struct {
 	handler  *ingest.Handler
 	policies *atomic.Pointer[map[string]deliver.Policy]
 	logger   *slog.Logger
+	// web, when set, is the listener's web configuration file, read again
+	// on every reload.
+	web *web.Config
 
 	mu      sync.Mutex
 	current *config.Config
@@ -92,6 +96,12 @@ func (r *reloader) reload(ctx context.Context) error {
 	engine, err := NewEngine(cfg)
 	if err != nil {
 		return err
+	}
+	if r.web != nil {
+		// Last of the checks: it applies the file when it passes.
+		if err := r.web.Reload(); err != nil {
+			return err
+		}
 	}
 	for _, key := range restartOnly(r.current, cfg) {
 		r.logger.WarnContext(ctx, "configuration change needs a restart to take effect", slog.String("key", key))

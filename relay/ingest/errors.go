@@ -29,7 +29,9 @@ func newAPIError(status int, format string, args ...any) *apiError {
 
 var (
 	errUnauthorized = newAPIError(http.StatusUnauthorized, "missing or wrong bearer token")
-	errAuditOff     = newAPIError(http.StatusForbidden,
+	errListenerAuth = newAPIError(http.StatusUnauthorized,
+		"missing or wrong basic auth credentials (basic_auth_users of the web configuration file)")
+	errAuditOff = newAPIError(http.StatusForbidden,
 		"the audit API is off: set api.bearer_token_file (or RELAY_API_TOKEN) to turn it on")
 )
 

@@ -75,6 +75,7 @@ type Handler struct {
 	// requestTimeout bounds each webhook request end to end.
 	requestTimeout time.Duration
 	reload         func(ctx context.Context) error
+	listenerAuth   func(*http.Request) bool
 }
 
 // Options configures a Handler.
@@ -86,6 +87,13 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Reload, when set, serves POST /-/reload.
 	Reload func(ctx context.Context) error
+	// ListenerAuth, when set, checks the credentials the listener asks of
+	// every client (basic auth from the web configuration file). Endpoints
+	// with a credential of their own ask only for that one: a webhook route
+	// with a bearer token or a signing secret, and, when the API token is
+	// set, the audit API and /-/reload. A sender can present only one
+	// Authorization header, so asking both would lock it out.
+	ListenerAuth func(*http.Request) bool
 }
 
 // New builds a Handler serving cfg.
@@ -99,6 +107,7 @@ func New(cfg *Config, opts Options) *Handler {
 		gatherer:       opts.Gatherer,
 		requestTimeout: opts.RequestTimeout,
 		reload:         opts.Reload,
+		listenerAuth:   opts.ListenerAuth,
 	}
 	h.metrics = newMetrics(opts.Registerer)
 	h.SetConfig(cfg)
@@ -140,7 +149,7 @@ func (h *Handler) Echo() *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = h.handleError
-	e.Use(withRequestID, recoverPanic)
+	e.Use(withRequestID, recoverPanic, h.requireListenerAuth)
 	e.POST(webhookPath+":route", h.webhook, h.requireOpen)
 	e.GET("/v1/deliveries", h.listDeliveries, h.requireAPIToken, h.requireOpen)
 	e.GET("/v1/deliveries/:id", h.getDelivery, h.requireAPIToken, h.requireOpen)
@@ -170,10 +179,40 @@ func bearerMatches(r *http.Request, want string) bool {
 	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }
 
+// requireListenerAuth asks for the listener's credentials on every endpoint
+// except those that check their own (webhooks, the audit API, reload):
+// these decide with the configuration they read, so a reload cannot slip a
+// request between two checks.
+func (h *Handler) requireListenerAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		switch c.Path() {
+		case webhookPath + ":route", "/v1/deliveries", "/v1/deliveries/:id", "/v1/deliveries/:id/redeliver", "/-/reload":
+			return next(c)
+		}
+		if err := h.checkListenerAuth(c); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+// checkListenerAuth returns errListenerAuth, and asks the client for basic
+// auth, unless the request carries the listener's credentials.
+func (h *Handler) checkListenerAuth(c echo.Context) error {
+	if h.listenerAuth == nil || h.listenerAuth(c.Request()) {
+		return nil
+	}
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="relay", charset="UTF-8"`)
+	return errListenerAuth
+}
+
 func (h *Handler) requireAPIToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		cfg := h.cfg.Load()
 		if cfg.APIToken == "" {
+			if err := h.checkListenerAuth(c); err != nil {
+				return err
+			}
 			return errAuditOff
 		}
 		if !bearerMatches(c.Request(), cfg.APIToken) {
@@ -216,6 +255,10 @@ func (h *Handler) reloadConfig(c echo.Context) error {
 		}
 	case !isLoopback(c.Request().RemoteAddr):
 		return newAPIError(http.StatusForbidden, "reload from another host needs the API token (api.bearer_token_file)")
+	default:
+		if err := h.checkListenerAuth(c); err != nil {
+			return err
+		}
 	}
 	if h.reload == nil {
 		return newAPIError(http.StatusNotImplemented, "reload is not available")

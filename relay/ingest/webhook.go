@@ -146,6 +146,12 @@ func (h *Handler) takeWebhookRecovered(c echo.Context, cfg *Config, route *Route
 func (h *Handler) takeWebhook(c echo.Context, cfg *Config, route *Route, name string) (store.EnqueueResult, error) {
 	var none store.EnqueueResult
 	r := c.Request()
+	if route == nil || (route.Token == "" && route.Secret == "") {
+		// The route has no credential of its own: the listener's apply.
+		if err := h.checkListenerAuth(c); err != nil {
+			return none, err
+		}
+	}
 	if route == nil {
 		return none, newAPIError(http.StatusNotFound, "no route named %q is configured", truncate(name, 64))
 	}
