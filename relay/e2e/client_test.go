@@ -230,7 +230,12 @@ func getDelivery(client *http.Client, base, id string) (deliveryView, error) {
 // returns what it says of each; it fails the test after timeout.
 func waitFinal(t *testing.T, base string, ids []string, timeout time.Duration) map[string]deliveryView {
 	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
+	return waitFinalWith(t, &http.Client{Timeout: 5 * time.Second}, base, ids, timeout)
+}
+
+// waitFinalWith is waitFinal asking through client (e.g. one that speaks TLS).
+func waitFinalWith(t *testing.T, client *http.Client, base string, ids []string, timeout time.Duration) map[string]deliveryView {
+	t.Helper()
 	out := make(map[string]deliveryView, len(ids))
 	deadline := time.Now().Add(timeout)
 	var lastErr error

@@ -78,6 +78,15 @@ type relayOpts struct {
 	// production keeps every UCWA and delivery timer at its default, as a
 	// new user's configuration would.
 	production bool
+	// args are added to the command line after "serve --config FILE".
+	args []string
+	// env is added to the environment ("KEY=value").
+	env []string
+	// https: the relay serves TLS (args name a web configuration file).
+	https bool
+	// ready, when set, asks url (the relay's /-/ready) for readiness
+	// instead of a plain GET.
+	ready func(url string) (*http.Response, error)
 }
 
 // relayYAML is the configuration of a relay listening on addr and sending
@@ -126,11 +135,13 @@ func recipientSIP(i int) string { return fmt.Sprintf("sip:team%d@contoso.com", i
 type relayProc struct {
 	t    *testing.T
 	name string
-	base string // http://127.0.0.1:port
+	base string // http://127.0.0.1:port (https with relayOpts.https)
 	cmd  *exec.Cmd
-	logs *relaytest.Buffer
-	done chan struct{} // closed when the process has exited
-	err  error         // cmd.Wait's answer, set before done closes
+	// ready asks for /-/ready (relayOpts.ready, or a plain GET).
+	ready func(url string) (*http.Response, error)
+	logs  *relaytest.Buffer
+	done  chan struct{} // closed when the process has exited
+	err   error         // cmd.Wait's answer, set before done closes
 }
 
 // startRelay starts the relay binary with a fresh configuration file and
@@ -154,14 +165,21 @@ func startRelayOpts(t *testing.T, name string, sim *ucwasim.Sim, dbURL string, o
 	if err := os.WriteFile(cfgPath, []byte(relayYAML(sim, addr, o)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(relayBin, "serve", "--config", cfgPath)
-	cmd.Env = []string{
+	cmd := exec.Command(relayBin, append([]string{"serve", "--config", cfgPath}, o.args...)...)
+	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"DATABASE_URL=" + dbURL,
 		"RELAY_UCWA_PASSWORD=" + simPassword,
 		"RELAY_API_TOKEN=" + apiToken,
+	}, o.env...)
+	scheme := "http://"
+	if o.https {
+		scheme = "https://"
 	}
-	p := &relayProc{t: t, name: name, base: "http://" + addr, cmd: cmd, logs: &relaytest.Buffer{}, done: make(chan struct{})}
+	p := &relayProc{t: t, name: name, base: scheme + addr, cmd: cmd, ready: o.ready, logs: &relaytest.Buffer{}, done: make(chan struct{})}
+	if p.ready == nil {
+		p.ready = http.Get
+	}
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs
 	if err := cmd.Start(); err != nil {
@@ -197,7 +215,7 @@ func (p *relayProc) waitReady(timeout time.Duration) {
 			p.t.Fatalf("relay %s exited before it was ready (%v)", p.name, p.err)
 		default:
 		}
-		resp, err := http.Get(p.base + "/-/ready")
+		resp, err := p.ready(p.base + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
