@@ -3,7 +3,9 @@
 # with apt-get when missing) unless TEST_DATABASE_URL is already set; tests
 # then never skip for lack of a database (RELAY_REQUIRE_DB=1).
 #
-#   deploy/local/test.sh                 all packages, with the race detector
+#   deploy/local/test.sh                 all packages, with the race detector, then the
+#                                        Kubernetes manifests' tests (deploy/kubernetes, a
+#                                        module of its own)
 #   deploy/local/test.sh ./relay/store/  some packages; extra go test flags may follow
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,5 +22,11 @@ if [[ -z "${TEST_DATABASE_URL:-}" ]]; then
 fi
 export RELAY_REQUIRE_DB=1
 
-if [[ $# -eq 0 ]]; then set -- ./...; fi
-go test -race -count=1 -timeout 20m "$@"
+if [[ $# -gt 0 ]]; then
+  go test -race -count=1 -timeout 20m "$@"
+else
+  go test -race -count=1 -timeout 20m ./...
+  # The manifests' tests need no database and no race detector; their
+  # module keeps the Kubernetes API types out of relay's.
+  (cd deploy/kubernetes && go test -count=1 -timeout 10m ./...)
+fi
