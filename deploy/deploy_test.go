@@ -1,10 +1,11 @@
-// Package deploy holds no code, only this test: it checks that the alerting
-// rules, their unit tests and the Grafana dashboard in this folder use no
-// metric that relay does not export. A renamed metric would otherwise leave
-// an alert that can never fire and a panel that stays empty, and nothing else
-// would notice.
+// Package deploy holds no code, only tests of the files in this folder.
+// This one checks that the alerting rules, their unit tests and the Grafana
+// dashboard use no metric that relay does not export. A renamed metric
+// would otherwise leave an alert that can never fire and a panel that stays
+// empty, and nothing else would notice. systemd_test.go checks the systemd
+// unit; the Kubernetes manifests have their own module in kubernetes/.
 //
-// The test lives here rather than in relay/app because it is about these
+// The tests live here rather than in relay/app because they are about these
 // files: it runs relay only through app.Run and its registry, as a
 // deployment does, and it does not slow the app package's tests.
 package deploy
