@@ -2,8 +2,10 @@
 // built once per test run, runs as separate processes against a real
 // PostgreSQL database and the in-process UCWA simulator (package ucwasim),
 // while the tests crash it with SIGKILL, stop it with SIGTERM, take the
-// database away behind a TCP proxy, fail the Skype for Business pool over,
-// and run two replicas against one database.
+// database away behind a TCP proxy, fail PostgreSQL over from a crashed
+// primary to its synchronous standby, fail the Skype for Business pool
+// over, run two replicas against one database, and serve TLS with basic
+// auth from a web configuration file.
 //
 // Every test asserts outcomes only: each webhook answered 2xx ends up
 // delivered, reached the simulator at least once, and any second copy of a

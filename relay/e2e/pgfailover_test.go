@@ -94,6 +94,9 @@ type replicatedPostgres struct {
 
 func newReplicatedPostgres(t *testing.T) *replicatedPostgres {
 	t.Helper()
+	// Like every test here, it runs where PostgreSQL is set up for tests
+	// (and fails under RELAY_REQUIRE_DB=1 otherwise), though it makes its own.
+	relaytest.AdminURL(t)
 	base, err := os.MkdirTemp("", "relay-pgfailover-")
 	if err != nil {
 		t.Fatal(err)
