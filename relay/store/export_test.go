@@ -30,3 +30,10 @@ func (db *DB) QueuedEnqueues() int { return db.enqueuer.queued() }
 
 // WaitFor is waitFor, for tests.
 var WaitFor = waitFor
+
+// Queue statements, for the plan tests.
+const (
+	ClaimSQL         = claimSQL
+	ClaimNextSQL     = claimNextSQL
+	SupersedeFindSQL = supersedeFindSQL
+)

@@ -94,10 +94,19 @@ const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipi
 // claimNextSQL claims the head of one recipient's line if it is due; it
 // runs in the transaction that finishes the recipient's previous delivery,
 // so a busy conversation moves on with one commit per message.
+// The head is the first queued row at or after (recipient, 0) in the queue
+// index's order, kept only if it is the recipient's: with recipient as a
+// range rather than fixed, only that index yields rows in that order, so
+// no statistics and no generic plan can make the planner walk the seq
+// index through the history instead (with "recipient = $4 ORDER BY seq",
+// a fresh ANALYZE of a table whose history is one recipient's did).
 const claimNextSQL = `
 WITH head AS (
-    SELECT operation_id, state AS old_state FROM deliveries
-    WHERE recipient = $4 AND final_state IS NULL ORDER BY seq LIMIT 1
+    SELECT operation_id, old_state FROM (
+        SELECT operation_id, state AS old_state, recipient FROM deliveries
+        WHERE (recipient, seq) >= ($4::text, 0::bigint) AND final_state IS NULL
+        ORDER BY recipient, seq LIMIT 1) first
+    WHERE first.recipient = $4
 ), due AS (
     SELECT d.operation_id, head.old_state, (d.state = 'sending' AND d.claim_gen = $3 AND d.claim_token = $5) AS mine
     FROM deliveries d JOIN head ON d.operation_id = head.operation_id
@@ -357,6 +366,15 @@ WHERE operation_id = $1 AND attempts = $2 AND claim_gen = $3 AND state = 'sendin
 	return classify("release delivery", err)
 }
 
+// supersedeFindSQL finds the first resolved delivery queued after a firing
+// one. It orders by the whole key of deliveries_resolved_idx, which only
+// that index yields in order.
+const supersedeFindSQL = `
+SELECT operation_id, seq FROM deliveries
+WHERE recipient = $1 AND route = $2 AND conversation = $3 AND group_key = $4 AND status = 'resolved'
+  AND final_state IS NULL AND state = 'pending' AND seq > $5
+ORDER BY recipient, group_key, seq LIMIT 1 FOR UPDATE`
+
 // Supersede looks for a resolved delivery of c's alert group, to the same
 // recipient through the same route and conversation, queued after c. When
 // there is one, every firing delivery of the group queued before it (c
@@ -372,11 +390,7 @@ func (db *DB) Supersede(ctx context.Context, c Claimed, note string, now time.Ti
 	var resolved string
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var seq int64
-		err := tx.QueryRow(ctx, `
-SELECT operation_id, seq FROM deliveries
-WHERE recipient = $1 AND route = $2 AND conversation = $3 AND group_key = $4 AND status = 'resolved'
-  AND final_state IS NULL AND state = 'pending' AND seq > $5
-ORDER BY seq LIMIT 1 FOR UPDATE`, c.Target.To, c.Route, c.Conversation, c.GroupKey, c.Seq).Scan(&resolved, &seq)
+		err := tx.QueryRow(ctx, supersedeFindSQL, c.Target.To, c.Route, c.Conversation, c.GroupKey, c.Seq).Scan(&resolved, &seq)
 		if errors.Is(err, pgx.ErrNoRows) {
 			resolved = ""
 			return nil
