@@ -228,3 +228,72 @@ func delivered(b *testing.B, db *store.DB) int {
 	}
 	return n
 }
+
+// BenchmarkDrainOneRecipient queues b.N deliveries for one recipient
+// (written straight to the store), then lets the relay deliver them, and
+// reports the overall rate and the slowest whole second of the drain
+// (messages the simulator accepted in it), so a slow start or a slump shows.
+func BenchmarkDrainOneRecipient(b *testing.B) {
+	sim := newSim(b)
+	dbURL := relaytest.NewDatabase(b)
+	db, err := store.Open(context.Background(), dbURL, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range b.N {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			n := &store.NewNotification{Route: "prod", Format: "alertmanager", DedupKey: fmt.Sprintf("drain-%d", i),
+				Window: time.Minute, Payload: []byte(`{}`), Messages: []store.NewMessage{{
+					Conversation: "oncall", Target: relay.Target{To: "sip:oncall@contoso.com"}, Text: fmt.Sprintf("message %d", i)}}}
+			if _, err := db.Enqueue(context.Background(), n); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	b.ResetTimer()
+	start := time.Now()
+	r := startRelay(b, dbURL, deliveryYAML(sim, "")+"\n")
+	deadline := time.Now().Add(10 * time.Minute)
+	for queued(b, db) > 0 {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d delivered", delivered(b, db), b.N)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	r.stop()
+	msgs := sim.Messages()
+	if len(msgs) < b.N {
+		b.Fatalf("the simulator got %d messages, want %d", len(msgs), b.N)
+	}
+	first := msgs[0].Time
+	perSecond := map[int]int{}
+	last := 0
+	for _, m := range msgs {
+		s := int(m.Time.Sub(first) / time.Second)
+		perSecond[s]++
+		last = max(last, s)
+	}
+	slowest := b.N
+	for s := 0; s < last; s++ { // the last second is partial
+		slowest = min(slowest, perSecond[s])
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	var gaps []string
+	for i := 1; i < len(msgs); i++ {
+		if d := msgs[i].Time.Sub(msgs[i-1].Time); d > 200*time.Millisecond {
+			gaps = append(gaps, fmt.Sprintf("%d:%v", i, d.Round(time.Millisecond)))
+		}
+	}
+	b.Logf("per second: %v; gaps over 200ms: %v", perSecond, gaps)
+	b.ReportMetric(float64(slowest), "slowest-second-msgs")
+	b.ReportMetric(float64(msgs[0].Time.Sub(start).Milliseconds()), "first-ms")
+	b.ReportMetric(0, "ns/op")
+}
