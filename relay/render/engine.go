@@ -294,7 +294,7 @@ func (ent entry) render(name string, d *Data) (string, error) {
 	return ent.execute(name, d)
 }
 
-// execute runs the entry on data with the output limit and cleans the
+// execute runs the entry on data with the output limit and tidies the
 // text.
 func (ent entry) execute(name string, data any) (string, error) {
 	return ent.output(name, func(buf *bytes.Buffer) error {
@@ -302,7 +302,7 @@ func (ent entry) execute(name string, data any) (string, error) {
 	})
 }
 
-// output runs write into a pooled buffer and returns the cleaned text.
+// output runs write into a pooled buffer and returns the tidied text.
 func (ent entry) output(name string, write func(*bytes.Buffer) error) (string, error) {
 	buf := buffers.Get().(*bytes.Buffer)
 	defer func() {
@@ -322,7 +322,7 @@ func (ent entry) output(name string, write func(*bytes.Buffer) error) (string, e
 		// text.
 		out = bytes.ToValidUTF8(out, []byte("\uFFFD"))
 	}
-	return clean(out), nil
+	return tidy(out), nil
 }
 
 // execError wraps a template execution error with the template name.
@@ -349,11 +349,11 @@ func (w *limitedWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-// clean drops trailing blanks of every line, leading blank lines, and
+// tidy drops trailing blanks of every line, leading blank lines, and
 // trailing whitespace, and shortens runs of blank lines to one, so what
 // templates produce looks tidy without whitespace-trimming markers
 // everywhere.
-func clean(b []byte) string {
+func tidy(b []byte) string {
 	var out strings.Builder
 	out.Grow(len(b))
 	blank := 0 // blank lines seen since the last text line

@@ -218,7 +218,7 @@ func TestInvalidUTF8Replaced(t *testing.T) {
 	}
 }
 
-func TestClean(t *testing.T) {
+func TestTidy(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"", ""},
@@ -230,8 +230,8 @@ func TestClean(t *testing.T) {
 		{"  indented\n   \n\n  kept", "  indented\n\n  kept"},
 	}
 	for _, tt := range tests {
-		if got := clean([]byte(tt.in)); got != tt.want {
-			t.Errorf("clean(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := tidy([]byte(tt.in)); got != tt.want {
+			t.Errorf("tidy(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -16,9 +16,9 @@ import (
 // function only for the shipped set with no block overridden (a template
 // file gets the interpreter), and TestNativeMatchesTemplate and
 // FuzzNativeMatchesTemplate compare the two outputs byte for byte after
-// clean-up, so a change to either that the other lacks fails the tests.
+// tidying, so a change to either that the other lacks fails the tests.
 //
-// The output may differ from the interpreter's before clean (blank lines,
+// The output may differ from the interpreter's before tidying (blank lines,
 // trailing spaces), never after.
 func writeAlertmanager(b *bytes.Buffer, d *Data) error {
 	// alertmanager.title

@@ -158,7 +158,7 @@ func FuzzNativeMatchesTemplate(f *testing.F) {
 // randomMessage builds a notification from a small vocabulary, so labels
 // and annotations are often shared (common labels, shared summaries) and
 // every branch of the template is taken: empty and odd values, statuses
-// Alertmanager never sends, whitespace that clean-up has to absorb, zero
+// Alertmanager never sends, whitespace that tidying has to absorb, zero
 // and non-UTC times.
 func randomMessage(rng *rand.Rand) *alertmanager.Message {
 	alerts := make([]alertmanager.Alert, rng.IntN(6))

@@ -6,7 +6,7 @@ import (
 
 // RenderValue executes the template name on data of any type, such as the
 // Data of a relay/source decoder (a *github.Data for "github"), and returns
-// the text. It applies the same functions, output limit and clean-up as
+// the text. It applies the same functions, output limit and tidying as
 // Render, and likewise not MaxBytes. A failing template or an output beyond
 // MaxOutputBytes gives an error wrapping relay.ErrInvalid.
 func (e *Engine) RenderValue(name string, data any) (string, error) {
