@@ -2,7 +2,8 @@
 // senders relay has no dedicated decoder for.
 //
 // The template sees the object as .Payload (a map[string]any; numbers are
-// json.Number, so they print exactly as sent) and the route as .Route.
+// json.Number, so they print exactly as sent) and the route as .Route,
+// with every string cleaned (see Data.Clean).
 // Nothing is authenticated here: protect generic routes by network policy
 // or by a secret path.
 //
@@ -31,6 +32,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/skype-relay/relay/relay/clean"
 	"github.com/skype-relay/relay/relay/source"
 )
 
@@ -57,6 +59,9 @@ type Data struct {
 	Payload map[string]any
 	// Route is the relay route the request came in on (see SetRoute).
 	Route string
+
+	// raw is the Data a copy made by Clean was made from.
+	raw *Data
 }
 
 // SetRoute sets the route name templates read as .Route.
@@ -71,7 +76,8 @@ type Field struct {
 // Fields returns the payload's top-level fields sorted by name, each value
 // printed as text: strings as they are, numbers as sent, objects and
 // arrays as compact JSON, null as "null". A value is cut at max bytes
-// (with "…"); max <= 0 means 200.
+// (with "…"); max <= 0 means 200. On the copy templates see (Clean), each
+// value is printed on one line (clean.Line), as "name: value" lines need.
 func (d *Data) Fields(max int) []Field {
 	if max <= 0 {
 		max = 200
@@ -83,7 +89,11 @@ func (d *Data) Fields(max int) []Field {
 	slices.Sort(names)
 	out := make([]Field, len(names))
 	for i, n := range names {
-		out[i] = Field{Name: n, Value: cut(text(d.Payload[n]), max)}
+		v := text(d.Payload[n])
+		if d.raw != nil {
+			v = clean.Line(v)
+		}
+		out[i] = Field{Name: n, Value: cut(v, max)}
 	}
 	return out
 }

@@ -49,6 +49,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skype-relay/relay/relay/clean"
 	"github.com/skype-relay/relay/relay/source"
 )
 
@@ -109,10 +110,38 @@ type Data struct {
 	UpdatedAt time.Time
 	// Duration is UpdatedAt - StartedAt for a completed run, else 0.
 	Duration time.Duration
+
+	// raw is the Data a copy made by Clean was made from.
+	raw *Data
 }
 
 // SetRoute sets the route name templates read as .Route.
 func (d *Data) SetRoute(name string) { d.Route = name }
+
+// Clean returns the copy of d that templates see: the URLs cleaned as
+// links (clean.URL), every other string from GitHub as one line
+// (clean.Line). Route, from the configuration, is kept. Raw on the copy
+// returns d.
+func (d *Data) Clean() any {
+	c := *d
+	c.raw = d
+	for _, s := range []*string{&c.Event, &c.Action, &c.Repository, &c.Name, &c.Title, &c.Branch,
+		&c.SHA, &c.ShortSHA, &c.Status, &c.Conclusion, &c.Verdict, &c.Actor, &c.Trigger} {
+		*s = clean.Line(*s)
+	}
+	c.RepositoryURL = clean.URL(d.RepositoryURL)
+	c.URL = clean.URL(d.URL)
+	return &c
+}
+
+// Raw returns the data as GitHub sent it: for a copy made by Clean the
+// original, else d. The template function raw calls it.
+func (d *Data) Raw() any {
+	if d.raw != nil {
+		return d.raw
+	}
+	return d
+}
 
 // Decode checks and decodes one GitHub webhook delivery: h are the request
 // headers, body the raw body, secret the webhook secret of the route.

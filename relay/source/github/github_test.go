@@ -81,7 +81,7 @@ func TestDecodeWorkflowRun(t *testing.T) {
 		UpdatedAt:     time.Date(2026, 11, 27, 9, 21, 47, 0, time.UTC),
 		Duration:      6*time.Minute + 37*time.Second,
 	}
-	if diff := cmp.Diff(want, ev.Data); diff != "" {
+	if diff := cmp.Diff(want, ev.Data, cmp.AllowUnexported(Data{})); diff != "" {
 		t.Errorf("Decode data mismatch (-want +got):\n%s", diff)
 	}
 	if ev.Kind != "workflow_run" || ev.Ignored || ev.Ping {
@@ -134,7 +134,7 @@ func TestDecodeCheckSuite(t *testing.T) {
 		UpdatedAt:     time.Date(2026, 11, 27, 11, 6, 33, 0, time.UTC),
 		Duration:      4*time.Minute + 30*time.Second,
 	}
-	if diff := cmp.Diff(want, d); diff != "" {
+	if diff := cmp.Diff(want, d, cmp.AllowUnexported(Data{})); diff != "" {
 		t.Errorf("Decode data mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -42,6 +42,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skype-relay/relay/relay/clean"
 	"github.com/skype-relay/relay/relay/source"
 )
 
@@ -96,6 +97,9 @@ type Data struct {
 	// CreatedAt and FinishedAt are zero when GitLab did not send them.
 	CreatedAt  time.Time
 	FinishedAt time.Time
+
+	// raw is the Data a copy made by Clean was made from.
+	raw *Data
 }
 
 // Job is one CI job.
@@ -111,6 +115,49 @@ type Job struct {
 
 // SetRoute sets the route name templates read as .Route.
 func (d *Data) SetRoute(name string) { d.Route = name }
+
+// Clean returns the copy of d that templates see: the URLs cleaned as
+// links (clean.URL), every other string from GitLab, the jobs' included,
+// as one line (clean.Line). Route, from the configuration, is kept. Raw on
+// the copy returns d.
+func (d *Data) Clean() any {
+	c := *d
+	c.raw = d
+	for _, s := range []*string{&c.Event, &c.Project, &c.Ref, &c.SHA, &c.ShortSHA, &c.Title,
+		&c.Status, &c.Verdict, &c.Trigger, &c.User, &c.UserName} {
+		*s = clean.Line(*s)
+	}
+	c.ProjectURL = clean.URL(d.ProjectURL)
+	c.PipelineURL = clean.URL(d.PipelineURL)
+	if d.Job != nil {
+		j := d.Job.clean()
+		c.Job = &j
+	}
+	if d.FailedJobs != nil {
+		c.FailedJobs = make([]Job, len(d.FailedJobs))
+		for i, j := range d.FailedJobs {
+			c.FailedJobs[i] = j.clean()
+		}
+	}
+	return &c
+}
+
+// Raw returns the data as GitLab sent it: for a copy made by Clean the
+// original, else d. The template function raw calls it.
+func (d *Data) Raw() any {
+	if d.raw != nil {
+		return d.raw
+	}
+	return d
+}
+
+func (j Job) clean() Job {
+	for _, s := range []*string{&j.Name, &j.Stage, &j.Status, &j.FailureReason} {
+		*s = clean.Line(*s)
+	}
+	j.URL = clean.URL(j.URL)
+	return j
+}
 
 // Decode checks and decodes one GitLab webhook request: h are the request
 // headers, body the raw body, token the secret token of the route. Errors

@@ -72,7 +72,7 @@ func TestDecodePipeline(t *testing.T) {
 		CreatedAt:  time.Date(2026, 11, 27, 9, 14, 2, 0, time.UTC),
 		FinishedAt: time.Date(2026, 11, 27, 9, 25, 40, 0, time.UTC),
 	}
-	if diff := cmp.Diff(want, ev.Data); diff != "" {
+	if diff := cmp.Diff(want, ev.Data, cmp.AllowUnexported(Data{})); diff != "" {
 		t.Errorf("Decode data mismatch (-want +got):\n%s", diff)
 	}
 	if ev.Kind != "pipeline" || ev.Ignored || ev.IdempotencyKey != "gitlab/f2b5a0c4-7d1e-4f0a-9c3b-1a2b3c4d5e6f" {
@@ -116,7 +116,7 @@ func TestDecodeJob(t *testing.T) {
 		CreatedAt:  time.Date(2026, 11, 27, 11, 2, 3, 886e6, time.UTC),
 		FinishedAt: time.Date(2026, 11, 27, 11, 4, 41, 512e6, time.UTC),
 	}
-	if diff := cmp.Diff(want, ev.Data); diff != "" {
+	if diff := cmp.Diff(want, ev.Data, cmp.AllowUnexported(Data{})); diff != "" {
 		t.Errorf("Decode data mismatch (-want +got):\n%s", diff)
 	}
 	if ev.Labels["job"] != "deploy:production" || ev.Labels["stage"] != "deploy" || ev.Labels["allow_failure"] != "false" {
