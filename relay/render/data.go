@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/skype-relay/relay/relay/alertmanager"
+	"github.com/skype-relay/relay/relay/clean"
 )
 
 // Data is what a template sees as dot. Its first fields have the names and
@@ -43,6 +44,10 @@ type Data struct {
 	Route string
 	// Conversation is the name of the conversation the message goes to.
 	Conversation string
+
+	// raw is the Data this one is the cleaned view of (see cleaned), nil
+	// for the Data as given.
+	raw *Data
 }
 
 // NewData builds the template data of an Alertmanager notification received
@@ -96,32 +101,43 @@ type GroupAlert struct {
 	// Name is the alert's alertname when the group's alerts do not all
 	// share one, else "".
 	Name string
+
+	// index is the alert's place in Group.Alerts, for Raw.
+	index int
 }
 
 // GroupAlerts returns .Alerts, each paired with the group.
 func (d *Data) GroupAlerts() []GroupAlert {
 	out := make([]GroupAlert, len(d.Alerts))
 	_, sharedName := d.CommonLabels["alertname"]
-	for i, a := range d.Alerts {
-		g := GroupAlert{
-			Status:       a.Status,
-			Labels:       a.Labels,
-			Annotations:  a.Annotations,
-			StartsAt:     a.StartsAt,
-			EndsAt:       a.EndsAt,
-			GeneratorURL: a.GeneratorURL,
-			Fingerprint:  a.Fingerprint,
-			Group:        d,
-		}
-		g.Extra = g.ExtraLabels().String()
-		g.Summary, g.Description = g.Annotation("summary"), g.Annotation("description")
-		g.Message, g.Runbook = g.Annotation("message"), g.Annotation("runbook_url")
-		if !sharedName {
-			g.Name = a.Labels["alertname"]
-		}
-		out[i] = g
+	for i := range d.Alerts {
+		out[i] = d.groupAlert(i, sharedName)
 	}
 	return out
+}
+
+// groupAlert pairs alert i of .Alerts with the group; sharedName says
+// whether the common labels hold an alertname.
+func (d *Data) groupAlert(i int, sharedName bool) GroupAlert {
+	a := d.Alerts[i]
+	g := GroupAlert{
+		Status:       a.Status,
+		Labels:       a.Labels,
+		Annotations:  a.Annotations,
+		StartsAt:     a.StartsAt,
+		EndsAt:       a.EndsAt,
+		GeneratorURL: a.GeneratorURL,
+		Fingerprint:  a.Fingerprint,
+		Group:        d,
+		index:        i,
+	}
+	g.Extra = g.ExtraLabels().String()
+	g.Summary, g.Description = g.Annotation("summary"), g.Annotation("description")
+	g.Message, g.Runbook = g.Annotation("message"), g.Annotation("runbook_url")
+	if !sharedName {
+		g.Name = a.Labels["alertname"]
+	}
+	return g
 }
 
 // ExtraLabels returns, sorted by name, the labels of the alert that are not
@@ -153,10 +169,10 @@ func (a GroupAlert) Annotation(name string) string {
 }
 
 // AlertsURL links to the group's alerts in the Alertmanager UI, or is empty
-// when the notification carries no ExternalURL.
+// when the notification's ExternalURL is not an http or https URL.
 func (d *Data) AlertsURL() string {
 	base := strings.TrimSuffix(d.ExternalURL, "/")
-	if base == "" {
+	if !clean.IsHTTP(base) {
 		return ""
 	}
 	u := base + "/#/alerts?receiver=" + url.QueryEscape(d.Receiver)
@@ -167,11 +183,11 @@ func (d *Data) AlertsURL() string {
 }
 
 // SilenceURL links to a new silence in the Alertmanager UI, prefilled with
-// matchers for the group's common labels, or is empty when the notification
-// carries no ExternalURL.
+// matchers for the group's common labels, or is empty when the
+// notification's ExternalURL is not an http or https URL.
 func (d *Data) SilenceURL() string {
 	base := strings.TrimSuffix(d.ExternalURL, "/")
-	if base == "" {
+	if !clean.IsHTTP(base) {
 		return ""
 	}
 	return base + "/#/silences/new?filter=" + url.QueryEscape(matchers(d.CommonLabels))

@@ -77,6 +77,43 @@
 // names). In user templates a missing key reads as "", as in Alertmanager;
 // the shipped templates run with missingkey=error to catch our own typos.
 //
+// # Cleaning
+//
+// Templates never see text from a sender as it was sent: [Engine.Render],
+// [Engine.RenderParts] and the native rendering work on a copy of the
+// Data in which every string from the sender is cleaned by relay/clean,
+// and [Engine.RenderValue] renders the copy a source's Data.Clean returns.
+// The rules, which apply to the shipped templates and to template files
+// alike:
+//
+//   - C0 and C1 control characters (BEL, ESC, a bare CR, NEL, ...), DEL,
+//     the bidi embeddings, overrides, isolates and marks (U+202A–U+202E,
+//     U+2066–U+2069, U+200E, U+200F, U+061C), U+2028, U+2029, U+200B,
+//     U+2060 and U+FEFF become a visible escape: "<U+202E>".
+//   - A value shown on one line keeps no line break or tab either: a line
+//     feed becomes "<U+000A>", so "api-1\n[RESOLVED:1] AllGood" in a label
+//     cannot forge a line. One-line values are label names and values,
+//     the receiver, statuses, the group key, fingerprints, annotation
+//     names, and every GitHub and GitLab field.
+//   - Annotation values and a generic payload's strings may span lines:
+//     line feeds and tabs stay, CR LF becomes LF.
+//   - Links (.ExternalURL, .GeneratorURL, annotations and payload fields
+//     whose name ends in "url" or "link", the GitHub and GitLab URLs) stay
+//     only when they are http or https; anything else, javascript: or a
+//     relative path, shows as "<link removed: not http or https>".
+//     .AlertsURL and .SilenceURL are empty unless .ExternalURL is http or
+//     https.
+//
+// Route and Conversation come from the configuration and are not touched.
+// A generic payload has no schema, so the shipped generic template pipes
+// its title, status and link through oneLine.
+//
+// A template that wants the value as sent, on purpose, calls raw on its
+// dot: {{ (raw .).CommonLabels.instance }}, or {{ with raw . }}...{{ end }}.
+// In "alertmanager.alert" raw gives the raw alert; raw of anything but a
+// template's dot is an error. What raw returns is printed verbatim, line
+// breaks, controls and all.
+//
 // # Other formats
 //
 // The shipped "github", "gitlab" and "generic" templates render the events
@@ -98,7 +135,7 @@
 //
 // Besides text/template's built-ins (and, or, not, len, index, printf,
 // urlquery, eq, lt, ...), templates may call these, which behave as in
-// Alertmanager and Prometheus:
+// Alertmanager and Prometheus, except raw and oneLine, which are relay's:
 //
 //	toUpper, toLower, trimSpace  string → string
 //	title               "hIGH cpu" → "High Cpu" (first letter of each word up, the rest down)
@@ -106,7 +143,9 @@
 //	match re s          whether the regular expression re matches in s (unanchored)
 //	reReplaceAll re repl s  replaces every match; repl may use $1 or ${name}
 //	safeHtml, safeUrl   return their argument: relay sends plain text, nothing is escaped
-//	urlUnescape s       undoes URL query escaping
+//	urlUnescape s       undoes URL query escaping, then cleans the result as one line
+//	raw dot             the template's dot as the sender sent it, not cleaned (see Cleaning)
+//	oneLine v           v printed on one line: line breaks shown as <U+000A> (see Cleaning)
 //	stringSlice a b ... makes a []string
 //	date layout t       formats a time.Time with a Go layout ("2006-01-02 15:04 MST")
 //	tz name t           t in an IANA time zone ("Europe/Berlin", "UTC")

@@ -266,7 +266,9 @@ func mentionsConversation(set *template.Template) bool {
 func (e *Engine) MaxBytes() int { return e.maxBytes }
 
 // Render executes the template name on d and returns the text, with
-// trailing spaces and runs of blank lines removed. It does not apply
+// trailing spaces and runs of blank lines removed. The template sees d
+// with the sender's text cleaned (relay/clean; see the package
+// documentation), and the original through the function raw. It does not apply
 // MaxBytes; RenderParts does. A failing template or an output beyond
 // MaxOutputBytes gives an error wrapping relay.ErrInvalid.
 func (e *Engine) Render(name string, d Data) (string, error) {
@@ -279,7 +281,10 @@ func (e *Engine) Render(name string, d Data) (string, error) {
 
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// render renders d, cleaned (see Data.cleaned), with the native writer
+// when the entry has one, else the template.
 func (ent entry) render(name string, d *Data) (string, error) {
+	d = d.cleaned()
 	if ent.native != nil {
 		return ent.output(name, func(buf *bytes.Buffer) error {
 			if err := ent.native(buf, d); err != nil {

@@ -12,6 +12,8 @@ import (
 	"text/template"
 	"time"
 	"unicode"
+
+	"github.com/skype-relay/relay/relay/clean"
 )
 
 // funcMap returns the functions templates may call. now stands in for
@@ -27,7 +29,9 @@ func funcMap(now func() time.Time) template.FuncMap {
 		"reReplaceAll":       reReplaceAll,
 		"safeHtml":           func(s string) string { return s },
 		"safeUrl":            func(s string) string { return s },
-		"urlUnescape":        url.QueryUnescape,
+		"urlUnescape":        urlUnescape,
+		"raw":                raw,
+		"oneLine":            oneLine,
 		"stringSlice":        func(s ...string) []string { return s },
 		"date":               func(layout string, t time.Time) string { return t.Format(layout) },
 		"tz":                 inZone,
@@ -39,6 +43,41 @@ func funcMap(now func() time.Time) template.FuncMap {
 		"humanizeTimestamp":  humanizeTimestamp,
 		"toJson":             toJSON,
 	}
+}
+
+// raw returns the data a template was given as the sender sent it, not
+// cleaned: dot (a *Data, a GroupAlert in "alertmanager.alert", or a
+// source's Data) has a Raw method for this.
+func raw(v any) (any, error) {
+	r, ok := v.(interface{ Raw() any })
+	if !ok {
+		return nil, fmt.Errorf("raw takes the template's dot, not %T: write {{ (raw .).CommonLabels.name }}, not {{ raw .CommonLabels.name }}", v)
+	}
+	return r.Raw(), nil
+}
+
+// oneLine prints v as a value on one line: line breaks and everything
+// else clean.Line escapes become visible escapes. Nothing prints as "".
+func oneLine(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return clean.Line(x)
+	default:
+		return clean.Line(fmt.Sprint(x))
+	}
+}
+
+// urlUnescape undoes URL query escaping and cleans the result as one
+// line: "%0A" or "%E2%80%AE" in a cleaned value must not turn back into
+// what cleaning took out.
+func urlUnescape(s string) (string, error) {
+	u, err := url.QueryUnescape(s)
+	if err != nil {
+		return "", err
+	}
+	return clean.Line(u), nil
 }
 
 // title upper-cases the first letter of every word and lower-cases the rest,

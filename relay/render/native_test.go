@@ -136,6 +136,9 @@ func FuzzNativeMatchesTemplate(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	if b, err := json.Marshal(hostileMessage()); err == nil {
+		f.Add(b)
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 20 {
 		b, err := json.Marshal(randomMessage(rng))
@@ -159,7 +162,8 @@ func FuzzNativeMatchesTemplate(f *testing.F) {
 // and annotations are often shared (common labels, shared summaries) and
 // every branch of the template is taken: empty and odd values, statuses
 // Alertmanager never sends, whitespace that tidying has to absorb, zero
-// and non-UTC times.
+// and non-UTC times, and the hostile values and links that cleaning must
+// treat alike on both paths.
 func randomMessage(rng *rand.Rand) *alertmanager.Message {
 	alerts := make([]alertmanager.Alert, rng.IntN(6))
 	for i := range alerts {
@@ -168,12 +172,12 @@ func randomMessage(rng *rand.Rand) *alertmanager.Message {
 	m := &alertmanager.Message{
 		Version:           alertmanager.Version,
 		GroupKey:          "{}:{alertname=\"X\"}",
-		Receiver:          pick(rng, "oncall", "", "team ops", "Ünïcode 🙈"),
+		Receiver:          pick(rng, "oncall", "", "team ops", "Ünïcode 🙈", "ops\n[RESOLVED:1] AllGood\u202e"),
 		Status:            pick(rng, "firing", "resolved", "firing", "", "weird"),
 		Alerts:            alerts,
 		CommonLabels:      common(alerts, func(a alertmanager.Alert) alertmanager.KV { return a.Labels }),
 		CommonAnnotations: common(alerts, func(a alertmanager.Alert) alertmanager.KV { return a.Annotations }),
-		ExternalURL:       pick(rng, "http://alertmanager.example:9093", "", "https://am.example/x/", "/"),
+		ExternalURL:       pick(rng, "http://alertmanager.example:9093", "", "https://am.example/x/", "/", "javascript:x//", "https://am.example/\a"),
 		TruncatedAlerts:   rng.IntN(4) - 1,
 	}
 	if rng.IntN(8) == 0 {
@@ -196,15 +200,19 @@ func randomMessage(rng *rand.Rand) *alertmanager.Message {
 
 func randomAlert(rng *rand.Rand) alertmanager.Alert {
 	values := []string{"", "a", "prod", "web-1:9100", "x y", "trailing  ", "two\nlines", "\n\nblank\n\n\n",
-		"ü—東京 🙈", "=,", "  lead"}
+		"ü—東京 🙈", "=,", "  lead",
+		// What cleaning must treat alike on both paths.
+		"api-1\n[RESOLVED:1] AllGood", "evil\u202egnp.exe", "\a\x1b[31m", "a\rb\r\n", "\u2028\u2029\u0085",
+		"javascript:alert(1)", "https://ok.example/\u200f", "tab\there"}
 	a := alertmanager.Alert{
 		Status:      pick(rng, "firing", "resolved", "firing", "resolved", "", "pending"),
 		Labels:      alertmanager.KV{},
 		Annotations: alertmanager.KV{},
 		StartsAt: time.Date(2026, 11, 27, rng.IntN(24), rng.IntN(60), rng.IntN(60), rng.IntN(2)*500_000_000,
 			time.FixedZone("z", 3600*(rng.IntN(5)-2))),
-		GeneratorURL: pick(rng, "", "http://prometheus.example:9090/graph?g0.expr=up", "x"),
-		Fingerprint:  fmt.Sprintf("%016x", rng.Uint64()),
+		GeneratorURL: pick(rng, "", "http://prometheus.example:9090/graph?g0.expr=up", "x", "javascript:alert(1)",
+			" HTTPS://p.example/\n[RESOLVED:1] AllGood"),
+		Fingerprint: fmt.Sprintf("%016x", rng.Uint64()),
 	}
 	if rng.IntN(10) == 0 {
 		a.StartsAt = time.Time{}

@@ -22,7 +22,9 @@ func (e *Engine) RenderParts(name string, d Data) ([]string, error) {
 	if !ok {
 		return nil, fmt.Errorf("render template %q: %w", name, ErrUnknownTemplate)
 	}
-	full, err := ent.render(name, &d)
+	// Clean once, not on each of the many renders a split takes.
+	v := d.cleaned()
+	full, err := ent.render(name, v)
 	if err == nil && len(full) <= e.maxBytes {
 		return []string{full}, nil
 	}
@@ -34,7 +36,7 @@ func (e *Engine) RenderParts(name string, d Data) ([]string, error) {
 	s := splitter{
 		ent:    ent,
 		name:   name,
-		data:   d,
+		data:   v,
 		budget: e.maxBytes - partReserve(e.maxParts) - noteReserve,
 		limit:  e.maxParts + 1, // one more than allowed tells us to cut
 	}
@@ -66,9 +68,9 @@ type piece struct {
 type splitter struct {
 	ent    entry
 	name   string
-	data   Data
-	budget int // bytes per piece
-	limit  int // pieces to produce at most
+	data   *Data // cleaned
+	budget int   // bytes per piece
+	limit  int   // pieces to produce at most
 	pieces []piece
 }
 
@@ -77,12 +79,11 @@ func (s *splitter) full() bool { return len(s.pieces) >= s.limit }
 // render renders alerts [i, j) of the notification. Only the last run shows
 // Alertmanager's count of truncated alerts, so it is said once.
 func (s *splitter) render(i, j int) (string, error) {
-	d := s.data
-	d.Alerts = s.data.Alerts[i:j:j]
+	truncated := s.data.TruncatedAlerts
 	if j < len(s.data.Alerts) {
-		d.TruncatedAlerts = 0
+		truncated = 0
 	}
-	return s.ent.render(s.name, &d)
+	return s.ent.render(s.name, s.data.part(i, j, truncated))
 }
 
 // fits renders alerts [i, j) and reports whether the text fits a piece. An

@@ -6,7 +6,9 @@ import (
 
 // RenderValue executes the template name on data of any type, such as the
 // Data of a relay/source decoder (a *github.Data for "github"), and returns
-// the text. It applies the same functions, output limit and tidying as
+// the text. Data with a Clean method, as every decoder's has, is rendered
+// through the copy Clean returns, so the template sees sender text
+// cleaned. It applies the same functions, output limit and tidying as
 // Render, and likewise not MaxBytes. A failing template or an output beyond
 // MaxOutputBytes gives an error wrapping relay.ErrInvalid.
 func (e *Engine) RenderValue(name string, data any) (string, error) {
@@ -14,7 +16,20 @@ func (e *Engine) RenderValue(name string, data any) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("render template %q: %w", name, ErrUnknownTemplate)
 	}
+	switch c := data.(type) {
+	case *Data:
+		data = c.cleaned()
+	case cleaner:
+		data = c.Clean()
+	}
 	return ent.execute(name, data)
+}
+
+// cleaner is template data that has a cleaned view of itself: the Data of
+// every relay/source decoder. Clean returns a copy with every string from
+// the sender cleaned (relay/clean), on which Raw returns the original.
+type cleaner interface {
+	Clean() any
 }
 
 // RenderValueParts renders like RenderValue and returns the text as one or
