@@ -28,7 +28,8 @@ func interpreted(t testing.TB, e *Engine) (native, interp entry) {
 	return native, interp
 }
 
-// sameText renders d both ways and fails on any difference.
+// sameText renders d both ways and fails on any difference, or on a
+// forbidden code point in the text.
 func sameText(t testing.TB, native, interp entry, d Data, what string) {
 	t.Helper()
 	want, werr := interp.render(alertmanagerEntry, &d)
@@ -38,6 +39,9 @@ func sameText(t testing.TB, native, interp entry, d Data, what string) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("%s: native rendering differs from templates/alertmanager.tmpl (-template +native):\n%s", what, diff)
+	}
+	if r, ok := allowed(got); !ok {
+		t.Fatalf("%s: the rendering holds %U:\n%s", what, r, got)
 	}
 }
 

@@ -289,7 +289,8 @@ func TestRenderValueParts(t *testing.T) {
 
 // FuzzGenericTemplate checks that the shipped generic template renders
 // every object the generic decoder accepts: whatever keys a sender leaves
-// out or sends with odd types, the answer is never a 422.
+// out or sends with odd types, the answer is never a 422, and what it
+// sends is cleaned.
 func FuzzGenericTemplate(f *testing.F) {
 	for _, s := range []string{
 		`{}`, `{"title":"t","status":"ok"}`, `{"title":{"a":1},"status":[1,2],"message":null,"url":false}`,
@@ -311,6 +312,9 @@ func FuzzGenericTemplate(f *testing.F) {
 		for k, p := range parts {
 			if len(p) > MinMaxBytes || !utf8.ValidString(p) {
 				t.Fatalf("part %d of %s is %d bytes or invalid UTF-8", k, body, len(p))
+			}
+			if r, ok := allowed(p); !ok {
+				t.Fatalf("part %d of %s holds %U: %q", k, body, r, p)
 			}
 		}
 	})

@@ -3,6 +3,7 @@ package generic
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/clean"
 	"github.com/skype-relay/relay/relay/source"
 )
 
@@ -201,5 +203,19 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || again.IdempotencyKey != ev.IdempotencyKey {
 			t.Fatalf("second Decode = %v, %v; want key %q", again, err, ev.IdempotencyKey)
 		}
+		// What templates see keeps line feeds and tabs in strings, and
+		// nothing else that cleaning escapes; every field it lists is
+		// one line.
+		c := ev.Data.(*Data).Clean().(*Data)
+		if s := fmt.Sprint(c.Payload); strings.IndexFunc(s, forbiddenInText) >= 0 {
+			t.Fatalf("Clean() of %s left %q", body, s)
+		}
+		for _, f := range c.Fields(0) {
+			if s := f.Name + f.Value; strings.IndexFunc(s, clean.Forbidden) >= 0 {
+				t.Fatalf("Fields() of the cleaned %s hold %q", body, s)
+			}
+		}
 	})
 }
+
+func forbiddenInText(r rune) bool { return clean.Forbidden(r) && r != '\n' && r != '\t' }

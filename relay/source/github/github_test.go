@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/clean"
 	"github.com/skype-relay/relay/relay/source"
 )
 
@@ -400,6 +402,13 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !ev.Ignored && !ev.Ping && (ev.Data == nil || ev.IdempotencyKey == "") {
 			t.Fatalf("Decode = %+v: a rendered event needs data and a key", ev)
+		}
+		// What templates see holds no control, bidi or line-breaking
+		// character: every field is one line.
+		if d, ok := ev.Data.(*Data); ok {
+			if s := fmt.Sprintf("%+v", *d.Clean().(*Data)); strings.IndexFunc(s, clean.Forbidden) >= 0 {
+				t.Fatalf("Clean() of %s left %q", body, s)
+			}
 		}
 	})
 }

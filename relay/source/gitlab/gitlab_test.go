@@ -2,6 +2,7 @@ package gitlab
 
 import (
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/clean"
 	"github.com/skype-relay/relay/relay/source"
 )
 
@@ -366,6 +368,18 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !ev.Ignored && (ev.Data == nil || ev.IdempotencyKey == "") {
 			t.Fatalf("Decode = %+v: a rendered event needs data and a key", ev)
+		}
+		// What templates see holds no control, bidi or line-breaking
+		// character: every field is one line.
+		if d, ok := ev.Data.(*Data); ok {
+			c := d.Clean().(*Data)
+			s := fmt.Sprintf("%+v", *c)
+			if c.Job != nil {
+				s += fmt.Sprintf("%+v", *c.Job)
+			}
+			if strings.IndexFunc(s, clean.Forbidden) >= 0 {
+				t.Fatalf("Clean() of %s left %q", body, s)
+			}
 		}
 	})
 }
