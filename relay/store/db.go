@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -140,9 +139,4 @@ func (db *DB) Ping(ctx context.Context) error {
 		return classify("ping database", err)
 	}
 	return nil
-}
-
-// transact runs fn in a transaction, committing when it returns nil.
-func (db *DB) transact(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, db.pool, fn)
 }

@@ -175,10 +175,10 @@ const (
 func (cfg *Config) validate() error {
 	var errs []error
 	if cfg.Username == "" {
-		errs = append(errs, errors.New("Username is required"))
+		errs = append(errs, errors.New("a Username is required"))
 	}
 	if cfg.Password == "" {
-		errs = append(errs, errors.New("Password is required"))
+		errs = append(errs, errors.New("a Password is required"))
 	}
 	if len(cfg.DiscoveryURLs) == 0 {
 		errs = append(errs, errors.New("DiscoveryURLs needs at least one root"))
@@ -198,7 +198,7 @@ func (cfg *Config) validate() error {
 		errs = append(errs, errors.New("EndpointID is longer than 100 characters"))
 	}
 	if len(cfg.Version) > 90 {
-		errs = append(errs, errors.New("Version is longer than 90 characters"))
+		errs = append(errs, errors.New("the Version is longer than 90 characters"))
 	}
 	if cfg.MaxConcurrentRequests < 0 {
 		errs = append(errs, errors.New("MaxConcurrentRequests must not be negative"))
