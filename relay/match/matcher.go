@@ -139,7 +139,8 @@ func (m *Matcher) Matches(labels map[string]string) bool {
 
 // String returns the matcher in the syntax Parse reads, with the value
 // always quoted and the name quoted when it needs to be: Parse(m.String())
-// gives back an equal matcher.
+// gives back an equal matcher, as long as the text fits in MaxInputBytes
+// (quoting can make it longer than what was parsed).
 func (m *Matcher) String() string {
 	name := m.Name
 	if needsQuotes(name) {
@@ -168,7 +169,7 @@ func (ms Matchers) Matches(labels map[string]string) bool {
 }
 
 // String returns the list in braces, {a="b", c=~"d"}, which ParseList reads
-// back.
+// back when it fits in MaxInputBytes.
 func (ms Matchers) String() string {
 	var b strings.Builder
 	b.WriteByte('{')
