@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # The one build recipe; the Dockerfile runs the same line.
 GOBUILD = CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help build run test test/race rules/test bench/ingest bench/history bench/ucwa lint fmt db/reset migrate/new docker
+.PHONY: help build run test test/race fuzz rules/test bench/ingest bench/history bench/ucwa lint fmt db/reset migrate/new docker
 
 help: ## list the targets
 	@grep -hE '^[a-z/]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ test: ## run every test against a throwaway PostgreSQL (README command 2)
 
 test/race: test ## the test command already uses the race detector
 
+fuzz: ## run each fuzz target for 20 s, as CI does (FUZZTIME=5m for longer)
+	./.ci/fuzz.sh
+
 rules/test: ## check and unit-test the Prometheus rules (builds the pinned promtool once)
 	./deploy/prometheus/promtool.sh check rules deploy/prometheus/relay-rules.yml
 	./deploy/prometheus/promtool.sh test rules deploy/prometheus/relay-rules.test.yml
@@ -35,9 +38,10 @@ bench/history: ## what 5 million rows of history cost: ingest, scrape, claim-to-
 bench/ucwa: ## UCWA client throughput and failover benchmarks against the simulator
 	go test -run '^$$' -bench . -benchtime 3s ./relay/deliver/ucwa/
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and staticcheck (builds the pinned staticcheck once)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	go vet ./...
+	./.ci/staticcheck.sh
 
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
