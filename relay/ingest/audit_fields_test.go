@@ -25,6 +25,7 @@ func TestEventAudit(t *testing.T) {
 		{FormatGeneric, map[string]string{"title": "Backup failed", "status": "error"}, "Backup failed", "error", ""},
 		{FormatGeneric, map[string]string{"alertname": "X", "title": "T", "receiver": "r"}, "X", "", "r"},
 		{FormatGeneric, nil, "", "", ""},
+		{FormatGeneric, map[string]string{"alertname": "Disk\x1b[2J\nFull\u202e"}, "Disk<U+001B>[2J<U+000A>Full<U+202E>", "", ""},
 	} {
 		name, status, kind := eventAudit(tt.format, tt.labels)
 		if name != tt.name || status != tt.status || kind != tt.kind {

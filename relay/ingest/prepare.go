@@ -12,6 +12,7 @@ import (
 
 	"github.com/skype-relay/relay/relay"
 	"github.com/skype-relay/relay/relay/alertmanager"
+	"github.com/skype-relay/relay/relay/clean"
 	"github.com/skype-relay/relay/relay/match"
 	"github.com/skype-relay/relay/relay/render"
 	"github.com/skype-relay/relay/relay/source"
@@ -250,8 +251,10 @@ func alertsKey(m *alertmanager.Message) string {
 // are indexed, and an index entry has a size limit.
 const maxAuditValue = 200
 
-// auditValue is v cut to maxAuditValue bytes, on a character boundary.
+// auditValue is v cleaned as a one-line value (it is shown in tables and
+// terminals) and cut to maxAuditValue bytes, on a character boundary.
 func auditValue(v string) string {
+	v = clean.Line(v)
 	if len(v) <= maxAuditValue {
 		return v
 	}
