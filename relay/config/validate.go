@@ -273,20 +273,14 @@ func (cfg *Config) validateRoutes(c *collector) {
 func (cfg *Config) validateDelivery(c *collector) {
 	d := &cfg.Delivery
 	intRange(c, "delivery.max_in_flight", int64(d.MaxInFlight), 1, 10_000)
-	if d.Lease < 30*time.Second {
-		c.addf("delivery.lease", "must be at least 30s (longer than the slowest send), got %s", d.Lease)
-	}
-	if cfg.UCWA.Enabled() {
-		// A send may take an invitation wait, a confirmation wait and a few
-		// requests; it is cut off at 3/4 of the lease so that its outcome is
-		// recorded before anyone else may claim the delivery.
-		t := cfg.UCWA.Timers
-		slowest := t.InvitationTimeout + t.MessageTimeout + 2*t.RequestTimeout
-		if d.Lease*3/4 < slowest {
-			c.addf("delivery.lease", "must be at least %s: 3/4 of it must cover the slowest send "+
-				"(ucwa invitation_timeout + message_timeout + 2 x request_timeout = %s), got %s",
-				(slowest * 4 / 3).Round(time.Second), slowest, d.Lease)
-		}
+	// Without UCWA nothing is sent, and only the floor applies.
+	switch {
+	case cfg.UCWA.Enabled() && d.Lease < MinLease(cfg.UCWA.Timers):
+		c.addf("delivery.lease", "must be at least %s: 3/4 of it must cover the slowest send "+
+			"(ucwa.timers invitation_timeout + message_timeout + 2 x request_timeout = %s), got %s",
+			MinLease(cfg.UCWA.Timers), SlowestSend(cfg.UCWA.Timers), d.Lease)
+	case d.Lease < minLeaseFloor:
+		c.addf("delivery.lease", "must be at least %s, got %s", minLeaseFloor, d.Lease)
 	}
 	if d.PollInterval < 10*time.Millisecond || d.PollInterval > time.Minute {
 		c.addf("delivery.poll_interval", "must be between 10ms and 1m, got %s", d.PollInterval)
