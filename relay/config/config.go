@@ -115,6 +115,10 @@ type Config struct {
 	// Dir is the directory relative paths in the file resolve against
 	// (the config file's directory).
 	Dir string `yaml:"-"`
+	// UnreadSecrets lists the secret files a load with
+	// LoadOptions.SkipSecrets left unread, as "key (path)"; such a
+	// configuration must not be served.
+	UnreadSecrets []string `yaml:"-"`
 }
 
 // Database holds the PostgreSQL settings.

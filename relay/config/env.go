@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,62 +40,92 @@ func routeEnv(name, suffix string) string {
 }
 
 // resolveSecrets fills every Secret. For each, the environment variable
-// wins, then its _FILE variant, then the file key.
-func resolveSecrets(cfg *Config, getenv func(string) string, c *collector) {
-	cfg.API.BearerToken = fileOrEnvSecret(EnvAPIToken, "api.bearer_token_file", cfg.API.BearerTokenFile, cfg.Dir, getenv, c)
-	cfg.UCWA.Password = fileOrEnvSecret(EnvUCWAPassword, "ucwa.password_file", cfg.UCWA.PasswordFile, cfg.Dir, getenv, c)
+// wins, then its _FILE variant, then the file key. With skipFiles, secret
+// files are not read: each such secret gets a random stand-in value and is
+// listed in cfg.UnreadSecrets.
+func resolveSecrets(cfg *Config, getenv func(string) string, c *collector, skipFiles bool) {
+	sr := &secretReader{getenv: getenv, c: c, dir: cfg.Dir, skipFiles: skipFiles}
+	cfg.API.BearerToken = sr.read(EnvAPIToken, "api.bearer_token_file", cfg.API.BearerTokenFile)
+	cfg.UCWA.Password = sr.read(EnvUCWAPassword, "ucwa.password_file", cfg.UCWA.PasswordFile)
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		if r.Name == "" {
 			continue // reported by validate
 		}
 		key := fmt.Sprintf("routes[%d].bearer_token_file", i)
-		r.BearerToken = fileOrEnvSecret(RouteTokenEnv(r.Name), key, r.BearerTokenFile, cfg.Dir, getenv, c)
+		r.BearerToken = sr.read(RouteTokenEnv(r.Name), key, r.BearerTokenFile)
 		key = fmt.Sprintf("routes[%d].secret_file", i)
-		r.Secret = fileOrEnvSecret(RouteSecretEnv(r.Name), key, r.SecretFile, cfg.Dir, getenv, c)
+		r.Secret = sr.read(RouteSecretEnv(r.Name), key, r.SecretFile)
 	}
+	cfg.UnreadSecrets = sr.unread
 }
 
 // envSecret reads a secret given only through the environment: env itself or
-// a file named by env_FILE.
+// a file named by env_FILE. Such a file is always read.
 func envSecret(env string, getenv func(string) string, c *collector) Secret {
-	return fileOrEnvSecret(env, "", "", "", getenv, c)
+	sr := &secretReader{getenv: getenv, c: c}
+	return sr.read(env, "", "")
 }
 
-// fileOrEnvSecret resolves one secret from env, env_FILE or the file named
-// by the config key (resolved against dir).
-func fileOrEnvSecret(env, key, file, dir string, getenv func(string) string, c *collector) Secret {
+// secretReader resolves secrets from the environment and from files.
+type secretReader struct {
+	getenv func(string) string
+	c      *collector
+	// dir is what relative file keys resolve against.
+	dir string
+	// skipFiles leaves secret files unread (see UnreadSecrets).
+	skipFiles bool
+	unread    []string
+}
+
+// read resolves one secret from env, env_FILE or the file named by the
+// config key.
+func (sr *secretReader) read(env, key, file string) Secret {
 	fileEnv := env + fileSuffix
-	val, valFile := getenv(env), getenv(fileEnv)
+	val, valFile := sr.getenv(env), sr.getenv(fileEnv)
+	path, pathFrom := "", ""
 	switch {
 	case val != "" && valFile != "":
-		c.add(env, 0, "both %s and %s are set; set only one", env, fileEnv)
+		sr.c.add(env, 0, "both %s and %s are set; set only one", env, fileEnv)
 		return Secret{}
 	case val != "":
 		if err := checkSecret([]byte(val)); err != nil {
-			c.add(env, 0, "%v", err)
+			sr.c.add(env, 0, "%v", err)
 			return Secret{}
 		}
 		return Secret{value: val, source: "env " + env}
 	case valFile != "":
-		s, err := readSecret(valFile)
-		if err != nil {
-			c.add(fileEnv, 0, "%v", err)
-			return Secret{}
-		}
-		s.source = "file " + valFile + " (" + fileEnv + ")"
-		return s
+		path, pathFrom = valFile, fileEnv
 	case file != "":
-		path := resolvePath(dir, file)
-		s, err := readSecret(path)
-		if err != nil {
-			c.addf(key, "%v (or set %s or %s)", err, env, fileEnv)
-			return Secret{}
-		}
-		s.source = "file " + path
-		return s
+		path, pathFrom = resolvePath(sr.dir, file), key
+	default:
+		return Secret{}
 	}
-	return Secret{}
+	if sr.skipFiles && key != "" {
+		sr.unread = append(sr.unread, pathFrom+" ("+path+")")
+		return Secret{value: standIn(), source: "not read: file " + path}
+	}
+	s, err := readSecret(path)
+	switch {
+	case err != nil && pathFrom == fileEnv:
+		sr.c.add(fileEnv, 0, "%v", err)
+		return Secret{}
+	case err != nil:
+		sr.c.addf(key, "%v (or set %s or %s)", err, env, fileEnv)
+		return Secret{}
+	case pathFrom == fileEnv:
+		s.source = "file " + path + " (" + fileEnv + ")"
+	default:
+		s.source = "file " + path
+	}
+	return s
+}
+
+// standIn returns a random value for a secret that was not read: a config
+// loaded that way signs and checks its own samples, and no one can guess
+// the value, should it ever be served (app.Run refuses such a config).
+func standIn() string {
+	return "unread-" + rand.Text()
 }
 
 // readSecret reads a secret file: at most MaxSecretFileSize bytes, one

@@ -18,6 +18,22 @@ import (
 // empty environment). Relative paths in the file resolve against the file's
 // directory. A configuration error is a Problems listing every problem.
 func Load(path string, getenv func(string) string) (*Config, error) {
+	return LoadWith(path, getenv, LoadOptions{})
+}
+
+// LoadOptions adjust LoadWith and ParseWith.
+type LoadOptions struct {
+	// SkipSecrets leaves the secret files the config or the environment
+	// names unread (the API token, the UCWA password, route tokens and
+	// secrets; DATABASE_URL_FILE is still read). Each such secret gets a
+	// random stand-in value and is listed in Config.UnreadSecrets. For
+	// commands that send nothing: check-config, render, migrate, and the
+	// API clients, which read the one file they need themselves.
+	SkipSecrets bool
+}
+
+// LoadWith is Load with options.
+func LoadWith(path string, getenv func(string) string, opts LoadOptions) (*Config, error) {
 	getenv = orEmpty(getenv)
 	if path == "" {
 		path = getenv(EnvConfig)
@@ -33,7 +49,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
-	cfg, err := Parse(data, filepath.Dir(abs), getenv)
+	cfg, err := ParseWith(data, filepath.Dir(abs), getenv, opts)
 	if err != nil {
 		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
@@ -44,6 +60,11 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 // relative paths (secret files, template files, ca_file) resolve against.
 // getenv is as for Load.
 func Parse(data []byte, dir string, getenv func(string) string) (*Config, error) {
+	return ParseWith(data, dir, getenv, LoadOptions{})
+}
+
+// ParseWith is Parse with options.
+func ParseWith(data []byte, dir string, getenv func(string) string, opts LoadOptions) (*Config, error) {
 	getenv = orEmpty(getenv)
 	if len(data) > MaxFileSize {
 		return nil, &Problem{Msg: fmt.Sprintf("config is %d bytes, more than the limit of %d", len(data), MaxFileSize)}
@@ -62,7 +83,7 @@ func Parse(data []byte, dir string, getenv func(string) string) (*Config, error)
 	}
 
 	applyEnv(cfg, getenv, c)
-	resolveSecrets(cfg, getenv, c)
+	resolveSecrets(cfg, getenv, c, opts.SkipSecrets)
 	cfg.validate(c)
 	if err := c.err(); err != nil {
 		return nil, err
