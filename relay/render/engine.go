@@ -68,6 +68,8 @@ type Engine struct {
 	entries  map[string]entry
 	maxBytes int
 	maxParts int
+	// shipped is the set of shipped templates, for UnusedBlocks.
+	shipped *template.Template
 }
 
 // entry is one name an Engine renders: a template set and the template of
@@ -80,6 +82,8 @@ type entry struct {
 	// native, when set, writes what executing the template on a *Data
 	// writes, without the interpreter (see writeAlertmanager).
 	native func(*bytes.Buffer, *Data) error
+	// file is the template file's path; "" for a shipped template.
+	file string
 }
 
 // New parses the shipped templates and every file of opts.Files. Errors name
@@ -113,6 +117,7 @@ func newEngine(shipped fs.FS, opts Options, now func() time.Time) (*Engine, erro
 	if err != nil {
 		return nil, fmt.Errorf("parse shipped templates: %w", err)
 	}
+	e.shipped = base
 	// The generic template reads a payload nobody declared: a key a
 	// sender left out must read as empty, not fail the request with 422.
 	// text/template keeps options per set, not per template, so the
@@ -182,9 +187,9 @@ func parseFile(base *template.Template, path string) (entry, error) {
 		return entry{}, err
 	}
 	if t.Tree == nil || parse.IsEmptyTree(t.Tree.Root) {
-		return entry{set: set, exec: overridden(base, set)}, nil
+		return entry{set: set, exec: overridden(base, set), file: path}, nil
 	}
-	return entry{set: set, exec: path}, nil
+	return entry{set: set, exec: path, file: path}, nil
 }
 
 // alertmanagerEntry is the shipped template for Alertmanager notifications.
