@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/skype-relay/relay/migrations"
+	"github.com/skype-relay/relay/relay"
 )
 
 // Migrator applies the embedded migrations. golang-migrate holds a
@@ -59,6 +61,27 @@ func (mg *Migrator) Close() error {
 func (mg *Migrator) Up() error {
 	if err := mg.m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return classify("apply migrations", err)
+	}
+	return nil
+}
+
+// Force records version as the schema's version and clears the dirty flag,
+// running nothing: after a migration failed (its transaction rolled back,
+// golang-migrate still marks it dirty), force the version the schema is
+// really at, then apply again. 0 means no migration applied.
+func (mg *Migrator) Force(version int) error {
+	latest, err := LatestVersion()
+	if err != nil {
+		return err
+	}
+	if version < 0 || version > int(latest) {
+		return fmt.Errorf("force version %d: %w: want 0 to %d", version, relay.ErrInvalid, latest)
+	}
+	if version == 0 {
+		version = database.NilVersion
+	}
+	if err := mg.m.Force(version); err != nil {
+		return classify("force migration version", err)
 	}
 	return nil
 }
