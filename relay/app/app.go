@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,10 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	if err := cfg.RequireDatabase(); err != nil {
 		return err
 	}
+	if len(cfg.UnreadSecrets) > 0 {
+		return fmt.Errorf("the configuration was loaded without reading its secrets (%s): load it with them to serve",
+			strings.Join(cfg.UnreadSecrets, ", "))
+	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 25 * time.Second
 	}
@@ -80,6 +85,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 		}
 		listenerAuth = webCfg.Authenticate
 	}
+	logWarnings(ctx, logger, Warnings(cfg, engine))
 
 	batchSize := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "relay_ingest_commit_requests",

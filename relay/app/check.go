@@ -1,14 +1,18 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/skype-relay/relay/relay/alertmanager"
 	"github.com/skype-relay/relay/relay/config"
 	"github.com/skype-relay/relay/relay/ingest"
+	"github.com/skype-relay/relay/relay/render"
 	"github.com/skype-relay/relay/relay/source"
 	"github.com/skype-relay/relay/relay/source/generic"
 	"github.com/skype-relay/relay/relay/source/github"
@@ -20,10 +24,48 @@ import (
 // format, so a template that fails on real data is found before it is
 // served.
 func CheckConfig(cfg *config.Config) error {
+	_, err := Check(cfg)
+	return err
+}
+
+// Check is CheckConfig that also returns the configuration's warnings (see
+// Warnings).
+func Check(cfg *config.Config) (warnings []string, err error) {
 	engine, err := NewEngine(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return Warnings(cfg, engine), checkSamples(cfg, engine)
+}
+
+// Warnings lists what the configuration allows but is most likely a
+// mistake: a block of a route's template file that overrides no shipped
+// block and that the file never calls (a misspelled override changes
+// nothing, silently).
+func Warnings(cfg *config.Config, engine *render.Engine) []string {
+	var out []string
+	warned := map[string]bool{}
+	for _, r := range cfg.Routes {
+		if r.TemplateFile == "" || warned[r.Template] {
+			continue
+		}
+		warned[r.Template] = true
+		for _, b := range engine.UnusedBlocks(r.Template) {
+			prefix, _, _ := strings.Cut(b, ".")
+			known := engine.ShippedBlocks(prefix)
+			if len(known) == 0 {
+				known = engine.ShippedBlocks("")
+			}
+			out = append(out, fmt.Sprintf("routes %q: template file %s defines block %q, which overrides nothing "+
+				"and is never called (misspelled?); the shipped blocks are: %s",
+				r.Name, r.TemplateFile, b, strings.Join(known, ", ")))
+		}
+	}
+	return out
+}
+
+// checkSamples runs every route's pipeline on its format's samples.
+func checkSamples(cfg *config.Config, engine *render.Engine) error {
 	icfg := IngestConfig(cfg, engine)
 	var errs []error
 	for _, r := range cfg.Routes {
@@ -77,3 +119,9 @@ func Sign(route *ingest.Route, h http.Header, body []byte) {
 }
 
 func jsonBody(m *alertmanager.Message) ([]byte, error) { return json.Marshal(m) }
+
+func logWarnings(ctx context.Context, logger *slog.Logger, warnings []string) {
+	for _, w := range warnings {
+		logger.WarnContext(ctx, "configuration warning", slog.String("warning", w))
+	}
+}

@@ -103,6 +103,7 @@ func (r *reloader) reload(ctx context.Context) error {
 			return err
 		}
 	}
+	logWarnings(ctx, r.logger, Warnings(cfg, engine))
 	for _, key := range restartOnly(r.current, cfg) {
 		r.logger.WarnContext(ctx, "configuration change needs a restart to take effect", slog.String("key", key))
 	}
