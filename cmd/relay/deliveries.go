@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,64 +58,92 @@ func deliveries(args []string, stdout, stderr io.Writer) error {
 }
 
 func runDeliveries(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
+	actions := map[string]*action{
+		"list":      deliveriesList(getenv, stdout, stderr),
+		"show":      deliveriesShow(getenv, stdout, stderr),
+		"redeliver": deliveriesRedeliver(getenv, stdout, stderr),
+	}
+	lookup := func(name string) *flag.Flag {
+		for _, a := range actions {
+			if f := a.fs.Lookup(name); f != nil {
+				return f
+			}
+		}
+		return nil
+	}
+	name, args, ok := splitAction(lookup, args)
+	if !ok {
 		fmt.Fprint(stderr, deliveriesUsage)
 		return usageError{errors.New("want one of: list, show, redeliver")}
 	}
-	action, args := args[0], args[1:]
-	switch action {
-	case "list":
-		return deliveriesList(ctx, args, getenv, stdout, stderr)
-	case "show":
-		return deliveriesShow(ctx, args, getenv, stdout, stderr)
-	case "redeliver":
-		return deliveriesRedeliver(ctx, args, getenv, stdout, stderr)
-	case "help", "-h", "--help":
+	a, ok := actions[name]
+	switch {
+	case name == "help" || name == "-h" || name == "--help":
 		fmt.Fprint(stdout, deliveriesUsage)
 		return nil
-	default:
+	case !ok:
 		fmt.Fprint(stderr, deliveriesUsage)
-		return usageError{fmt.Errorf("unknown action %q: want list, show or redeliver", action)}
+		return usageError{fmt.Errorf("unknown action %q: want list, show or redeliver", truncateRunes(clean(name, false), 40))}
 	}
-}
-
-func deliveriesList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("deliveries list", "relay deliveries list [--route R] [--conversation C] [--alertname A] [--state S] [--since T] [--until T] [--limit N] [--cursor C | --all] [--json]", stderr)
-	var cf clientFlags
-	cf.register(fs)
-	var route, conversation, alertname, state, since, until, cursor string
-	var limit int
-	var all bool
-	fs.StringVar(&route, "route", "", "only this route's deliveries")
-	fs.StringVar(&conversation, "conversation", "", "only this conversation's deliveries")
-	fs.StringVar(&alertname, "alertname", "", "only deliveries about this alert (for CI sources: repository or project and pipeline)")
-	fs.StringVar(&state, "state", "", "only deliveries in this state (pending, sending, delivered, dead, uncertain, superseded)")
-	fs.StringVar(&since, "since", "", "created at or after: RFC 3339 time, or a duration before now (90m, 1h, 2d)")
-	fs.StringVar(&until, "until", "", "created before: RFC 3339 time, or a duration before now")
-	fs.IntVar(&limit, "limit", 0, fmt.Sprintf("page size, 1 to %d (default 50; %d with --all)", store.MaxListLimit, store.MaxListLimit))
-	fs.StringVar(&cursor, "cursor", "", "continue a listing where the previous page ended")
-	fs.BoolVar(&all, "all", false, fmt.Sprintf("follow every page (at most %d deliveries)", maxAllRows))
-	pos, err := parseArgs(fs, args)
+	pos, err := parseArgs(a.fs, args)
 	if err != nil {
 		return err
 	}
+	return a.runFunc(ctx, pos)
+}
+
+// action is one action of a command whose actions take different flags:
+// its flag set, and what runs it with the positional arguments left once
+// the flags are parsed.
+type action struct {
+	fs      *flag.FlagSet
+	runFunc func(ctx context.Context, pos []string) error
+}
+
+func deliveriesList(getenv func(string) string, stdout, stderr io.Writer) *action {
+	fs := newFlagSet("deliveries list", "relay deliveries list [--route R] [--conversation C] [--alertname A] [--state S] [--since T] [--until T] [--limit N] [--cursor C | --all] [--json]", stderr)
+	o := &listOptions{}
+	o.cf.register(fs)
+	fs.StringVar(&o.route, "route", "", "only this route's deliveries")
+	fs.StringVar(&o.conversation, "conversation", "", "only this conversation's deliveries")
+	fs.StringVar(&o.alertname, "alertname", "", "only deliveries about this alert (for CI sources: repository or project and pipeline)")
+	fs.StringVar(&o.state, "state", "", "only deliveries in this state (pending, sending, delivered, dead, uncertain, superseded)")
+	fs.StringVar(&o.since, "since", "", "created at or after: RFC 3339 time, or a duration before now (90m, 1h, 2d)")
+	fs.StringVar(&o.until, "until", "", "created before: RFC 3339 time, or a duration before now")
+	fs.IntVar(&o.limit, "limit", 0, fmt.Sprintf("page size, 1 to %d (default 50; %d with --all)", store.MaxListLimit, store.MaxListLimit))
+	fs.StringVar(&o.cursor, "cursor", "", "continue a listing where the previous page ended")
+	fs.BoolVar(&o.all, "all", false, fmt.Sprintf("follow every page (at most %d deliveries)", maxAllRows))
+	return &action{fs: fs, runFunc: func(ctx context.Context, pos []string) error {
+		return listDeliveries(ctx, pos, o, getenv, stdout, stderr)
+	}}
+}
+
+// listOptions are the flags of deliveries list.
+type listOptions struct {
+	cf                                                          clientFlags
+	route, conversation, alertname, state, since, until, cursor string
+	limit                                                       int
+	all                                                         bool
+}
+
+func listDeliveries(ctx context.Context, pos []string, o *listOptions, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", truncateRunes(clean(pos[0], false), 60))}
 	}
 	q := url.Values{}
-	for _, p := range []struct{ key, val string }{{"route", route}, {"conversation", conversation}, {"alertname", alertname}, {"cursor", cursor}} {
+	for _, p := range []struct{ key, val string }{{"route", o.route}, {"conversation", o.conversation}, {"alertname", o.alertname}, {"cursor", o.cursor}} {
 		if p.val != "" {
 			q.Set(p.key, p.val)
 		}
 	}
-	if state != "" {
-		if err := knownState(state); err != nil {
+	if o.state != "" {
+		if err := knownState(o.state); err != nil {
 			return err
 		}
-		q.Set("state", state)
+		q.Set("state", o.state)
 	}
 	now := time.Now()
-	for _, p := range []struct{ key, val string }{{"since", since}, {"until", until}} {
+	for _, p := range []struct{ key, val string }{{"since", o.since}, {"until", o.until}} {
 		if p.val == "" {
 			continue
 		}
@@ -125,14 +154,14 @@ func deliveriesList(ctx context.Context, args []string, getenv func(string) stri
 		q.Set(p.key, t.UTC().Format(time.RFC3339Nano))
 	}
 	switch {
-	case limit < 0 || limit > store.MaxListLimit:
-		return usageError{fmt.Errorf("--limit: want 1 to %d, got %d", store.MaxListLimit, limit)}
-	case limit > 0:
-		q.Set("limit", strconv.Itoa(limit))
-	case all:
+	case o.limit < 0 || o.limit > store.MaxListLimit:
+		return usageError{fmt.Errorf("--limit: want 1 to %d, got %d", store.MaxListLimit, o.limit)}
+	case o.limit > 0:
+		q.Set("limit", strconv.Itoa(o.limit))
+	case o.all:
 		q.Set("limit", strconv.Itoa(store.MaxListLimit))
 	}
-	c, err := cf.newClient(getenv)
+	c, err := o.cf.newClient(getenv)
 	if err != nil {
 		return err
 	}
@@ -148,8 +177,8 @@ func deliveriesList(ctx context.Context, args []string, getenv func(string) stri
 		if err := json.Unmarshal(body, &page); err != nil {
 			return fmt.Errorf("read the list from %s: %w", c.base, err)
 		}
-		if !all {
-			if cf.json {
+		if !o.all {
+			if o.cf.json {
 				if err := printJSON(stdout, body); err != nil {
 					return err
 				}
@@ -175,7 +204,7 @@ func deliveriesList(ctx context.Context, args []string, getenv func(string) stri
 	if len(rows) > maxAllRows {
 		rows = rows[:maxAllRows]
 	}
-	if cf.json {
+	if o.cf.json {
 		out, err := json.Marshal(listPage{Deliveries: rows, NextCursor: next})
 		if err != nil {
 			return fmt.Errorf("encode the list: %w", err)
@@ -213,15 +242,17 @@ func printList(w io.Writer, rows []json.RawMessage) error {
 	return tw.Flush()
 }
 
-func deliveriesShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func deliveriesShow(getenv func(string) string, stdout, stderr io.Writer) *action {
 	fs := newFlagSet("deliveries show", "relay deliveries show ID [--payload] [--json]", stderr)
 	var cf clientFlags
 	cf.register(fs)
 	payload := fs.Bool("payload", false, "also print the notification's payload")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
+	return &action{fs: fs, runFunc: func(ctx context.Context, pos []string) error {
+		return showDelivery(ctx, pos, &cf, getenv, *payload, stdout)
+	}}
+}
+
+func showDelivery(ctx context.Context, pos []string, cf *clientFlags, getenv func(string) string, payload bool, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return usageError{errors.New("want one operationId")}
 	}
@@ -243,7 +274,7 @@ func deliveriesShow(ctx context.Context, args []string, getenv func(string) stri
 	if err := json.Unmarshal(body, &d); err != nil {
 		return fmt.Errorf("read delivery %s from %s: %w", pos[0], c.base, err)
 	}
-	return printDetail(stdout, &d, *payload)
+	return printDetail(stdout, &d, payload)
 }
 
 // printDetail writes one delivery as a block for people.
@@ -362,14 +393,16 @@ func attemptSummary(d *store.DeliveryDetail) string {
 	return s + " (" + strings.Join(parts, ", ") + ")"
 }
 
-func deliveriesRedeliver(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func deliveriesRedeliver(getenv func(string) string, stdout, stderr io.Writer) *action {
 	fs := newFlagSet("deliveries redeliver", "relay deliveries redeliver ID [ID...] [--json]", stderr)
 	var cf clientFlags
 	cf.register(fs)
-	ids, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
+	return &action{fs: fs, runFunc: func(ctx context.Context, ids []string) error {
+		return redeliver(ctx, ids, &cf, getenv, stdout, stderr)
+	}}
+}
+
+func redeliver(ctx context.Context, ids []string, cf *clientFlags, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(ids) == 0 {
 		return usageError{errors.New("want at least one operationId")}
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -32,36 +33,6 @@ func (cf *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "time limit of each request")
 }
 
-// parseArgs parses flags that may come before, between or after the
-// positional arguments, which it returns. "--" ends the flags.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usageError{err}
-		}
-		rest := fs.Args()
-		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
 // newClient resolves the relay's URL and the API token, in that order of
 // precedence: flag, environment, config file, default.
 func (cf *clientFlags) newClient(getenv func(string) string) (*auditClient, error) {
@@ -73,7 +44,9 @@ func (cf *clientFlags) newClient(getenv func(string) string) (*auditClient, erro
 		if cfg != nil || (cf.configPath == "" && getenv(config.EnvConfig) == "") {
 			return cfg, nil
 		}
-		c, err := config.Load(cf.configPath, getenv)
+		// The client needs one secret, the API token; the others (the
+		// UCWA password, route tokens) need not exist where it runs.
+		c, err := config.LoadWith(cf.configPath, getenv, config.LoadOptions{SkipSecrets: true})
 		if err != nil {
 			return nil, fmt.Errorf("read the relay's URL and API token from the config: %w", err)
 		}
@@ -109,8 +82,14 @@ func (cf *clientFlags) newClient(getenv func(string) string) (*auditClient, erro
 		if err != nil {
 			return nil, err
 		}
-		if c != nil {
-			token = c.API.BearerToken.Reveal()
+		if c != nil && c.API.BearerTokenFile != "" {
+			path := c.API.BearerTokenFile
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(c.Dir, path)
+			}
+			if token, err = readTokenFile(path, "api.bearer_token_file"); err != nil {
+				return nil, usageError{err}
+			}
 		}
 	}
 	if token == "" {
@@ -180,37 +159,39 @@ func envToken(getenv func(string) string) (string, error) {
 		}
 		return val, nil
 	case file != "":
-		return readTokenFile(file)
+		return readTokenFile(file, envAPITokenFile)
 	}
 	return "", nil
 }
 
-func readTokenFile(path string) (string, error) {
+// readTokenFile reads the API token from path, named by from (a variable
+// or a config key).
+func readTokenFile(path, from string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", envAPITokenFile, err)
+		return "", fmt.Errorf("%s: %w", from, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s: %s is not a regular file", envAPITokenFile, path)
+		return "", fmt.Errorf("%s: %s is not a regular file", from, path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", envAPITokenFile, err)
+		return "", fmt.Errorf("%s: %w", from, err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, config.MaxSecretFileSize+1))
 	if err != nil {
-		return "", fmt.Errorf("%s: read %s: %w", envAPITokenFile, path, err)
+		return "", fmt.Errorf("%s: read %s: %w", from, path, err)
 	}
 	if len(data) > config.MaxSecretFileSize {
-		return "", fmt.Errorf("%s: %s is larger than %d bytes", envAPITokenFile, path, config.MaxSecretFileSize)
+		return "", fmt.Errorf("%s: %s is larger than %d bytes", from, path, config.MaxSecretFileSize)
 	}
 	tok := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
 	if tok == "" {
-		return "", fmt.Errorf("%s: %s is empty", envAPITokenFile, path)
+		return "", fmt.Errorf("%s: %s is empty", from, path)
 	}
 	if err := checkToken(tok); err != nil {
-		return "", fmt.Errorf("%s: %s %w", envAPITokenFile, path, err)
+		return "", fmt.Errorf("%s: %s %w", from, path, err)
 	}
 	return tok, nil
 }

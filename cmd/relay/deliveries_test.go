@@ -168,6 +168,26 @@ func TestDeliveriesCommand(t *testing.T) {
 		}
 	})
 
+	t.Run("flags before the action", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--url", r.base, "list", "--json"},
+			{"--json", "--url", r.base, "list"},
+			{"--url=" + r.base, "--json", "list"},
+		} {
+			code, out, errOut := cli(t, args...)
+			wantCode(t, args, code, 0, out, errOut)
+			if !strings.Contains(out, `"operationId": "`+r.ids[0]+`"`) {
+				t.Errorf("%v: stdout lacks the JSON of %s:\n%s", args, r.ids[0], out)
+			}
+		}
+		args := []string{"--json", "show", r.ids[1], "--url", r.base}
+		code, out, errOut := cli(t, args...)
+		wantCode(t, args, code, 0, out, errOut)
+		if !strings.Contains(out, `"operationId": "`+r.ids[1]+`"`) {
+			t.Errorf("%v: stdout lacks the JSON of %s:\n%s", args, r.ids[1], out)
+		}
+	})
+
 	t.Run("list json", func(t *testing.T) {
 		out, _ := do(t, 0, "list", "--json")
 		var page struct {
@@ -670,21 +690,6 @@ func TestListenURL(t *testing.T) {
 		if got := listenURL(in); got != want {
 			t.Errorf("listenURL(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func TestParseArgsInterleaved(t *testing.T) {
-	t.Parallel()
-	var errOut bytes.Buffer
-	fs := newFlagSet("test", "test", &errOut)
-	j := fs.Bool("json", false, "")
-	n := fs.Int("n", 0, "")
-	pos, err := parseArgs(fs, []string{"a", "--json", "b", "-n", "3", "--", "--c"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]string{"a", "b", "--c"}, pos); diff != "" || !*j || *n != 3 {
-		t.Errorf("parseArgs: positional (-want +got):\n%s\njson=%v n=%d", diff, *j, *n)
 	}
 }
 

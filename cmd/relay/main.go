@@ -2,12 +2,13 @@
 // for Business conversations.
 //
 //	relay serve        [--config FILE] [--no-migrate] [--web.config.file FILE]
-//	relay migrate      up|down|version [--config FILE]
-//	relay check-config [--config FILE]
-//	relay render       --route R [--payload FILE | --delivery ID]
+//	relay migrate      up|version|force N|down [--config FILE]
+//	relay check-config [--config FILE] [--secrets]
+//	relay render       --route R [--config FILE] [--payload FILE | --delivery ID] [--secrets]
 //	relay deliveries   list|show|redeliver
 //
-// The configuration file comes from --config or RELAY_CONFIG; the database
+// Flags may come before or after a command's other arguments. The
+// configuration file comes from --config or RELAY_CONFIG; the database
 // from DATABASE_URL.
 package main
 
@@ -29,7 +30,6 @@ import (
 
 	"github.com/skype-relay/relay/relay/app"
 	"github.com/skype-relay/relay/relay/config"
-	"github.com/skype-relay/relay/relay/store"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -50,14 +50,18 @@ const usage = `relay carries alerts into Skype for Business conversations.
 Usage:
   relay serve        [--config FILE] [--no-migrate] [--web.config.file FILE]
                                                      run the relay (web config: TLS, basic auth)
-  relay migrate      up|down|version [--config FILE]  manage the database schema
-  relay check-config [--config FILE]                  load the config and render every route's template
-  relay render       --route R [--payload FILE | --delivery ID] [--header 'K: V']...
+  relay migrate      up|version [--config FILE]       apply pending migrations, or show the schema's version
+  relay migrate      force N [--config FILE]          record version N after a failed migration (see README)
+  relay migrate      down [--config FILE]             revert every migration, deleting all data (development)
+  relay check-config [--config FILE] [--secrets]      load the config and render every route's template
+  relay render       --route R [--config FILE] [--payload FILE | --delivery ID] [--header 'K: V']... [--secrets]
                                                      print exactly what a webhook would send
   relay deliveries   list|show|redeliver [flags]      inspect deliveries and redeliver them (audit API client)
   relay version                                       print the version
 
-The config file comes from --config or RELAY_CONFIG, the database from DATABASE_URL.
+Flags may come before or after a command's other arguments. The config file
+comes from --config or RELAY_CONFIG, the database from DATABASE_URL.
+check-config and render read secret files only with --secrets.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -101,23 +105,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type usageError struct{ error }
 
-// flags parses the options every subcommand shares, plus extra ones.
-func flags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*flag.FlagSet, string, error) {
+// flags parses the options every subcommand shares, plus extra ones, and
+// returns the positional arguments. Flags may come before, between or
+// after them ("relay migrate up --config F" and "relay migrate --config F
+// up" are the same).
+func flags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) ([]string, string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (default: $RELAY_CONFIG)")
 	if extra != nil {
 		extra(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, "", usageError{err}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, "", err
 	}
-	return fs, *path, nil
+	return pos, *path, nil
 }
+
+// noArgs rejects positional arguments of a command that takes none.
+func noArgs(pos []string) error {
+	if len(pos) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+	}
+	return nil
+}
+
+var errNoConfig = errors.New("no configuration: pass --config FILE or set RELAY_CONFIG")
 
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" && os.Getenv(config.EnvConfig) == "" {
-		return nil, usageError{errors.New("no configuration: pass --config FILE or set RELAY_CONFIG")}
+		return nil, usageError{errNoConfig}
 	}
 	return config.Load(path, os.Getenv)
 }
@@ -133,15 +151,15 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 func serve(args []string, stderr io.Writer) error {
 	var noMigrate bool
 	var webConfig string
-	fs, path, err := flags("serve", args, stderr, func(fs *flag.FlagSet) {
+	pos, path, err := flags("serve", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations at start")
 		fs.StringVar(&webConfig, "web.config.file", "", "Prometheus web configuration file: TLS and basic auth for the listener")
 	})
 	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := noArgs(pos); err != nil {
+		return err
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -178,78 +196,4 @@ func serve(args []string, stderr io.Writer) error {
 		ReloadRequests: reloads,
 		WebConfigFile:  webConfig,
 	})
-}
-
-func migrate(args []string, stdout, stderr io.Writer) error {
-	fs, path, err := flags("migrate", args, stderr, nil)
-	if err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{errors.New("want one of: up, down, version")}
-	}
-	// The schema needs only the database; a config file is read when given
-	// so that a deploy job can share the relay's.
-	url := os.Getenv(config.EnvDatabaseURL)
-	if path != "" || os.Getenv(config.EnvConfig) != "" {
-		cfg, err := config.Load(path, os.Getenv)
-		if err != nil {
-			return err
-		}
-		url = cfg.DatabaseURL()
-	}
-	if url == "" {
-		return usageError{errors.New("DATABASE_URL is not set")}
-	}
-	return app.Migrate(url, func(m *store.Migrator) error {
-		switch fs.Arg(0) {
-		case "up":
-			if err := m.Up(); err != nil {
-				return err
-			}
-		case "down":
-			if err := m.Down(); err != nil {
-				return err
-			}
-		case "version":
-		default:
-			return usageError{fmt.Errorf("unknown migrate action %q: want up, down or version", fs.Arg(0))}
-		}
-		v, dirty, ok, err := m.Version()
-		if err != nil {
-			return err
-		}
-		latest, err := store.LatestVersion()
-		if err != nil {
-			return err
-		}
-		switch {
-		case !ok:
-			fmt.Fprintf(stdout, "version: none (empty database); this relay's latest: %d\n", latest)
-		case dirty:
-			fmt.Fprintf(stdout, "version: %d (dirty: a migration failed half way); this relay's latest: %d\n", v, latest)
-		default:
-			fmt.Fprintf(stdout, "version: %d; this relay's latest: %d\n", v, latest)
-		}
-		return nil
-	})
-}
-
-func checkConfig(args []string, stdout, stderr io.Writer) error {
-	fs, path, err := flags("check-config", args, stderr, nil)
-	if err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	cfg, err := loadConfig(path)
-	if err != nil {
-		return err
-	}
-	if err := app.CheckConfig(cfg); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "config OK: routes %d, conversations %d\n", len(cfg.Routes), len(cfg.Conversations))
-	return nil
 }

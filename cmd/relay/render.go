@@ -35,29 +35,37 @@ func (h headerFlags) Set(v string) error {
 // decode, routing and templates as the server, without storing anything.
 func renderCmd(args []string, stdout, stderr io.Writer) error {
 	var routeName, payload, deliveryID string
+	var secrets bool
 	headers := headerFlags{}
-	fs, path, err := flags("render", args, stderr, func(fs *flag.FlagSet) {
+	pos, path, err := flags("render", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&routeName, "route", "", "route to render for (default: the stored delivery's route)")
 		fs.StringVar(&payload, "payload", "", "webhook body to render, a file or - for stdin (default: built-in samples)")
 		fs.StringVar(&deliveryID, "delivery", "", "render a stored delivery's payload again (needs DATABASE_URL)")
 		fs.Var(headers, "header", "request header 'Name: value' (repeatable), e.g. 'X-GitHub-Event: workflow_run'")
+		fs.BoolVar(&secrets, "secrets", false, "also read the secret files (tokens, password) and check them")
 	})
 	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := noArgs(pos); err != nil {
+		return err
 	}
 	if payload != "" && deliveryID != "" {
 		return usageError{errors.New("give --payload or --delivery, not both")}
 	}
-	cfg, err := loadConfig(path)
+	cfg, err := loadConfigWith(path, secrets)
 	if err != nil {
 		return err
 	}
+	// The secrets are needed by nothing render does: a route's signing
+	// secret, when not read, is a stand-in that signs the samples alike.
+	printUnread(stderr, cfg)
 	engine, err := app.NewEngine(cfg)
 	if err != nil {
 		return err
+	}
+	for _, w := range app.Warnings(cfg, engine) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	icfg := app.IngestConfig(cfg, engine)
 

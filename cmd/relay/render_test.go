@@ -62,10 +62,18 @@ func TestCheckConfigCommand(t *testing.T) {
 	if code := run([]string{"check-config", "--config", syntax}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "bad.tmpl:2") {
 		t.Errorf("check-config with a syntax error = exit %d, stderr %q; want 1 naming file and line", code, errOut.String())
 	}
+	// Without --secrets the secret file is not read: its absence is
+	// reported as not checked; with --secrets it is an error.
 	missing := writeConfig(t, renderConfig, nil)
+	out.Reset()
 	errOut.Reset()
-	if code := run([]string{"check-config", "--config", missing}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "routes[1].secret_file") {
-		t.Errorf("check-config without the secret file = exit %d, stderr %q", code, errOut.String())
+	if code := run([]string{"check-config", "--config", missing}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "not checked") ||
+		!strings.Contains(out.String(), "routes[1].secret_file") {
+		t.Errorf("check-config without the secret file = exit %d, stdout %q, stderr %q; want 0 listing it as not checked", code, out.String(), errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"check-config", "--secrets", "--config", missing}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "routes[1].secret_file") {
+		t.Errorf("check-config --secrets without the secret file = exit %d, stderr %q", code, errOut.String())
 	}
 }
 
