@@ -47,8 +47,11 @@ const (
 	maxSmallBody  = 1 << 20
 	// maxAllRows caps list --all.
 	maxAllRows = 10_000
-	// errorWidth is how much of a last error the list table shows.
-	errorWidth = 60
+	// errorWidth, alertWidth and summaryWidth are how much of a last
+	// error, an alert name and a summary the list table shows.
+	errorWidth   = 60
+	alertWidth   = 30
+	summaryWidth = 50
 )
 
 // deliveries runs "relay deliveries list|show|redeliver": a client of the
@@ -229,17 +232,32 @@ func printList(w io.Writer, rows []json.RawMessage) error {
 		return err
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "OPERATION ID\tSTATE\tATTEMPTS\tROUTE\tCONVERSATION\tCREATED\tLAST ERROR")
+	fmt.Fprintln(tw, "OPERATION ID\tSTATE\tATTEMPTS\tROUTE\tCONVERSATION\tALERT\tSUMMARY\tCREATED\tLAST ERROR")
 	for _, raw := range rows {
 		var d store.Delivery
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return fmt.Errorf("read a delivery of the list: %w", err)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", tableCell(d.OperationID), tableCell(string(d.State)), d.Attempts,
-			tableCell(d.Route), tableCell(d.Conversation), localTime(d.CreatedAt),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", tableCell(d.OperationID), tableCell(string(d.State)), d.Attempts,
+			tableCell(d.Route), tableCell(d.Conversation), truncateRunes(tableCell(d.AlertName), alertWidth),
+			truncateRunes(tableCell(summary(d.Text)), summaryWidth), localTime(d.CreatedAt),
 			truncateRunes(tableCell(d.LastError), errorWidth))
 	}
 	return tw.Flush()
+}
+
+// summary is what the list shows of a message: its first line that is not
+// blank. The shipped templates put the headline there ("[FIRING:2] HighCPU
+// prod", "[FAILED] ci.yml on main"), it is what the recipient's chat shows
+// first, and it is there for every source and every custom template,
+// unlike an annotation such as an alert's summary.
+func summary(text string) string {
+	for line := range strings.SplitSeq(text, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			return line
+		}
+	}
+	return ""
 }
 
 func deliveriesShow(getenv func(string) string, stdout, stderr io.Writer) *action {
@@ -302,7 +320,11 @@ func printDetail(w io.Writer, d *store.DeliveryDetail, withPayload bool) error {
 	field("Received", localTimeZone(&d.ReceivedAt))
 	field("Created", localTimeZone(&d.CreatedAt))
 	field("Updated", localTimeZone(&d.UpdatedAt))
-	field("Delivered", localTimeZone(d.DeliveredAt))
+	if d.DeliveredAt != nil && !d.DeliveredAt.IsZero() {
+		field("Delivered", localTimeZone(d.DeliveredAt)+" ("+humanDuration(d.DeliveredAt.Sub(d.CreatedAt))+" after it was queued)")
+	} else {
+		field("Delivered", "-")
+	}
 	if d.State == relay.StatePending {
 		field("Next attempt", localTimeZone(&d.NextAttemptAt))
 	}
@@ -356,7 +378,7 @@ func printDetail(w io.Writer, d *store.DeliveryDetail, withPayload bool) error {
 		if a.UCWACode != "" || a.UCWASubcode != "" {
 			code = oneLine(a.UCWACode) + "/" + oneLine(a.UCWASubcode)
 		}
-		latency := time.Duration(a.LatencyMS * float64(time.Millisecond)).Round(time.Millisecond)
+		latency := humanDuration(time.Duration(a.LatencyMS * float64(time.Millisecond)))
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Attempt, tableCell(a.Outcome), tableCell(a.Reason),
 			tableCell(a.Pool), status, code, latency, localTime(a.StartedAt), truncateRunes(tableCell(a.Error), 2*errorWidth))
 	}

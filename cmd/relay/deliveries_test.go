@@ -151,16 +151,22 @@ func TestDeliveriesCommand(t *testing.T) {
 
 	t.Run("list table", func(t *testing.T) {
 		out, errOut := do(t, 0, "list")
-		header := regexp.MustCompile(`^OPERATION ID +STATE +ATTEMPTS +ROUTE +CONVERSATION +CREATED +LAST ERROR\n`)
+		header := regexp.MustCompile(`^OPERATION ID +STATE +ATTEMPTS +ROUTE +CONVERSATION +ALERT +SUMMARY +CREATED +LAST ERROR\n`)
 		if !header.MatchString(out) {
 			t.Errorf("list output lacks the header:\n%s", out)
 		}
 		if diff := cmp.Diff(newestFirst, listed(t, out)); diff != "" {
 			t.Errorf("listed ids (-want +got):\n%s", diff)
 		}
-		for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
-			if f := strings.Fields(line); f[1] != "pending" || f[2] != "0" || f[3] != "prod" || f[4] != "oncall" {
-				t.Errorf("row %q: want pending, 0 attempts, prod, oncall", line)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		summaryAt := strings.Index(lines[0], "SUMMARY")
+		for i, line := range lines[1:] {
+			alert := []string{"NodeDown", "DiskFull", "HighCPU"}[i]
+			if f := strings.Fields(line); f[1] != "pending" || f[2] != "0" || f[3] != "prod" || f[4] != "oncall" || f[5] != alert {
+				t.Errorf("row %q: want pending, 0 attempts, prod, oncall, %s", line, alert)
+			}
+			if want := "[FIRING:1] " + alert + " "; !strings.HasPrefix(string([]rune(line)[summaryAt:]), want) {
+				t.Errorf("row %q: summary does not start with %q, the message's first line", line, want)
 			}
 		}
 		if errOut != "" {
@@ -344,7 +350,8 @@ func TestDeliveriesCommand(t *testing.T) {
 			t.Fatalf("list --state dead = %q, want %s alone", out, id)
 		}
 		// One line, no escape character, cut to the column's width.
-		cell := lines[1][strings.Index(lines[0], "LAST ERROR"):]
+		// Columns align in runes; a summary cut with "…" is longer in bytes.
+		cell := string([]rune(lines[1])[strings.Index(lines[0], "LAST ERROR"):])
 		if want := "UCWA 403 [31m Forbidden: the recipient declined; more"; !strings.HasPrefix(cell, want) ||
 			!strings.HasSuffix(cell, "…") || len([]rune(cell)) != errorWidth {
 			t.Errorf("LAST ERROR cell = %q, want %d runes starting %q and ending in …", cell, errorWidth, want)
@@ -353,7 +360,7 @@ func TestDeliveriesCommand(t *testing.T) {
 		for _, want := range []*regexp.Regexp{
 			regexp.MustCompile(`State: +dead\n`),
 			regexp.MustCompile(`Attempts: +2 \(retry 1, permanent 1\)\n`),
-			regexp.MustCompile(`\n1 +retry +timeout +pool1\.contoso\.com +- +- +1\.5s +[0-9-]+ [0-9:]+ +no answer in 5s\n`),
+			regexp.MustCompile(`\n1 +retry +timeout +pool1\.contoso\.com +- +- +38s +[0-9-]+ [0-9:]+ +no answer in 38s\n`),
 			regexp.MustCompile(`\n2 +permanent +declined +pool1\.contoso\.com +403 +Forbidden/DeclinedByRecipient +230ms +[0-9-]+ [0-9:]+ +the recipient declined\n`),
 		} {
 			if !want.MatchString(out) {
@@ -503,7 +510,7 @@ func failDelivery(t *testing.T, dbURL, id, lastErr string) {
 	const insert = `INSERT INTO attempts (operation_id, attempt, ucwa_operation_id, outcome, pool, http_status, ucwa_code,
     ucwa_subcode, reason, error, latency_ms, started_at, finished_at)
 VALUES ($1, $2, $3, $4, 'pool1.contoso.com', $5, $6, $7, $8, $9, $10, $11, $11)`
-	batch.Queue(insert, id, 1, id+"-a1", "retry", nil, "", "", "timeout", "no answer in 5s", 1500.0, at)
+	batch.Queue(insert, id, 1, id+"-a1", "retry", nil, "", "", "timeout", "no answer in 38s", 37940.0, at)
 	batch.Queue(insert, id, 2, id+"-a2", "permanent", 403, "Forbidden", "DeclinedByRecipient", "declined",
 		"the recipient declined", 230.4, at.Add(time.Second))
 	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
@@ -689,6 +696,43 @@ func TestListenURL(t *testing.T) {
 	} {
 		if got := listenURL(in); got != want {
 			t.Errorf("listenURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{230400 * time.Microsecond, "230ms"},
+		{1500 * time.Millisecond, "1.5s"},
+		{9960 * time.Millisecond, "10s"},
+		{37940 * time.Millisecond, "38s"},
+		{59600 * time.Millisecond, "1m 0s"},
+		{5 * time.Minute, "5m 0s"},
+		{5*time.Minute + 7*time.Second, "5m 7s"},
+		{2*time.Hour + 5*time.Minute + 20*time.Second, "2h 5m"},
+		{76*time.Hour + 10*time.Minute, "3d 4h"},
+		{-1500 * time.Millisecond, "-1.5s"},
+	} {
+		if got := humanDuration(tc.in); got != tc.want {
+			t.Errorf("humanDuration(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestSummary(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"[FIRING:2] HighCPU prod\n\nCPU above 90%": "[FIRING:2] HighCPU prod",
+		"\n  \n  (2/3) rest of it  \nmore":         "(2/3) rest of it",
+		"":                                         "",
+	} {
+		if got := summary(in); got != want {
+			t.Errorf("summary(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
