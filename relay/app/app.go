@@ -345,11 +345,16 @@ func IngestConfig(cfg *config.Config, engine *render.Engine) *ingest.Config {
 		}
 		routes[r.Name] = ir
 	}
+	convs := make(map[string][]relay.Target, len(cfg.Conversations))
+	for name := range cfg.Conversations {
+		convs[name] = cfg.Targets(name)
+	}
 	return &ingest.Config{
-		Routes:       routes,
-		APIToken:     cfg.API.BearerToken.Reveal(),
-		MaxBodyBytes: cfg.Ingest.MaxBodyBytes,
-		DedupWindow:  cfg.Ingest.DedupWindow,
-		Engine:       engine,
+		Routes:        routes,
+		APIToken:      cfg.API.BearerToken.Reveal(),
+		MaxBodyBytes:  cfg.Ingest.MaxBodyBytes,
+		DedupWindow:   cfg.Ingest.DedupWindow,
+		Engine:        engine,
+		Conversations: convs,
 	}
 }

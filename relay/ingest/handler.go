@@ -60,6 +60,9 @@ type Config struct {
 	MaxBodyBytes int64
 	DedupWindow  time.Duration
 	Engine       *render.Engine
+	// Conversations maps every configured conversation to its recipients,
+	// for test messages (POST /v1/test-messages).
+	Conversations map[string][]relay.Target
 }
 
 // Handler serves relay's HTTP API.
@@ -154,6 +157,7 @@ func (h *Handler) Echo() *echo.Echo {
 	e.GET("/v1/deliveries", h.listDeliveries, h.requireAPIToken, h.requireOpen)
 	e.GET("/v1/deliveries/:id", h.getDelivery, h.requireAPIToken, h.requireOpen)
 	e.POST("/v1/deliveries/:id/redeliver", h.redeliver, h.requireAPIToken, h.requireOpen)
+	e.POST("/v1/test-messages", h.testMessage, h.requireAPIToken, h.requireOpen)
 	e.POST("/-/reload", h.reloadConfig)
 	e.GET("/-/healthy", h.healthy)
 	e.GET("/-/ready", h.ready)
