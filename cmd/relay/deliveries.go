@@ -367,9 +367,14 @@ func printDetail(w io.Writer, d *store.DeliveryDetail, withPayload bool) error {
 	}
 
 	fmt.Fprintln(w, "\nAttempt log:")
-	tw = newTable(w)
+	return printAttempts(w, d.AttemptLog)
+}
+
+// printAttempts writes an attempt log as a table.
+func printAttempts(w io.Writer, log []store.Attempt) error {
+	tw := newTable(w)
 	fmt.Fprintln(tw, "ATTEMPT\tOUTCOME\tREASON\tPOOL\tSTATUS\tUCWA CODE/SUBCODE\tLATENCY\tAT\tERROR")
-	for _, a := range d.AttemptLog {
+	for _, a := range log {
 		status := "-"
 		if a.HTTPStatus != nil {
 			status = strconv.Itoa(*a.HTTPStatus)
@@ -385,7 +390,7 @@ func printDetail(w io.Writer, d *store.DeliveryDetail, withPayload bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(d.AttemptLog) == 0 {
+	if len(log) == 0 {
 		_, err := fmt.Fprintln(w, "(no attempts yet)")
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -252,13 +253,25 @@ func (e *statusError) perItem() bool {
 // do sends one request and returns the body of a 2xx answer, read up to
 // limit bytes.
 func (c *auditClient) do(ctx context.Context, method, path string, query url.Values, limit int64) ([]byte, error) {
+	return c.send(ctx, method, path, query, nil, limit)
+}
+
+// send is do with a JSON request body (none when body is nil).
+func (c *auditClient) send(ctx context.Context, method, path string, query url.Values, body []byte, limit int64) ([]byte, error) {
 	u := c.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
@@ -272,22 +285,22 @@ func (c *auditClient) do(ctx context.Context, method, path string, query url.Val
 		resp.Body.Close()
 	}()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		errBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		// A server that echoes the token must not get it printed.
-		msg := strings.ReplaceAll(serverMessage(body), c.token, "[REDACTED]")
+		msg := strings.ReplaceAll(serverMessage(errBody), c.token, "[REDACTED]")
 		return nil, &statusError{base: c.base, status: resp.StatusCode, msg: msg}
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, c.transportError(err)
 	}
-	if int64(len(body)) > limit {
+	if int64(len(out)) > limit {
 		return nil, fmt.Errorf("the relay at %s sent more than %d bytes for %s", c.base, limit, path)
 	}
-	if !json.Valid(body) {
+	if !json.Valid(out) {
 		return nil, fmt.Errorf("the relay at %s answered %s with something other than JSON: is --url a relay?", c.base, path)
 	}
-	return body, nil
+	return out, nil
 }
 
 func (c *auditClient) transportError(err error) error {

@@ -6,6 +6,7 @@
 //	relay check-config [--config FILE] [--secrets]
 //	relay render       --route R [--config FILE] [--payload FILE | --delivery ID] [--secrets]
 //	relay deliveries   list|show|redeliver
+//	relay send-test    --conversation NAME [--text TEXT] [--wait 2m]
 //
 // Flags may come before or after a command's other arguments. The
 // configuration file comes from --config or RELAY_CONFIG; the database
@@ -57,6 +58,7 @@ Usage:
   relay render       --route R [--config FILE] [--payload FILE | --delivery ID] [--header 'K: V']... [--secrets]
                                                      print exactly what a webhook would send
   relay deliveries   list|show|redeliver [flags]      inspect deliveries and redeliver them (audit API client)
+  relay send-test    --conversation NAME [--text T]   send a message through the running relay, wait, print the attempts
   relay version                                       print the version
 
 Flags may come before or after a command's other arguments. The config file
@@ -82,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = renderCmd(args, stdout, stderr)
 	case "deliveries":
 		err = deliveries(args, stdout, stderr)
+	case "send-test":
+		err = sendTest(args, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "relay", version)
 	case "help", "-h", "--help":
