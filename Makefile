@@ -1,9 +1,14 @@
 # relay's developer commands. `make help` lists them. The README's two
 # commands are deploy/local/run.sh and deploy/local/test.sh; these targets wrap them.
 
+# What "relay version" prints: the tag (v0.1.0, or v0.1.0-3-g4f1c2e9 past
+# it), the commit and the build time.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS  = -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 # The one build recipe; the Dockerfile runs the same line.
-GOBUILD = CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+GOBUILD = CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)"
 
 .PHONY: help build run test test/race fuzz rules/test bench/ingest bench/history bench/ucwa lint fmt db/reset migrate/new docker
 
@@ -58,4 +63,4 @@ migrate/new: ## create the next migration pair: make migrate/new NAME=verb_noun
 	 echo migrations/$${next}_$(NAME).{up,down}.sql
 
 docker: ## build the container image (needs a Docker engine)
-	docker build --build-arg VERSION=$(VERSION) -t relay:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t relay:$(VERSION) .

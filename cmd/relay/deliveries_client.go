@@ -275,7 +275,7 @@ func (c *auditClient) send(ctx context.Context, method, path string, query url.V
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "relay-cli/"+version)
+	req.Header.Set("User-Agent", "relay-cli/"+build.Version)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.transportError(err)

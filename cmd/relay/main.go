@@ -33,9 +33,6 @@ import (
 	"github.com/skype-relay/relay/relay/config"
 )
 
-// version is set at build time (-ldflags "-X main.version=...").
-var version = "dev"
-
 func main() {
 	if os.Getenv("GOGC") == "" {
 		// relay's live heap is small and its garbage is per request: trading
@@ -59,7 +56,7 @@ Usage:
                                                      print exactly what a webhook would send
   relay deliveries   list|show|redeliver [flags]      inspect deliveries and redeliver them (audit API client)
   relay send-test    --conversation NAME [--text T]   send a message through the running relay, wait, print the attempts
-  relay version                                       print the version
+  relay version                                       print the version, commit and build date
 
 Flags may come before or after a command's other arguments. The config file
 comes from --config or RELAY_CONFIG, the database from DATABASE_URL.
@@ -87,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "send-test":
 		err = sendTest(args, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "relay", version)
+		err = versionCmd(args, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -169,8 +166,8 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	app.SetVersion(version)
-	logger := newLogger(cfg, stderr).With(slog.String("version", version))
+	app.SetVersion(build.Version)
+	logger := newLogger(cfg, stderr).With(slog.String("version", build.Version), slog.String("commit", build.Commit))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if addr := os.Getenv("RELAY_DEBUG_PPROF_ADDRESS"); addr != "" {
