@@ -5,8 +5,9 @@
 // exactly "discovery_url=<primary root URL>", then serves until SIGINT or
 // SIGTERM. Accepted messages and protocol violations are logged to stderr
 // as JSON lines. "ucwa-sim -h" lists the flags and the HTTP control API
-// (faults, pool failures, links on another host, unconfirmed recipients,
-// request rates); the package documentation of ucwasim describes them.
+// (faults, pool failures and their recovery, recipients that decline or
+// answer slowly, links on another host, request rates), as GET /sim/ on
+// the control URL does.
 package main
 
 import (
@@ -44,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: ucwa-sim [flags]")
 		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), controlHelp)
+		fmt.Fprint(fs.Output(), "\n"+ucwasim.ControlHelp())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -99,32 +100,3 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger.Info("shutting down")
 	return 0
 }
-
-// controlHelp lists the control API (served on control_url).
-const controlHelp = `
-Control API (on control_url; JSON bodies; durations as Go strings, "250ms"):
-  GET    /sim/messages                      accepted messages
-  GET    /sim/violations                    protocol violations, incl. "retry-before-retry-after"
-  GET    /sim/stats                         counters, incl. MaxRequestsPerSecond and LinkHostRequests per host
-  GET    /sim/requests                      recent request log
-  GET    /sim/conversations                 every conversation and its state
-  GET    /sim/rate?host=H&from=T&to=T       {"host","maxPerSecond","total"} for host (internal, external,
-                                            a pool) over [from, to), RFC 3339 times, both optional
-  POST   /sim/faults                        inject a fault, e.g. {"status":503,"code":"ServiceUnavailable",
-                                            "retryAfter":"1","count":25} (no pool/resource: every request)
-  DELETE /sim/faults                        clear injected faults
-  POST   /sim/pools/{pool}/gone             every request to the pool: 410 CannotRedirect (token endpoint excepted)
-  POST   /sim/pools/{pool}/recover          the pool serves again (old applications stay gone)
-  PUT    /sim/pools/{pool}/link-host        {"host":"localhost"}: hand out links on that host; {"host":""} restores
-  POST   /sim/home?pool=NAME                discovery sends the bot to pool NAME
-  POST   /sim/applications/kill             404 ApplicationNotFound from now on
-  POST   /sim/applications/displace         410 TooManyApplications
-  POST   /sim/applications/expire-activity  410 InactiveApplicationExpired
-  POST   /sim/tokens/expire                 every token gets the 401 challenge
-  POST   /sim/events/drop                   reset held P-GETs
-  POST   /sim/events/replace                409 PGetReplaced to held P-GETs
-  POST   /sim/conversations/end?sip=URI     the server ends the recipient's conversations
-  POST   /sim/reply                         {"sip":"sip:x@contoso.com","text":"ack"}
-  PUT    /sim/recipients/{sip}              [{"kind":"decline","after":"2s"},{"kind":"accept"}]
-  PUT    /sim/recipients/{sip}/unconfirmed  {"on":true}: accept messages, never confirm them (Pending)
-`

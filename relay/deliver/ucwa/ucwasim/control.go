@@ -95,153 +95,173 @@ func (s *Sim) controlHandler() http.Handler {
 		return name, true
 	}
 
-	mux.HandleFunc("GET /sim/messages", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Messages()) })
-	mux.HandleFunc("GET /sim/violations", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Violations()) })
-	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
-	mux.HandleFunc("GET /sim/conversations", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Conversations()) })
-	mux.HandleFunc("POST /sim/reply", func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ SIP, Text string }
-		if err := decode(r, &body); err != nil {
-			bad(w, err)
-			return
-		}
-		if body.SIP == "" {
-			bad(w, fmt.Errorf("sip is required"))
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]int{"conversations": s.Reply(body.SIP, body.Text)})
-	})
-	mux.HandleFunc("GET /sim/requests", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.RequestLog()) })
-	mux.HandleFunc("POST /sim/faults", func(w http.ResponseWriter, r *http.Request) {
-		var fj faultJSON
-		if err := decode(r, &fj); err != nil {
-			bad(w, err)
-			return
-		}
-		f, err := fj.fault()
-		if err != nil {
-			bad(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]int{"id": s.Inject(f)})
-	})
-	mux.HandleFunc("DELETE /sim/faults", func(w http.ResponseWriter, _ *http.Request) { s.ClearFaults(); ok(w) })
-	mux.HandleFunc("POST /sim/pools/{pool}/gone", func(w http.ResponseWriter, r *http.Request) {
-		if name, found := knownPool(w, r); found {
-			s.PoolGone(name)
-			ok(w)
-		}
-	})
-	mux.HandleFunc("POST /sim/pools/{pool}/recover", func(w http.ResponseWriter, r *http.Request) {
-		if name, found := knownPool(w, r); found {
-			s.PoolRecover(name)
-			ok(w)
-		}
-	})
-	mux.HandleFunc("PUT /sim/pools/{pool}/link-host", func(w http.ResponseWriter, r *http.Request) {
-		name, found := knownPool(w, r)
-		if !found {
-			return
-		}
-		var body struct {
-			Host *string `json:"host"`
-		}
-		if err := decode(r, &body); err != nil {
-			bad(w, err)
-			return
-		}
-		if body.Host == nil {
-			bad(w, fmt.Errorf("host is required (\"\" restores normal links)"))
-			return
-		}
-		if err := checkLinkHost(*body.Host); err != nil {
-			bad(w, err)
-			return
-		}
-		s.SetLinkHost(name, *body.Host)
-		ok(w)
-	})
-	mux.HandleFunc("GET /sim/rate", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		host := q.Get("host")
-		if s.rates[host] == nil {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("unknown host %q", host)})
-			return
-		}
-		var from, to time.Time
-		for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
-			if v := q.Get(name); v != "" {
-				t, err := time.Parse(time.RFC3339Nano, v)
-				if err != nil {
-					bad(w, fmt.Errorf("parse %s: %w", name, err))
-					return
-				}
-				*dst = t
+	handlers := map[string]http.HandlerFunc{
+		"GET /sim/messages":      func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Messages()) },
+		"GET /sim/violations":    func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Violations()) },
+		"GET /sim/stats":         func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) },
+		"GET /sim/conversations": func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Conversations()) },
+		"POST /sim/reply": func(w http.ResponseWriter, r *http.Request) {
+			var body struct{ SIP, Text string }
+			if err := decode(r, &body); err != nil {
+				bad(w, err)
+				return
 			}
-		}
-		maxPerSec, total := s.RequestRate(host, from, to)
-		writeJSON(w, http.StatusOK, map[string]any{"host": host, "maxPerSecond": maxPerSec, "total": total})
-	})
-	mux.HandleFunc("POST /sim/home", func(w http.ResponseWriter, r *http.Request) {
-		if name, found := knownPool(w, r); found {
-			s.SetHomePool(name)
-			ok(w)
-		}
-	})
-	mux.HandleFunc("POST /sim/applications/kill", func(w http.ResponseWriter, _ *http.Request) { s.KillApplications(); ok(w) })
-	mux.HandleFunc("POST /sim/tokens/expire", func(w http.ResponseWriter, _ *http.Request) { s.ExpireTokens(); ok(w) })
-	mux.HandleFunc("POST /sim/events/replace", func(w http.ResponseWriter, _ *http.Request) { s.ReplacePGets(); ok(w) })
-	mux.HandleFunc("POST /sim/applications/displace", func(w http.ResponseWriter, _ *http.Request) { s.DisplaceApplications(); ok(w) })
-	mux.HandleFunc("POST /sim/applications/expire-activity", func(w http.ResponseWriter, _ *http.Request) { s.ExpireActivity(); ok(w) })
-	mux.HandleFunc("POST /sim/events/drop", func(w http.ResponseWriter, _ *http.Request) { s.DropEventChannel(); ok(w) })
-	mux.HandleFunc("POST /sim/conversations/end", func(w http.ResponseWriter, r *http.Request) {
-		sip := r.URL.Query().Get("sip")
-		if sip == "" {
-			bad(w, fmt.Errorf("sip query parameter is required"))
-			return
-		}
-		s.EndConversations(sip)
-		ok(w)
-	})
-	mux.HandleFunc("PUT /sim/recipients/{sip}", func(w http.ResponseWriter, r *http.Request) {
-		var list []behaviorJSON
-		if err := decode(r, &list); err != nil {
-			bad(w, err)
-			return
-		}
-		bs := make([]Behavior, 0, len(list))
-		for _, bj := range list {
-			d, err := parseDur("after", bj.After)
+			if body.SIP == "" {
+				bad(w, fmt.Errorf("sip is required"))
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]int{"conversations": s.Reply(body.SIP, body.Text)})
+		},
+		"GET /sim/requests": func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.RequestLog()) },
+		"POST /sim/faults": func(w http.ResponseWriter, r *http.Request) {
+			var fj faultJSON
+			if err := decode(r, &fj); err != nil {
+				bad(w, err)
+				return
+			}
+			f, err := fj.fault()
 			if err != nil {
 				bad(w, err)
 				return
 			}
-			switch bj.Kind {
-			case "", Accept, Decline, Ignore, NotFound, Offline, DND, Forbidden:
-			default:
-				bad(w, fmt.Errorf("unknown behavior kind %q", bj.Kind))
+			writeJSON(w, http.StatusOK, map[string]int{"id": s.Inject(f)})
+		},
+		"DELETE /sim/faults": func(w http.ResponseWriter, _ *http.Request) { s.ClearFaults(); ok(w) },
+		"POST /sim/pools/{pool}/gone": func(w http.ResponseWriter, r *http.Request) {
+			if name, found := knownPool(w, r); found {
+				s.PoolGone(name)
+				ok(w)
+			}
+		},
+		"POST /sim/pools/{pool}/recover": func(w http.ResponseWriter, r *http.Request) {
+			if name, found := knownPool(w, r); found {
+				s.PoolRecover(name)
+				ok(w)
+			}
+		},
+		"PUT /sim/pools/{pool}/link-host": func(w http.ResponseWriter, r *http.Request) {
+			name, found := knownPool(w, r)
+			if !found {
 				return
 			}
-			bs = append(bs, Behavior{Kind: bj.Kind, After: d, Code: bj.Code, Subcode: bj.Subcode})
+			var body struct {
+				Host *string `json:"host"`
+			}
+			if err := decode(r, &body); err != nil {
+				bad(w, err)
+				return
+			}
+			if body.Host == nil {
+				bad(w, fmt.Errorf("host is required (\"\" restores normal links)"))
+				return
+			}
+			if err := checkLinkHost(*body.Host); err != nil {
+				bad(w, err)
+				return
+			}
+			s.SetLinkHost(name, *body.Host)
+			ok(w)
+		},
+		"GET /sim/rate": func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			host := q.Get("host")
+			if s.rates[host] == nil {
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("unknown host %q", host)})
+				return
+			}
+			var from, to time.Time
+			for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+				if v := q.Get(name); v != "" {
+					t, err := time.Parse(time.RFC3339Nano, v)
+					if err != nil {
+						bad(w, fmt.Errorf("parse %s: %w", name, err))
+						return
+					}
+					*dst = t
+				}
+			}
+			maxPerSec, total := s.RequestRate(host, from, to)
+			writeJSON(w, http.StatusOK, map[string]any{"host": host, "maxPerSecond": maxPerSec, "total": total})
+		},
+		"POST /sim/home": func(w http.ResponseWriter, r *http.Request) {
+			if name, found := knownPool(w, r); found {
+				s.SetHomePool(name)
+				ok(w)
+			}
+		},
+		"POST /sim/applications/kill":            func(w http.ResponseWriter, _ *http.Request) { s.KillApplications(); ok(w) },
+		"POST /sim/tokens/expire":                func(w http.ResponseWriter, _ *http.Request) { s.ExpireTokens(); ok(w) },
+		"POST /sim/events/replace":               func(w http.ResponseWriter, _ *http.Request) { s.ReplacePGets(); ok(w) },
+		"POST /sim/applications/displace":        func(w http.ResponseWriter, _ *http.Request) { s.DisplaceApplications(); ok(w) },
+		"POST /sim/applications/expire-activity": func(w http.ResponseWriter, _ *http.Request) { s.ExpireActivity(); ok(w) },
+		"POST /sim/events/drop":                  func(w http.ResponseWriter, _ *http.Request) { s.DropEventChannel(); ok(w) },
+		"POST /sim/conversations/end": func(w http.ResponseWriter, r *http.Request) {
+			sip := r.URL.Query().Get("sip")
+			if sip == "" {
+				bad(w, fmt.Errorf("sip query parameter is required"))
+				return
+			}
+			s.EndConversations(sip)
+			ok(w)
+		},
+		"PUT /sim/recipients/{sip}": func(w http.ResponseWriter, r *http.Request) {
+			var list []behaviorJSON
+			if err := decode(r, &list); err != nil {
+				bad(w, err)
+				return
+			}
+			bs := make([]Behavior, 0, len(list))
+			for _, bj := range list {
+				d, err := parseDur("after", bj.After)
+				if err != nil {
+					bad(w, err)
+					return
+				}
+				switch bj.Kind {
+				case "", Accept, Decline, Ignore, NotFound, Offline, DND, Forbidden:
+				default:
+					bad(w, fmt.Errorf("unknown behavior kind %q", bj.Kind))
+					return
+				}
+				bs = append(bs, Behavior{Kind: bj.Kind, After: d, Code: bj.Code, Subcode: bj.Subcode})
+			}
+			s.SetRecipient(r.PathValue("sip"), bs...)
+			ok(w)
+		},
+		"PUT /sim/recipients/{sip}/unconfirmed": func(w http.ResponseWriter, r *http.Request) {
+			var body struct {
+				On *bool `json:"on"`
+			}
+			if err := decode(r, &body); err != nil {
+				bad(w, err)
+				return
+			}
+			if body.On == nil {
+				bad(w, fmt.Errorf("on is required"))
+				return
+			}
+			s.SetUnconfirmed(r.PathValue("sip"), *body.On)
+			ok(w)
+		},
+	}
+	// Every call is registered from ControlAPI, which GET /sim/ serves and
+	// ucwa-sim -h prints, so the list cannot miss one.
+	for _, c := range ControlAPI {
+		pattern := c.Method + " " + c.Path
+		h, ok := handlers[pattern]
+		if !ok {
+			panic("ucwasim: ControlAPI lists " + pattern + ", which has no handler")
 		}
-		s.SetRecipient(r.PathValue("sip"), bs...)
-		ok(w)
-	})
-	mux.HandleFunc("PUT /sim/recipients/{sip}/unconfirmed", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			On *bool `json:"on"`
-		}
-		if err := decode(r, &body); err != nil {
-			bad(w, err)
-			return
-		}
-		if body.On == nil {
-			bad(w, fmt.Errorf("on is required"))
-			return
-		}
-		s.SetUnconfirmed(r.PathValue("sip"), *body.On)
-		ok(w)
-	})
+		mux.HandleFunc(pattern, h)
+		delete(handlers, pattern)
+	}
+	for pattern := range handlers {
+		panic("ucwasim: control handler " + pattern + " is missing from ControlAPI")
+	}
+	index := map[string]any{"calls": ControlAPI, "recipes": ControlRecipes}
+	for _, p := range []string{"GET /sim/{$}", "GET /sim", "GET /{$}"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, index) })
+	}
 	return http.MaxBytesHandler(mux, 1<<20)
 }
 

@@ -115,20 +115,13 @@
 //
 // # Control API
 //
-// ControlURL serves the same functions as JSON: GET /sim/messages,
-// /sim/violations, /sim/stats, /sim/requests, /sim/conversations; GET
-// /sim/rate?host=NAME&from=T&to=T (RFC 3339 times, both optional) answers
-// {"host":..., "maxPerSecond":..., "total":...}; POST /sim/reply
-// ({"sip":..., "text":...}); POST /sim/faults (a Fault with durations as
-// Go strings, "250ms"), DELETE /sim/faults; POST /sim/pools/{pool}/gone,
-// /sim/pools/{pool}/recover, /sim/home?pool=NAME,
-// /sim/applications/kill, /sim/applications/displace,
-// /sim/applications/expire-activity, /sim/tokens/expire, /sim/events/drop,
-// /sim/events/replace,
-// /sim/conversations/end?sip=URI; PUT /sim/pools/{pool}/link-host
-// ({"host":"localhost"}, "" restores); PUT /sim/recipients/{sip} (a list
-// of Behavior, After as a Go duration string); PUT
-// /sim/recipients/{sip}/unconfirmed ({"on":true} or {"on":false}).
+// ControlURL serves the same functions as JSON. [ControlAPI] lists every
+// call (GET /sim/ answers it, with [ControlRecipes]: failing a pool over
+// and back, declining or slowing a recipient, a busy server), for
+// example POST /sim/pools/{pool}/gone, POST /sim/pools/{pool}/recover,
+// POST /sim/home?pool=NAME, PUT /sim/recipients/{sip} (a list of
+// Behavior, After as a Go duration string) and POST /sim/faults (a Fault
+// with durations as Go strings, "250ms").
 //
 // # Known fidelity gaps (PROTOCOL §12.10 and simplifications)
 //
