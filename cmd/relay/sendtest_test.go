@@ -31,6 +31,7 @@ conversations:
   oncall: { to: "sip:oncall@contoso.com" }
   pair:   { to: ["sip:anna@contoso.com", "sip:ben@contoso.com"] }
   nobody: { to: "sip:nobody@contoso.com" }
+  slow:   { to: "sip:slow@contoso.com" }
 routes:
   - { name: prod, format: alertmanager, conversations: [oncall] }
 delivery:
@@ -132,9 +133,35 @@ func TestSendTest(t *testing.T) {
 		}
 	})
 
+	// The simulator's recipes, as the README's demo runs them with curl:
+	// the messages go through the backup pool, then through the primary.
+	t.Run("fail over and back", func(t *testing.T) {
+		for _, step := range []struct {
+			recipe string
+			pool   string
+		}{
+			{"fail over", "fe2-backup"},
+			{"fail back", "fe1"},
+		} {
+			for _, r := range ucwasim.ControlRecipes {
+				if strings.HasPrefix(r.Name, step.recipe+":") {
+					for _, call := range r.Calls {
+						simControl(t, sim.ControlURL(), call)
+					}
+				}
+			}
+			out, _ := sendTest(t, 0, "--conversation", "oncall")
+			host := strings.TrimPrefix(sim.PoolURL(step.pool), "http://")
+			host, _, _ = strings.Cut(host, "/")
+			if !regexp.MustCompile(`\n\d +delivered +ok +` + regexp.QuoteMeta(host) + ` `).MatchString(out) {
+				t.Errorf("after %q, the test message was not delivered through %s (%s):\n%s", step.recipe, step.pool, host, out)
+			}
+		}
+	})
+
 	t.Run("still pending when the wait ends", func(t *testing.T) {
-		sim.SetRecipient("sip:oncall@contoso.com", ucwasim.Behavior{Kind: ucwasim.Accept, After: time.Hour})
-		out, _ := sendTest(t, 1, "--conversation", "oncall", "--wait", "300ms")
+		sim.SetRecipient("sip:slow@contoso.com", ucwasim.Behavior{Kind: ucwasim.Accept, After: time.Hour})
+		out, _ := sendTest(t, 1, "--conversation", "slow", "--wait", "300ms")
 		if !strings.Contains(out, "relay goes on trying") || !strings.Contains(out, "relay deliveries show ") {
 			t.Errorf("stdout does not say the delivery goes on and how to follow it:\n%s", out)
 		}
@@ -142,7 +169,7 @@ func TestSendTest(t *testing.T) {
 
 	t.Run("unknown conversation", func(t *testing.T) {
 		_, errOut := sendTest(t, 1, "--conversation", "ghost")
-		if !strings.Contains(errOut, `no conversation named "ghost"`) || !strings.Contains(errOut, "nobody, oncall, pair") {
+		if !strings.Contains(errOut, `no conversation named "ghost"`) || !strings.Contains(errOut, "nobody, oncall, pair, slow") {
 			t.Errorf("stderr = %q, want the relay's 404 naming the configured conversations", errOut)
 		}
 	})
@@ -153,6 +180,26 @@ func TestSendTest(t *testing.T) {
 		sendTest(t, 2, "--conversation", "oncall", "--wait", "0s")
 	})
 	assertNoViolations(t, sim)
+}
+
+// simControl sends one control call written as in ucwasim.ControlRecipes,
+// "METHOD PATH [BODY]".
+func simControl(t *testing.T, base, call string) {
+	t.Helper()
+	method, rest, _ := strings.Cut(call, " ")
+	path, body, _ := strings.Cut(rest, " ")
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", call, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s = %d, want 200", call, resp.StatusCode)
+	}
 }
 
 func assertNoViolations(t *testing.T, sim *ucwasim.Sim) {
