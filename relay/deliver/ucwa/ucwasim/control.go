@@ -258,9 +258,16 @@ func (s *Sim) controlHandler() http.Handler {
 	for pattern := range handlers {
 		panic("ucwasim: control handler " + pattern + " is missing from ControlAPI")
 	}
-	index := map[string]any{"calls": ControlAPI, "recipes": ControlRecipes}
+	// Indented: people read it with curl.
+	index, err := json.MarshalIndent(map[string]any{"calls": ControlAPI, "recipes": ControlRecipes}, "", "  ")
+	if err != nil {
+		panic("ucwasim: encode the control API: " + err.Error())
+	}
 	for _, p := range []string{"GET /sim/{$}", "GET /sim", "GET /{$}"} {
-		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, index) })
+		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			_, _ = w.Write(append(index, '\n'))
+		})
 	}
 	return http.MaxBytesHandler(mux, 1<<20)
 }
