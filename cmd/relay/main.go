@@ -167,7 +167,10 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	app.SetVersion(build.Version)
-	logger := newLogger(cfg, stderr).With(slog.String("version", build.Version), slog.String("commit", build.Commit))
+	logger := newLogger(cfg, stderr).With(slog.String("version", build.Version))
+	if build.Commit != "" {
+		logger = logger.With(slog.String("commit", build.Commit))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if addr := os.Getenv("RELAY_DEBUG_PPROF_ADDRESS"); addr != "" {
