@@ -36,8 +36,15 @@ type groupCommitter[T, R any] struct {
 	stopped bool
 	drained *sync.Cond // signalled when leaders drops to 0
 
-	max    int
-	logger *slog.Logger
+	max int
+	// weight, when set, is what an item weighs (its bytes), and a batch
+	// stops short of maxWeight: one of a few large items cannot hold them
+	// all in memory at once and carry them into one statement, whose
+	// encoding and execution grow with its bytes. An item heavier than
+	// maxWeight goes alone.
+	weight    func(T) int
+	maxWeight int
+	logger    *slog.Logger
 	// write writes a batch in one transaction and returns one result per
 	// item, or an error for the whole batch.
 	write func(items []T) ([]R, error)
@@ -55,9 +62,10 @@ type groupCommitter[T, R any] struct {
 const spreadAt = 4
 
 type commitReq[T, R any] struct {
-	ctx  context.Context
-	item T
-	done chan commitReply[R]
+	ctx    context.Context
+	item   T
+	weight int
+	done   chan commitReply[R]
 }
 
 type commitReply[R any] struct {
@@ -73,14 +81,18 @@ func newGroupCommitter[T, R any](slots, batchMax int, logger *slog.Logger, write
 
 // do queues item and waits for its commit (or ctx). When ctx ends first the
 // item may still be written: callers must be idempotent, as ours are. A
-// caller that leads returns once its own request is committed, even if ctx
-// ended meanwhile (a commit is bounded by the store's operation timeout).
+// caller that leads returns once its own request is committed, or after
+// the batch it is writing when ctx ended meanwhile (a commit is bounded by
+// the store's operation timeout).
 func (g *groupCommitter[T, R]) do(ctx context.Context, item T) (R, error) {
 	var zero R
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
 	req := &commitReq[T, R]{ctx: ctx, item: item, done: make(chan commitReply[R], 1)}
+	if g.weight != nil {
+		req.weight = g.weight(item)
+	}
 	g.mu.Lock()
 	if g.stopped {
 		g.mu.Unlock()
@@ -110,8 +122,9 @@ func (g *groupCommitter[T, R]) do(ctx context.Context, item T) (R, error) {
 }
 
 // lead commits batches from the queue until it is empty. With own set (a
-// caller leading), it stops once own is answered and leaves what is still
-// queued to a new goroutine.
+// caller leading), it stops once own is answered, or its context ended,
+// and leaves what is still queued to a new goroutine: a caller waits for
+// others' commits only until its own deadline.
 func (g *groupCommitter[T, R]) lead(own *commitReq[T, R]) {
 	for {
 		g.mu.Lock()
@@ -123,12 +136,12 @@ func (g *groupCommitter[T, R]) lead(own *commitReq[T, R]) {
 			g.mu.Unlock()
 			return
 		}
-		if own != nil && len(own.done) > 0 {
+		if own != nil && (len(own.done) > 0 || own.ctx.Err() != nil) {
 			g.mu.Unlock()
 			go g.lead(nil) // the leader count passes on with the work
 			return
 		}
-		n := min(len(g.queue), g.max)
+		n := g.batchLen()
 		batch := make([]*commitReq[T, R], n)
 		copy(batch, g.queue)
 		// Shift rather than reslice, so the queue's array does not grow
@@ -139,6 +152,23 @@ func (g *groupCommitter[T, R]) lead(own *commitReq[T, R]) {
 		g.mu.Unlock()
 		g.commit(batch)
 	}
+}
+
+// batchLen is how many of the queued requests the next batch takes: up to
+// max, and with weight set no more than maxWeight, but always one.
+func (g *groupCommitter[T, R]) batchLen() int {
+	n := min(len(g.queue), g.max)
+	if g.weight == nil {
+		return n
+	}
+	total := 0
+	for i, r := range g.queue[:n] {
+		total += r.weight
+		if total > g.maxWeight && i > 0 {
+			return i
+		}
+	}
+	return n
 }
 
 // close refuses new requests and returns once the requests already queued

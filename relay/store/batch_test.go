@@ -359,3 +359,78 @@ func TestGroupCommitStopsWritingAloneOnceUnavailable(t *testing.T) {
 		t.Errorf("%d writes, want 3: the first, the batch, one alone; the others need not wait for a database that is away", n)
 	}
 }
+
+func TestGroupCommitByteCap(t *testing.T) {
+	r := &recorder{gate: make(chan struct{})}
+	g := newGroupCommitter(1, 64, slog.New(slog.DiscardHandler), r.write)
+	// An item weighs a tenth of its value; a batch carries at most 10.
+	g.weight, g.maxWeight = func(v int) int { return v / 10 }, 10
+	defer g.close()
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = g.do(context.Background(), 0) })
+	waitFor(t, "the first write", func() bool { return r.active.Load() == 1 })
+	items := []int{41, 42, 43, 300, 31, 32, 100}
+	results := make([]int, len(items))
+	errs := make([]error, len(items))
+	for i, v := range items {
+		// One at a time, so that they queue in this order.
+		wg.Go(func() { results[i], errs[i] = g.do(context.Background(), v) })
+		waitFor(t, "the request to queue", func() bool { return g.queued() == i+1 })
+	}
+	close(r.gate)
+	wg.Wait()
+	for i, v := range items {
+		if errs[i] != nil || results[i] != v*10 {
+			t.Errorf("request %d: %d, %v; want it written (%d)", v, results[i], errs[i], v*10)
+		}
+	}
+	// 4+4 fit and a third 4 does not; 30 is over the cap and goes alone;
+	// 3+3 fit and 10 more do not; 10 is exactly the cap.
+	want := [][]int{{0}, {41, 42}, {43}, {300}, {31, 32}, {100}}
+	if !slices.EqualFunc(r.batches, want, slices.Equal) {
+		t.Errorf("batches = %v, want %v", r.batches, want)
+	}
+}
+
+func TestGroupCommitLeaderStopsAtItsDeadline(t *testing.T) {
+	r := &recorder{gate: make(chan struct{})}
+	first := make(chan struct{})
+	g := newGroupCommitter(2, 2, slog.New(slog.DiscardHandler), func(items []int) ([]int, error) {
+		if items[0] == 0 { // the first write is held throughout
+			r.active.Add(1)
+			<-first
+			r.active.Add(-1)
+			return slices.Clone(items), nil
+		}
+		return r.write(items)
+	})
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = g.do(context.Background(), 0) })
+	waitFor(t, "the first write", func() bool { return r.active.Load() == 1 })
+	for i := 1; i < spreadAt; i++ {
+		wg.Go(func() { _, _ = g.do(context.Background(), i) })
+		waitFor(t, "the request to queue", func() bool { return g.queued() == i })
+	}
+	// The next caller finds enough waiting and leads a second batch, of
+	// the two requests ahead of its own.
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := g.do(ctx, 99); errc <- err }()
+	waitFor(t, "a second write", func() bool { return r.active.Load() == 2 })
+	cancel()
+	r.gate <- struct{}{} // the second batch is written
+	// Its deadline passed: the caller hands the rest over and answers,
+	// rather than write the other requests first.
+	waitFor(t, "the leader whose context ended to answer", func() bool { return len(errc) == 1 })
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the leader whose context ended: %v, want context.Canceled", err)
+	}
+	close(r.gate)
+	close(first)
+	wg.Wait()
+	g.close()
+	want := [][]int{{1, 2}, {3}}
+	if !slices.EqualFunc(r.batches, want, slices.Equal) {
+		t.Errorf("batches = %v, want %v", r.batches, want)
+	}
+}

@@ -25,6 +25,10 @@ type Options struct {
 	OpTimeout time.Duration
 	// BatchMax caps how many ingest requests share one commit (default 64).
 	BatchMax int
+	// BatchMaxBytes caps the bytes (payloads and texts) of the ingest
+	// requests sharing one commit (default 8 MiB); a larger request is
+	// committed alone.
+	BatchMaxBytes int
 	// Committers is how many group commits may run at once (default 2).
 	// A second starts only when enough requests wait for it (see
 	// groupCommitter): PostgreSQL spends far less CPU per row on a batch
@@ -74,6 +78,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.BatchMax <= 0 {
 		opts.BatchMax = 64
 	}
+	if opts.BatchMaxBytes <= 0 {
+		opts.BatchMaxBytes = DefaultBatchMaxBytes
+	}
 	if opts.Committers <= 0 {
 		opts.Committers = 2
 	}
@@ -102,8 +109,25 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	// hold twins of each other.
 	db.enqueuer.sortKey = func(it enqueueItem) string { return it.n.DedupKey }
 	db.enqueuer.observe = opts.OnIngestCommit
+	db.enqueuer.weight, db.enqueuer.maxWeight = enqueueWeight, opts.BatchMaxBytes
 	db.finisher = newGroupCommitter(2, opts.BatchMax, opts.Logger, db.writeFinishes)
 	return db, nil
+}
+
+// DefaultBatchMaxBytes is Options.BatchMaxBytes's default: enough for
+// dozens of ordinary notifications per commit, while a burst of 1 MiB ones
+// goes out in commits of eight, each written well within the operation
+// timeout rather than 64 of them in one statement that exceeds it.
+const DefaultBatchMaxBytes = 8 << 20
+
+// enqueueWeight is what an ingest request weighs in a group commit: the
+// bytes it sends, the payload and the message texts.
+func enqueueWeight(it enqueueItem) int {
+	w := len(it.n.Payload)
+	for _, m := range it.n.Messages {
+		w += len(m.Text)
+	}
+	return w
 }
 
 // redactParseError keeps a connection string (which may hold a password)
