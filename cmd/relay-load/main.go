@@ -1,14 +1,22 @@
 // Command relay-load drives POST /v1/webhooks/{route} with realistic
 // Alertmanager notifications, every one distinct (so none is deduplicated),
-// from a fixed number of concurrent senders, and reports requests per second
-// and latency percentiles. Loopback only: it refuses other targets.
+// and reports what the relay answered. Loopback only: it refuses other
+// targets.
 //
-// Each sender keeps one HTTP/1.1 connection and writes its requests and
-// reads the answers on it directly, as pgbench keeps one connection per
-// client: net/http's client runs two goroutines per connection and would
-// spend more CPU than the relay it measures, on the same cores.
+// By default a fixed number of concurrent senders post for a while and it
+// reports requests per second and latency percentiles. Each sender keeps
+// one HTTP/1.1 connection and writes its requests and reads the answers on
+// it directly, as pgbench keeps one connection per client: net/http's
+// client runs two goroutines per connection and would spend more CPU than
+// the relay it measures, on the same cores.
+//
+// With -burst N it instead sends N requests at once, each on a connection
+// of its own, counts the answers by status (and the connections closed
+// without one) and, given -db, checks that the database holds exactly the
+// notifications that were answered 2xx (see burst.go).
 //
 //	relay-load -url http://127.0.0.1:9095/v1/webhooks/prod -c 8 -d 10s
+//	relay-load -url http://127.0.0.1:9095/v1/webhooks/prod -burst 150 -size 1048576 -db "$DATABASE_URL"
 package main
 
 import (
@@ -26,6 +34,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,12 +49,17 @@ func main() {
 // Result is one run's summary, printed as a JSON line.
 type Result struct {
 	Concurrency int     `json:"concurrency"`
+	BodyBytes   int     `json:"body_bytes"`
 	Requests    int     `json:"requests"`
 	Errors      int     `json:"errors"`
 	Seconds     float64 `json:"seconds"`
 	RPS         float64 `json:"rps"`
 	P50ms       float64 `json:"p50_ms"`
 	P99ms       float64 `json:"p99_ms"`
+	// Status counts the answers by HTTP status; NoAnswer the requests
+	// whose connection failed before an answer came.
+	Status   map[string]int `json:"status"`
+	NoAnswer int            `json:"no_answer"`
 }
 
 func run() int {
@@ -54,7 +68,10 @@ func run() int {
 	dur := flag.Duration("d", 10*time.Second, "how long to send")
 	maxReq := flag.Int("n", 5_000_000, "stop after this many requests in all")
 	alerts := flag.Int("alerts", 3, "alerts per notification")
+	size := flag.Int("size", 0, "pad each alert with an annotation so that a body is this many bytes (0: no padding)")
 	token := flag.String("token", "", "bearer token for the route")
+	burstN := flag.Int("burst", 0, "send this many requests at once, one connection each, and count the answers")
+	dbURL := flag.String("db", "", "with -burst: the relay's database, checked to hold exactly the notifications answered 2xx")
 	flag.Parse()
 
 	u, err := url.Parse(*target)
@@ -62,20 +79,25 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "relay-load: -url must be an http URL on a loopback address")
 		return 2
 	}
-	// One payload shape; a unique group name per request makes each one new
-	// content for the deduplication.
-	const marker = "RELAYLOADGROUP"
-	tmpl := relaytest.Notification(marker, *alerts, "firing")
-	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	bodies, err := newBodies(*alerts, *size)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "relay-load:", err)
+		return 2
+	}
+	if *burstN > 0 {
+		return runBurst(u, *token, *burstN, bodies, *dbURL)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
 	defer cancel()
 	var next atomic.Int64
-	var errs atomic.Int64
+	var errs, noAnswer atomic.Int64
 	lat := make([][]time.Duration, *conc)
+	statuses := make([]map[int]int, *conc)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range *conc {
+		statuses[w] = map[int]int{}
 		wg.Go(func() {
 			s := &sender{addr: u.Host, path: u.RequestURI(), host: u.Host, token: *token}
 			defer s.close()
@@ -84,9 +106,18 @@ func run() int {
 				if i > int64(*maxReq) {
 					return
 				}
-				body := bytes.ReplaceAll(tmpl, []byte(marker), []byte("G"+run+"-"+strconv.FormatInt(i, 10)))
 				t0 := time.Now()
-				if err := s.post(body); err != nil {
+				status, err := s.post(bodies.body(i))
+				if status != 0 {
+					statuses[w][status]++
+				}
+				if err == nil && status != http.StatusAccepted {
+					err = errors.New("unexpected status " + strconv.Itoa(status))
+				}
+				if err != nil {
+					if status == 0 {
+						noAnswer.Add(1)
+					}
 					if errs.Add(1) <= 5 {
 						fmt.Fprintln(os.Stderr, "relay-load:", err)
 					}
@@ -100,14 +131,78 @@ func run() int {
 	elapsed := time.Since(start)
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	res := Result{Concurrency: *conc, Requests: len(all), Errors: int(errs.Load()), Seconds: elapsed.Seconds(),
-		RPS: float64(len(all)) / elapsed.Seconds(), P50ms: pct(all, 0.50), P99ms: pct(all, 0.99)}
+	res := Result{Concurrency: *conc, BodyBytes: bodies.size, Requests: len(all), Errors: int(errs.Load()),
+		Seconds: elapsed.Seconds(), RPS: float64(len(all)) / elapsed.Seconds(), P50ms: pct(all, 0.50),
+		P99ms: pct(all, 0.99), Status: map[string]int{}, NoAnswer: int(noAnswer.Load())}
+	for _, m := range statuses {
+		for code, n := range m {
+			res.Status[strconv.Itoa(code)] += n
+		}
+	}
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
 	if res.Errors > 0 {
 		return 1
 	}
 	return 0
+}
+
+// bodies makes the notifications: one payload shape, with a group name
+// unique to the run and the request, so each one is new content for the
+// deduplication. Names have one width, so every body has the same size.
+type bodies struct {
+	tmpl []byte
+	run  string
+	size int
+}
+
+// marker is the group name in the template, replaced in every body.
+const marker = "RELAYLOADGROUP"
+
+func newBodies(alerts, size int) (*bodies, error) {
+	b := &bodies{run: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	b.tmpl = relaytest.Notification(marker, alerts, "firing")
+	if pad := size - len(b.body(0)); size > 0 {
+		if pad < 0 {
+			return nil, fmt.Errorf("-size %d is below %d alerts' notification (%d bytes)", size, alerts, len(b.body(0)))
+		}
+		var err error
+		if b.tmpl, err = padAlerts(b.tmpl, pad); err != nil {
+			return nil, err
+		}
+	}
+	b.size = len(b.body(0))
+	return b, nil
+}
+
+// padAlerts adds a "details" annotation to every alert of the notification
+// msg, making it pad bytes longer in all (or as near as the alerts allow).
+func padAlerts(msg []byte, pad int) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(msg, &m); err != nil {
+		return nil, err
+	}
+	alerts, _ := m["alerts"].([]any)
+	const key = `,"details":""`
+	per := pad/len(alerts) - len(key)
+	if per < 0 {
+		return msg, nil
+	}
+	extra := pad - len(alerts)*(per+len(key))
+	for i, a := range alerts {
+		n := per
+		if i < extra {
+			n++
+		}
+		a.(map[string]any)["annotations"].(map[string]any)["details"] = strings.Repeat("x", n)
+	}
+	return json.Marshal(m)
+}
+
+func (b *bodies) body(i int64) []byte { return b.expand(b.tmpl, i) }
+
+func (b *bodies) expand(tmpl []byte, i int64) []byte {
+	return bytes.ReplaceAll(tmpl, []byte(marker), fmt.Appendf(nil, "G%s-%09d", b.run, i))
 }
 
 // sender posts over one kept-alive connection, dialling again when the
@@ -119,16 +214,17 @@ type sender struct {
 	head                    bytes.Buffer
 }
 
-func (s *sender) post(body []byte) error {
+// post sends body and returns the status of the answer (0 when none came).
+func (s *sender) post(body []byte) (int, error) {
 	if s.conn == nil {
 		c, err := net.DialTimeout("tcp", s.addr, 5*time.Second)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		s.conn, s.r = c, bufio.NewReaderSize(c, 4096)
 	}
 	if err := s.conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
-		return err
+		return 0, err
 	}
 	s.head.Reset()
 	fmt.Fprintf(&s.head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n",
@@ -140,22 +236,19 @@ func (s *sender) post(body []byte) error {
 	bufs := net.Buffers{s.head.Bytes(), body}
 	if _, err := bufs.WriteTo(s.conn); err != nil {
 		s.close()
-		return err
+		return 0, err
 	}
 	resp, err := http.ReadResponse(s.r, nil)
 	if err != nil {
 		s.close()
-		return err
+		return 0, err
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if err != nil || resp.Close {
 		s.close()
 	}
-	if resp.StatusCode != http.StatusAccepted {
-		return errors.New("unexpected status " + resp.Status)
-	}
-	return err
+	return resp.StatusCode, err
 }
 
 func (s *sender) close() {
