@@ -1,12 +1,14 @@
 package ingest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -138,7 +140,7 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	ctx := c.Request().Context()
 	reqID := requestID(c)
 	switch {
-	case status == http.StatusServiceUnavailable:
+	case status == http.StatusServiceUnavailable && !errors.Is(err, errOverloaded): // logged by webhook
 		h.logger.WarnContext(ctx, "request failed: dependency unavailable", slog.String("request_id", reqID),
 			slog.String("path", c.Path()), slog.Any("err", err))
 	case status == http.StatusInternalServerError:
@@ -177,7 +179,12 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		_ = c.NoContent(status)
 		return
 	}
-	_ = c.JSON(status, map[string]string{"error": msg})
+	// With its length, the answer is complete as soon as it is sent, even
+	// while the request's body is still arriving (see answerFirst).
+	body, _ := json.Marshal(map[string]string{"error": msg})
+	body = append(body, '\n')
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	_ = c.Blob(status, echo.MIMEApplicationJSON, body)
 }
 
 // requestID is the request's id, as withRequestID set it on the response.

@@ -58,8 +58,10 @@ type Config struct {
 	// APIToken protects the audit API; empty turns the audit API off.
 	APIToken     string
 	MaxBodyBytes int64
-	DedupWindow  time.Duration
-	Engine       *render.Engine
+	// MaxInflightBytes caps the request bodies held at once (see inflight).
+	MaxInflightBytes int64
+	DedupWindow      time.Duration
+	Engine           *render.Engine
 	// Conversations maps every configured conversation to its recipients,
 	// for test messages (POST /v1/test-messages).
 	Conversations map[string][]relay.Target
@@ -70,8 +72,11 @@ type Handler struct {
 	db       *store.DB
 	logger   *slog.Logger
 	metrics  *metrics
-	gatherer prometheus.Gatherer
-	cfg      atomic.Pointer[Config]
+	inflight *inflight
+	// prepareSlots holds a token per request decoding and rendering.
+	prepareSlots chan struct{}
+	gatherer     prometheus.Gatherer
+	cfg          atomic.Pointer[Config]
 	// opened is false until the database schema is known to be in place;
 	// until then the webhook and audit endpoints answer 503.
 	opened atomic.Bool
@@ -111,8 +116,13 @@ func New(cfg *Config, opts Options) *Handler {
 		requestTimeout: opts.RequestTimeout,
 		reload:         opts.Reload,
 		listenerAuth:   opts.ListenerAuth,
+		inflight:       newInflight(),
+		prepareSlots:   make(chan struct{}, prepareSlots()),
 	}
 	h.metrics = newMetrics(opts.Registerer)
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(h.inflight.collectors()...)
+	}
 	h.SetConfig(cfg)
 	return h
 }
@@ -122,6 +132,9 @@ func New(cfg *Config, opts Options) *Handler {
 func (h *Handler) SetConfig(cfg *Config) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxInflightBytes < cfg.MaxBodyBytes {
+		cfg.MaxInflightBytes = max(64<<20, cfg.MaxBodyBytes)
 	}
 	if cfg.DedupWindow <= 0 {
 		cfg.DedupWindow = 15 * time.Minute
@@ -153,7 +166,7 @@ func (h *Handler) Echo() *echo.Echo {
 	e.HidePort = true
 	e.HTTPErrorHandler = h.handleError
 	e.Use(withRequestID, recoverPanic, h.requireListenerAuth)
-	e.POST(webhookPath+":route", h.webhook, h.requireOpen)
+	e.POST(webhookPath+":route", h.webhook, h.answerFirst, h.requireOpen)
 	e.GET("/v1/deliveries", h.listDeliveries, h.requireAPIToken, h.requireOpen)
 	e.GET("/v1/deliveries/:id", h.getDelivery, h.requireAPIToken, h.requireOpen)
 	e.POST("/v1/deliveries/:id/redeliver", h.redeliver, h.requireAPIToken, h.requireOpen)

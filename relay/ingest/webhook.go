@@ -3,10 +3,11 @@ package ingest
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -38,11 +39,14 @@ const (
 	resultError        = "error"
 	resultIgnored      = "ignored"
 	resultPing         = "ping"
+	// resultOverloaded: refused at once by the in-flight limit, before the
+	// body was read (unavailable is the database's trouble).
+	resultOverloaded = "overloaded"
 )
 
 var webhookResults = []string{resultAccepted, resultDuplicate, resultBadRequest, resultUnauthorized,
 	resultNotFound, resultTooLarge, resultMediaType, resultTemplate, resultUnavailable, resultError,
-	resultIgnored, resultPing}
+	resultIgnored, resultPing, resultOverloaded}
 
 // webhook takes one notification: check, render, commit, answer. It answers
 // 2xx only once the deliveries are committed; bad input gets a final 4xx,
@@ -57,7 +61,11 @@ func (h *Handler) webhook(c echo.Context) error {
 	if !ok {
 		metricRoute = unknownRoute
 	}
-	res, err := h.takeWebhookRecovered(c, cfg, route, name)
+	// The request's time counts from here: reading the body, preparing
+	// and storing it all come out of it.
+	ctx, cancel := context.WithTimeout(c.Request().Context(), h.requestTimeout)
+	defer cancel()
+	res, err := h.takeWebhookRecovered(ctx, c, cfg, route, name)
 	var ans *answered
 	if errors.As(err, &ans) {
 		return h.answer(c, metricRoute, start, ans.prep)
@@ -66,7 +74,7 @@ func (h *Handler) webhook(c echo.Context) error {
 	h.metrics.received.WithLabelValues(metricRoute, result).Inc()
 	h.metrics.latency.WithLabelValues(metricRoute).Observe(time.Since(start).Seconds())
 	if err != nil {
-		if statusOf(err) < 500 {
+		if statusOf(err) < 500 || result == resultOverloaded {
 			h.logger.InfoContext(c.Request().Context(), "webhook rejected", slog.String("route", metricRoute),
 				slog.String("result", result), slog.String("reason", err.Error()))
 		}
@@ -108,6 +116,9 @@ func resultOf(res store.EnqueueResult, err error) string {
 		}
 		return resultAccepted
 	}
+	if errors.Is(err, errOverloaded) {
+		return resultOverloaded
+	}
 	switch statusOf(err) {
 	case http.StatusBadRequest:
 		return resultBadRequest
@@ -131,7 +142,7 @@ func resultOf(res store.EnqueueResult, err error) string {
 // takeWebhookRecovered is takeWebhook with a panic turned into an internal
 // error, so that the request is counted and answered 500 like any other
 // failure (the Recover middleware catches the rest).
-func (h *Handler) takeWebhookRecovered(c echo.Context, cfg *Config, route *Route, name string) (res store.EnqueueResult, err error) {
+func (h *Handler) takeWebhookRecovered(ctx context.Context, c echo.Context, cfg *Config, route *Route, name string) (res store.EnqueueResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -140,10 +151,10 @@ func (h *Handler) takeWebhookRecovered(c echo.Context, cfg *Config, route *Route
 			res, err = store.EnqueueResult{}, &panicError{value: p, stack: debug.Stack()}
 		}
 	}()
-	return h.takeWebhook(c, cfg, route, name)
+	return h.takeWebhook(ctx, c, cfg, route, name)
 }
 
-func (h *Handler) takeWebhook(c echo.Context, cfg *Config, route *Route, name string) (store.EnqueueResult, error) {
+func (h *Handler) takeWebhook(ctx context.Context, c echo.Context, cfg *Config, route *Route, name string) (store.EnqueueResult, error) {
 	var none store.EnqueueResult
 	r := c.Request()
 	if route == nil || (route.Token == "" && route.Secret == "") {
@@ -166,23 +177,31 @@ func (h *Handler) takeWebhook(c echo.Context, cfg *Config, route *Route, name st
 	if r.ContentLength > cfg.MaxBodyBytes {
 		return none, tooLarge(cfg.MaxBodyBytes)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, cfg.MaxBodyBytes))
+	size := declaredSize(r, cfg.MaxBodyBytes)
+	if !h.inflight.reserve(size, cfg.MaxInflightBytes) {
+		return none, errOverloaded
+	}
+	// Held until the answer: the body is the payload stored.
+	defer h.inflight.release(size)
+	body, err := readBody(c.Response(), r, cfg.MaxBodyBytes)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		return none, tooLarge(cfg.MaxBodyBytes)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The body came too slowly (read_timeout). Not the sender's
+		// mistake as such: it may retry.
+		return none, fmt.Errorf("read body: %w: %w", relay.ErrUnavailable, err)
 	case err != nil:
 		return none, newAPIError(http.StatusBadRequest, "read body: %v", err)
 	}
-	prep, err := cfg.Prepare(route, r.Header, body)
+	prep, err := h.prepare(ctx, cfg, route, r.Header, body)
 	if err != nil {
 		return none, err
 	}
 	if prep.Notification == nil {
 		return none, &answered{prep}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.requestTimeout)
-	defer cancel()
 	res, err := h.db.Enqueue(ctx, prep.Notification)
 	if errors.Is(err, relay.ErrInvalid) {
 		return none, newAPIError(http.StatusBadRequest, "%v", err)
