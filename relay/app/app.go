@@ -99,9 +99,10 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	})
 	reg.MustRegister(batchSize, commitTime)
 	db, err := store.Open(ctx, cfg.DatabaseURL(), store.Options{
-		MaxConns:  int32(cfg.Database.MaxConns),
-		BatchMax:  cfg.Ingest.BatchMax,
-		OpTimeout: min(cfg.Ingest.RequestTimeout, 5*time.Second),
+		MaxConns:      int32(cfg.Database.MaxConns),
+		BatchMax:      cfg.Ingest.BatchMax,
+		BatchMaxBytes: cfg.Ingest.BatchMaxBytes,
+		OpTimeout:     min(cfg.Ingest.RequestTimeout, config.CommitAllowance),
 		OnIngestCommit: func(requests int, took time.Duration) {
 			batchSize.Observe(float64(requests))
 			commitTime.Observe(took.Seconds())
@@ -350,11 +351,12 @@ func IngestConfig(cfg *config.Config, engine *render.Engine) *ingest.Config {
 		convs[name] = cfg.Targets(name)
 	}
 	return &ingest.Config{
-		Routes:        routes,
-		APIToken:      cfg.API.BearerToken.Reveal(),
-		MaxBodyBytes:  cfg.Ingest.MaxBodyBytes,
-		DedupWindow:   cfg.Ingest.DedupWindow,
-		Engine:        engine,
-		Conversations: convs,
+		Routes:           routes,
+		APIToken:         cfg.API.BearerToken.Reveal(),
+		MaxBodyBytes:     cfg.Ingest.MaxBodyBytes,
+		MaxInflightBytes: cfg.Ingest.MaxInflightBytes,
+		DedupWindow:      cfg.Ingest.DedupWindow,
+		Engine:           engine,
+		Conversations:    convs,
 	}
 }

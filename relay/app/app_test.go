@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/skype-relay/relay/relay/app"
@@ -172,5 +175,68 @@ func TestCheckConfig(t *testing.T) {
 	err = app.CheckConfig(bad)
 	if err == nil || !strings.Contains(err.Error(), `routes "custom"`) {
 		t.Errorf("CheckConfig(template failing on samples) = %v, want an error naming the route", err)
+	}
+}
+
+// TestLateAnswersAreWritten: a webhook answered only at request_timeout
+// (its commit waits for a lock) and one whose body stops halfway until
+// read_timeout are both still answered, 503 with Retry-After so that the
+// sender retries, rather than left with a closed connection.
+func TestLateAnswersAreWritten(t *testing.T) {
+	dbURL := relaytest.NewDatabase(t)
+	r := startRelay(t, dbURL, `
+ingest: {read_timeout: 1s, request_timeout: 1s, write_timeout: 6s}
+conversations:
+  oncall: { to: "sip:oncall@contoso.com" }
+routes:
+  - name: prod
+    format: alertmanager
+    conversations: [oncall]
+`)
+	ctx := context.Background()
+	body := relaytest.Notification("Late", 2, "firing")
+
+	lock, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(ctx)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE dedup_keys IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(r.base+"/v1/webhooks/prod", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST while the commit waits for a lock: %v, want an answer", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("POST while the commit waits for a lock = %d (Retry-After %q), want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/webhooks/prod HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	if _, err := conn.Write(body[:len(body)/2]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("body stopped halfway: %v, want an answer", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("body stopped halfway = %d (Retry-After %q), want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }

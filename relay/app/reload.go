@@ -136,10 +136,11 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("delivery", old.Delivery, cfg.Delivery)
 	oi, ni := old.Ingest, cfg.Ingest
 	oi.MaxBodyBytes, ni.MaxBodyBytes = 0, 0
+	oi.MaxInflightBytes, ni.MaxInflightBytes = 0, 0
 	oi.DedupWindow, ni.DedupWindow = 0, 0
 	oi.MaxMessageBytes, ni.MaxMessageBytes = 0, 0
 	oi.MaxParts, ni.MaxParts = 0, 0
-	check("ingest (timeouts, batch_max)", oi, ni)
+	check("ingest (timeouts, batch_max, batch_max_bytes)", oi, ni)
 	check("log", old.Log, cfg.Log)
 	return keys
 }

@@ -30,14 +30,26 @@ const (
 	DefaultDedupWindow    = 15 * time.Minute
 	DefaultRetention      = 30 * 24 * time.Hour
 	DefaultReadTimeout    = 10 * time.Second
-	DefaultWriteTimeout   = 10 * time.Second
 	DefaultIdleTimeout    = 120 * time.Second
 	DefaultRequestTimeout = 10 * time.Second
-	DefaultBatchMax       = 64
-	DefaultTemplate       = "alertmanager"
-	DefaultImportance     = "Normal"
-	DefaultLogLevel       = "info"
-	DefaultLogFormat      = "json"
+	// CommitAllowance is the longest a database operation made for a
+	// webhook may take (the store's operation timeout, or request_timeout
+	// when shorter): the time a group commit under way may still take when
+	// a request's own time is up, which write_timeout must leave.
+	CommitAllowance = 5 * time.Second
+	// DefaultWriteTimeout leaves an answer given at the request timeout,
+	// with a commit still under way, ample time to be written.
+	DefaultWriteTimeout = 20 * time.Second
+	DefaultBatchMax     = 64
+	// DefaultBatchMaxBytes lets dozens of ordinary notifications share a
+	// commit, and 1 MiB ones go eight at a time.
+	DefaultBatchMaxBytes = 8 << 20
+	// DefaultMaxInflightBytes holds 64 bodies of the largest default size.
+	DefaultMaxInflightBytes = 64 << 20
+	DefaultTemplate         = "alertmanager"
+	DefaultImportance       = "Normal"
+	DefaultLogLevel         = "info"
+	DefaultLogFormat        = "json"
 
 	DefaultMaxMessageBytes = 8 << 10
 	DefaultMaxParts        = 10
@@ -152,6 +164,13 @@ type Ingest struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// BatchMax is the most requests committed in one transaction.
 	BatchMax int `yaml:"batch_max"`
+	// BatchMaxBytes caps the payload and text bytes committed in one
+	// transaction; a larger request is committed alone.
+	BatchMaxBytes int `yaml:"batch_max_bytes"`
+	// MaxInflightBytes caps the request bodies held at once, counted by
+	// their declared size before they are read; a request beyond it is
+	// answered 503 at once.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	// MaxMessageBytes caps one chat message (UTF-8 bytes); longer texts are
 	// split into numbered parts.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
@@ -372,15 +391,17 @@ func defaults() *Config {
 		ListenAddress: DefaultListenAddress,
 		Database:      Database{MaxConns: DefaultMaxConns},
 		Ingest: Ingest{
-			MaxBodyBytes:    DefaultMaxBodyBytes,
-			DedupWindow:     DefaultDedupWindow,
-			ReadTimeout:     DefaultReadTimeout,
-			WriteTimeout:    DefaultWriteTimeout,
-			IdleTimeout:     DefaultIdleTimeout,
-			RequestTimeout:  DefaultRequestTimeout,
-			BatchMax:        DefaultBatchMax,
-			MaxMessageBytes: DefaultMaxMessageBytes,
-			MaxParts:        DefaultMaxParts,
+			MaxBodyBytes:     DefaultMaxBodyBytes,
+			DedupWindow:      DefaultDedupWindow,
+			ReadTimeout:      DefaultReadTimeout,
+			WriteTimeout:     DefaultWriteTimeout,
+			IdleTimeout:      DefaultIdleTimeout,
+			RequestTimeout:   DefaultRequestTimeout,
+			BatchMax:         DefaultBatchMax,
+			BatchMaxBytes:    DefaultBatchMaxBytes,
+			MaxInflightBytes: DefaultMaxInflightBytes,
+			MaxMessageBytes:  DefaultMaxMessageBytes,
+			MaxParts:         DefaultMaxParts,
 		},
 		UCWA: UCWA{Timers: DefaultUCWATimers()},
 		Delivery: Delivery{

@@ -62,10 +62,11 @@ func TestParseMinimalDefaults(t *testing.T) {
 			MaxBodyBytes:   1 << 20,
 			DedupWindow:    15 * time.Minute,
 			ReadTimeout:    10 * time.Second,
-			WriteTimeout:   10 * time.Second,
+			WriteTimeout:   20 * time.Second,
 			IdleTimeout:    120 * time.Second,
 			RequestTimeout: 10 * time.Second,
 			BatchMax:       64, MaxMessageBytes: 8192, MaxParts: 10,
+			BatchMaxBytes: 8 << 20, MaxInflightBytes: 64 << 20,
 		},
 		UCWA: UCWA{Timers: UCWATimers{
 			RequestTimeout:    30 * time.Second,
@@ -118,10 +119,12 @@ ingest:
   max_body_bytes: 2048
   dedup_window: 1h
   read_timeout: 1s
-  write_timeout: 2s
+  write_timeout: 9s
   idle_timeout: 3s
   request_timeout: 4s
   batch_max: 8
+  batch_max_bytes: 1048576
+  max_inflight_bytes: 4096
 ucwa:
   discovery_urls: ["https://lyncdiscover.contoso.com/", "https://lyncdiscover.backup.contoso.com"]
   username: alerts@contoso.com
@@ -146,7 +149,7 @@ log: {level: debug, format: text}
 	if got, want := cfg.ListenAddress, "0.0.0.0:8080"; got != want {
 		t.Errorf("ListenAddress = %q, want %q", got, want)
 	}
-	wantIngest := Ingest{2048, time.Hour, time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 8, 8192, 10}
+	wantIngest := Ingest{2048, time.Hour, time.Second, 9 * time.Second, 3 * time.Second, 4 * time.Second, 8, 1 << 20, 4096, 8192, 10}
 	if diff := cmp.Diff(wantIngest, cfg.Ingest); diff != "" {
 		t.Errorf("Ingest mismatch (-want +got):\n%s", diff)
 	}

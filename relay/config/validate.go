@@ -23,6 +23,11 @@ const (
 	maxDedupWindow  = 24 * time.Hour
 	minRetention    = 24 * time.Hour
 	maxBatchMax     = 10_000
+	// Between a few ordinary notifications and far more than one statement
+	// should carry.
+	minBatchMaxBytes    = 64 << 10
+	maxBatchMaxBytes    = 1 << 30
+	maxMaxInflightBytes = 64 << 30
 	// maxEventTimeout is the largest P-GET timeout UCWA accepts (1800 s).
 	maxEventTimeout = 30 * time.Minute
 	maxSIPURI       = 256
@@ -74,7 +79,26 @@ func (cfg *Config) validateIngest(c *collector) {
 	positive(c, "ingest.write_timeout", in.WriteTimeout)
 	positive(c, "ingest.idle_timeout", in.IdleTimeout)
 	positive(c, "ingest.request_timeout", in.RequestTimeout)
+	// The server stops writing write_timeout after a request's headers
+	// came in. An answer comes by request_timeout, or up to a commit later
+	// (a group commit under way is waited for, and bounded by 5s), or, for
+	// a body that arrives slowly, at read_timeout: each must still be
+	// written, or the sender sees the connection close without an answer.
+	if in.WriteTimeout > 0 && in.RequestTimeout > 0 && in.WriteTimeout < in.RequestTimeout+CommitAllowance {
+		c.addf("ingest.write_timeout", "must be at least ingest.request_timeout (%s) + %s, the longest a commit under way may "+
+			"still take, so that a late answer is still written; got %s", in.RequestTimeout, CommitAllowance, in.WriteTimeout)
+	}
+	if in.WriteTimeout > 0 && in.WriteTimeout <= in.ReadTimeout {
+		c.addf("ingest.write_timeout", "must be longer than ingest.read_timeout (%s), so that a request whose body "+
+			"arrives slowly is still answered; got %s", in.ReadTimeout, in.WriteTimeout)
+	}
 	intRange(c, "ingest.batch_max", int64(in.BatchMax), 1, maxBatchMax)
+	intRange(c, "ingest.batch_max_bytes", int64(in.BatchMaxBytes), minBatchMaxBytes, maxBatchMaxBytes)
+	intRange(c, "ingest.max_inflight_bytes", in.MaxInflightBytes, 1, maxMaxInflightBytes)
+	if in.MaxInflightBytes > 0 && in.MaxInflightBytes < in.MaxBodyBytes && in.MaxBodyBytes <= maxMaxBodyBytes {
+		c.addf("ingest.max_inflight_bytes", "must be at least ingest.max_body_bytes (%d), or a body of the largest "+
+			"size accepted could never be taken; got %d", in.MaxBodyBytes, in.MaxInflightBytes)
+	}
 }
 
 func (cfg *Config) validateUCWA(c *collector) {

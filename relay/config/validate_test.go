@@ -48,6 +48,12 @@ func TestValidationProblems(t *testing.T) {
 		{name: "idle_timeout", yaml: "ingest: {idle_timeout: 0s}\n", key: "ingest.idle_timeout", msg: "positive"},
 		{name: "request_timeout", yaml: "ingest: {request_timeout: 0s}\n", key: "ingest.request_timeout", msg: "positive"},
 		{name: "batch_max", yaml: "ingest: {batch_max: 0}\n", key: "ingest.batch_max", msg: "between 1 and"},
+		{name: "batch_max_bytes", yaml: "ingest: {batch_max_bytes: 1024}\n", key: "ingest.batch_max_bytes", msg: "between 65536 and"},
+		{name: "max_inflight_bytes zero", yaml: "ingest: {max_inflight_bytes: 0}\n", key: "ingest.max_inflight_bytes", msg: "between 1 and"},
+		{name: "max_inflight_bytes below a body", yaml: "ingest: {max_body_bytes: 2048, max_inflight_bytes: 2047}\n", key: "ingest.max_inflight_bytes", msg: "at least ingest.max_body_bytes (2048)"},
+		{name: "write_timeout equals request_timeout", yaml: "ingest: {write_timeout: 10s, request_timeout: 10s, read_timeout: 1s}\n", key: "ingest.write_timeout", msg: "at least ingest.request_timeout (10s) + 5s"},
+		{name: "write_timeout below request_timeout", yaml: "ingest: {write_timeout: 5s, request_timeout: 10s, read_timeout: 1s}\n", key: "ingest.write_timeout", msg: "ingest.request_timeout (10s)"},
+		{name: "write_timeout not above read_timeout", yaml: "ingest: {read_timeout: 30s}\n", key: "ingest.write_timeout", msg: "longer than ingest.read_timeout (30s)"},
 
 		{name: "discovery scheme", yaml: "ucwa: {discovery_urls: [\"ftp://x.example\"], username: u}\n", getenv: pw, key: "ucwa.discovery_urls[0]", msg: "absolute http or https"},
 		{name: "discovery relative", yaml: "ucwa: {discovery_urls: [lyncdiscover.contoso.com], username: u}\n", getenv: pw, key: "ucwa.discovery_urls[0]", msg: "absolute http or https"},
