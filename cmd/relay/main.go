@@ -194,10 +194,16 @@ func serve(args []string, stderr io.Writer) error {
 			}
 		}
 	}()
-	return app.Run(ctx, cfg, logger, app.Options{
+	opts := app.Options{
 		SkipMigrate:    noMigrate,
 		Reload:         func() (*config.Config, error) { return config.Load(path, os.Getenv) },
 		ReloadRequests: reloads,
 		WebConfigFile:  webConfig,
-	})
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A limit derived from ingest.max_inflight_bytes (see
+		// app.MemoryLimit); GOMEMLIMIT in the environment wins.
+		opts.SetMemoryLimit = func(n int64) { debug.SetMemoryLimit(n) }
+	}
+	return app.Run(ctx, cfg, logger, opts)
 }

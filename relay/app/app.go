@@ -52,6 +52,10 @@ type Options struct {
 	// WebConfigFile is a Prometheus web configuration file for the
 	// listener (TLS, basic auth); empty serves plain HTTP to anyone.
 	WebConfigFile string
+	// SetMemoryLimit, when set, is given the Go runtime memory limit the
+	// configuration calls for (MemoryLimit) at start and after every
+	// reload; main passes debug.SetMemoryLimit unless GOMEMLIMIT is set.
+	SetMemoryLimit func(bytes int64)
 }
 
 // Run serves the relay until ctx is cancelled, then shuts down gracefully:
@@ -127,6 +131,11 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	})
 	rl = newReloader(cfg, opts.Reload, handler, policies, logger, reg)
 	rl.web = webCfg
+	rl.setMemoryLimit = opts.SetMemoryLimit
+	if opts.SetMemoryLimit != nil {
+		opts.SetMemoryLimit(MemoryLimit(cfg))
+		logger.InfoContext(ctx, "memory limit set", slog.Int64("bytes", MemoryLimit(cfg)))
+	}
 	srv := &http.Server{
 		Handler:           handler.Echo(),
 		ReadHeaderTimeout: min(cfg.Ingest.ReadTimeout, 10*time.Second),

@@ -34,6 +34,8 @@ type reloader struct {
 
 	mu      sync.Mutex
 	current *config.Config
+	// setMemoryLimit, when set, follows ingest.max_inflight_bytes.
+	setMemoryLimit func(bytes int64)
 
 	success   prometheus.Gauge
 	timestamp prometheus.Gauge
@@ -108,6 +110,9 @@ func (r *reloader) reload(ctx context.Context) error {
 		r.logger.WarnContext(ctx, "configuration change needs a restart to take effect", slog.String("key", key))
 	}
 	r.handler.SetConfig(IngestConfig(cfg, engine))
+	if r.setMemoryLimit != nil {
+		r.setMemoryLimit(MemoryLimit(cfg))
+	}
 	p := policiesOf(cfg)
 	r.policies.Store(&p)
 	r.current = cfg

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,5 +148,61 @@ func TestReloadUnderLoad(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("reload without the API token = %d, want 401", resp.StatusCode)
+	}
+}
+
+// TestReloadMaxInflightBytes: the memory limit the relay sets follows
+// ingest.max_inflight_bytes, at start and on reload.
+func TestReloadMaxInflightBytes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "relay.yaml")
+	if err := os.WriteFile(path, []byte(reloadBase), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DATABASE_URL": relaytest.NewDatabase(t), "RELAY_API_TOKEN": "api-token"}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := config.Load(path, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var limits []int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Options{
+			Listener: ln, Reload: func() (*config.Config, error) { return config.Load(path, getenv) },
+			SetMemoryLimit: func(n int64) {
+				mu.Lock()
+				defer mu.Unlock()
+				limits = append(limits, n)
+			},
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	base := "http://" + ln.Addr().String()
+	waitReady(t, base)
+
+	if err := os.WriteFile(path, []byte("ingest: {max_inflight_bytes: 16777216}\n"+reloadBase), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/-/reload", nil)
+	req.Header.Set("Authorization", "Bearer api-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reload = %d, want 200", resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int64{2*64<<20 + 64<<20, 2*16<<20 + 64<<20}; !slices.Equal(limits, want) {
+		t.Errorf("memory limits set = %v, want %v (start, reload)", limits, want)
 	}
 }
