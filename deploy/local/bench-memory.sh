@@ -9,14 +9,15 @@
 #                                                          database holds exactly the notifications
 #                                                          answered 2xx; exits 1 when not
 #   deploy/local/bench-memory.sh sustained [SENDERS] [S]   SENDERS (40) senders for S (60) seconds: peak and
-#                                                          last RSS while sending, then RSS AFTER (30)
-#                                                          seconds later
+#                                                          last RSS while sending, then RSS at each of
+#                                                          AFTER ("30 150") seconds later
 #
 # PostgreSQL: a throwaway database on ADMIN_DATABASE_URL's server when set
 # (dropped at the end), else a throwaway cluster. SIZE sets the body size
 # (1048576); INGEST adds keys to the relay's ingest section, for example
 # INGEST='max_inflight_bytes: 33554432'. Extra environment (GOMEMLIMIT,
-# GOGC) reaches the relay as usual.
+# GOGC) reaches the relay as usual. RELAY_BIN runs that relay binary
+# instead of building one (to compare versions).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-burst}
@@ -27,7 +28,7 @@ relay_port=${BENCH_RELAY_PORT:-19096}
 token=bench-token-$RANDOM$RANDOM
 
 rm -rf "$work" && mkdir -p "$work/bin" && chmod 755 "$work"
-go build -o "$work/bin/relay" ./cmd/relay
+if [[ -n "${RELAY_BIN:-}" ]]; then cp "$RELAY_BIN" "$work/bin/relay"; else go build -o "$work/bin/relay" ./cmd/relay; fi
 go build -o "$work/bin/relay-load" ./cmd/relay-load
 
 cleanups=()
@@ -78,16 +79,19 @@ burst)
   exit "$status"
   ;;
 sustained)
-  senders=${2:-40} secs=${3:-60} after=${AFTER:-30}
-  peak=0
+  senders=${2:-40} secs=${3:-60} after=${AFTER:-30 150}
   ( while sleep 1; do awk '$1 == "VmRSS:" { printf "%.0f\n", $2 / 1024 }' "/proc/$relay_pid/status"; done ) >"$work/rss" &
   sampler=$!
   cleanups+=("kill $sampler 2>/dev/null")
   "$work/bin/relay-load" -url "$url" -token "$token" -c "$senders" -d "${secs}s" -size "$size" -alerts "$alerts" || true
   during=$(sort -n "$work/rss" | tail -n 1)
   last=$(mib VmRSS)
-  sleep "$after"
-  echo "while sending: peak RSS $during MiB (VmHWM $(mib VmHWM) MiB), $last MiB at the end; ${after} s later: $(mib VmRSS) MiB" >&2
+  later="" waited=0
+  for s in $after; do
+    sleep $(( s - waited )); waited=$s
+    later+=", ${s} s later $(mib VmRSS) MiB"
+  done
+  echo "while sending: peak RSS $during MiB (VmHWM $(mib VmHWM) MiB), $last MiB at the end$later" >&2
   ;;
 *)
   echo "usage: $0 burst [N] | sustained [SENDERS] [SECONDS]" >&2
