@@ -41,13 +41,16 @@ type BurstResult struct {
 // first, every request waits at a start line, and net/http's client reads
 // an early answer while the body is still being written (as Alertmanager's
 // does), so an answer sent before the body was read counts as an answer.
-func runBurst(u *url.URL, token string, n int, b *bodies, dbURL string) int {
+//
+// With closeConns, each request asks for its connection to be closed after
+// the answer (Connection: close), as some senders do.
+func runBurst(u *url.URL, token string, n int, b *bodies, dbURL string, closeConns bool) int {
 	payloads := make([][]byte, n)
 	for i := range payloads {
 		payloads[i] = b.body(int64(i))
 	}
 	client := &http.Client{
-		Transport: &http.Transport{MaxIdleConnsPerHost: n, ResponseHeaderTimeout: 2 * time.Minute},
+		Transport: &http.Transport{MaxIdleConnsPerHost: n, DisableKeepAlives: closeConns, ResponseHeaderTimeout: 2 * time.Minute},
 		Timeout:   3 * time.Minute,
 	}
 	type answer struct {

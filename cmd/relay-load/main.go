@@ -72,6 +72,7 @@ func run() int {
 	token := flag.String("token", "", "bearer token for the route")
 	burstN := flag.Int("burst", 0, "send this many requests at once, one connection each, and count the answers")
 	dbURL := flag.String("db", "", "with -burst: the relay's database, checked to hold exactly the notifications answered 2xx")
+	closeConns := flag.Bool("close", false, "with -burst: send Connection: close with every request")
 	flag.Parse()
 
 	u, err := url.Parse(*target)
@@ -85,7 +86,7 @@ func run() int {
 		return 2
 	}
 	if *burstN > 0 {
-		return runBurst(u, *token, *burstN, bodies, *dbURL)
+		return runBurst(u, *token, *burstN, bodies, *dbURL, *closeConns)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)

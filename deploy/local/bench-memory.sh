@@ -14,10 +14,13 @@
 #
 # PostgreSQL: a throwaway database on ADMIN_DATABASE_URL's server when set
 # (dropped at the end), else a throwaway cluster. SIZE sets the body size
-# (1048576); INGEST adds keys to the relay's ingest section, for example
-# INGEST='max_inflight_bytes: 33554432'. Extra environment (GOMEMLIMIT,
-# GOGC) reaches the relay as usual. RELAY_BIN runs that relay binary
-# instead of building one (to compare versions).
+# (1048576) and ALERTS the alerts per notification (1000, the most relay
+# takes); INGEST adds keys to the relay's ingest section, for example
+# INGEST='max_inflight_bytes: 33554432'; CLOSE=1 makes the burst's requests
+# ask for their connections to be closed after the answer (Connection:
+# close). Extra environment (GOMEMLIMIT, GOGC) reaches the relay as usual.
+# RELAY_BIN runs that relay binary instead of building one (to compare
+# versions).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-burst}
@@ -73,7 +76,8 @@ case $mode in
 burst)
   n=${2:-150}
   status=0
-  out=$("$work/bin/relay-load" -url "$url" -token "$token" -burst "$n" -size "$size" -alerts "$alerts" -db "$db_url") || status=$?
+  out=$("$work/bin/relay-load" -url "$url" -token "$token" -burst "$n" -size "$size" -alerts "$alerts" -db "$db_url" \
+    ${CLOSE:+-close}) || status=$?
   echo "$out"
   echo "peak RSS (VmHWM) $(mib VmHWM) MiB, RSS now $(mib VmRSS) MiB" >&2
   exit "$status"

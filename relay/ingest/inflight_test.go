@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -104,6 +105,62 @@ func TestWebhookInflightLimit(t *testing.T) {
 			t.Errorf("retry on the refused connection: %d %v, want 202", a.status, a.body)
 		}
 		break
+	}
+}
+
+// TestWebhookRefusalReachesClosingSenders: senders that ask for their
+// connection to be closed after the answer (Connection: close), refused
+// while their bodies are still being sent, all get their 503. Closing a
+// connection with a body unread ends in a reset that Go's client, like
+// others, may take for the answer.
+func TestWebhookRefusalReachesClosingSenders(t *testing.T) {
+	t.Parallel()
+	// Bodies of 350 kB: net/http reads what is left of a body up to 256 kB
+	// itself, and closes the connection on more.
+	body := relaytest.Notification("big-xxx", 600, "firing") // as long as the others
+	size := int64(len(body))
+	// The held request waits for all the others: time enough for that.
+	b := setupWith(t, bundleOptions{requestTimeout: time.Minute}, func(cfg *ingest.Config) {
+		cfg.MaxBodyBytes = size
+		cfg.MaxInflightBytes = size
+	})
+	// One request holds all there is to hold until its body is complete.
+	holder := dialRaw(t, b.srv.URL)
+	holder.send(t, webhookHead("secured", routeToken, len(body)), body[:len(body)/2])
+	waitFor(t, "the first body to be held", func() bool {
+		return metricValue(t, b.reg, "relay_ingest_inflight_bytes") == float64(size)
+	})
+
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	const senders = 100
+	errs := make(chan error, senders)
+	for i := range senders {
+		go func() {
+			other := relaytest.Notification(fmt.Sprintf("big-%03d", i), 600, "firing")
+			req, _ := http.NewRequest(http.MethodPost, b.srv.URL+"/v1/webhooks/secured", bytes.NewReader(other))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+routeToken)
+			resp, err := client.Do(req)
+			if err != nil {
+				errs <- fmt.Errorf("no answer: %w", err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+				err = fmt.Errorf("answer %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+			errs <- err
+		}()
+	}
+	for range senders {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	holder.send(t, body[len(body)/2:])
+	waitFor(t, "the held request's answer", func() bool { return holder.answer() != nil })
+	if a := holder.answer(); a.status != http.StatusAccepted {
+		t.Errorf("the held request: %d %v, want 202", a.status, a.body)
 	}
 }
 
