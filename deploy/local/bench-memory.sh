@@ -27,7 +27,7 @@ mode=${1:-burst}
 size=${SIZE:-1048576}
 alerts=${ALERTS:-1000}
 work=${TMPDIR:-/tmp}/relay-bench-memory
-relay_port=${BENCH_RELAY_PORT:-19096}
+relay_port=${BENCH_RELAY_PORT:-19097}
 token=bench-token-$RANDOM$RANDOM
 
 rm -rf "$work" && mkdir -p "$work/bin" && chmod 755 "$work"
@@ -64,10 +64,16 @@ YAML
 DATABASE_URL=$db_url RELAY_ROUTE_BENCH_TOKEN=$token "$work/bin/relay" serve --config "$work/relay.yaml" 2>"$work/relay.log" &
 relay_pid=$!
 cleanups+=("kill $relay_pid 2>/dev/null; wait $relay_pid 2>/dev/null")
+ready=""
 for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$relay_port/-/ready" >/dev/null 2>&1 && break
+  curl -fsS "http://127.0.0.1:$relay_port/-/ready" >/dev/null 2>&1 && ready=1 && break
   sleep 0.1
 done
+if [[ -z "$ready" ]] || ! kill -0 "$relay_pid" 2>/dev/null; then
+  echo "bench-memory.sh: relay did not become ready:" >&2
+  tail -n 5 "$work/relay.log" >&2
+  exit 1
+fi
 url="http://127.0.0.1:$relay_port/v1/webhooks/bench"
 mib() { awk -v k="$(awk -v f="$1:" '$1 == f { print $2 }' "/proc/$relay_pid/status")" 'BEGIN { printf "%.0f", k / 1024 }'; }
 echo "relay ready, RSS $(mib VmRSS) MiB" >&2
