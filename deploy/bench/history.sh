@@ -8,7 +8,9 @@
 #   - ingest at 8 senders for DURATION seconds (relay-load, delivery off):
 #     requests per second and p99;
 #   - 20 scrapes of /metrics: median and slowest;
-#   - claim-to-finish of 4,000 deliveries (BenchmarkClaimFinish): p50, p99.
+#   - claim-to-finish of 4,000 deliveries (BenchmarkClaimFinish): p50, p99;
+#   - the store alone at 8 senders (BenchmarkEnqueue: no HTTP, no templates,
+#     so less noise from the load generator sharing the cores).
 # Last, relay runs on the history database with retention 720h and its
 # sweep deletes the expired rows: ingest p99 before the sweep and while it
 # runs, and how long the sweep took.
@@ -100,6 +102,10 @@ scrapes() { # -> "median_ms max_ms" over 20 scrapes
     curl -fsS -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$relay_port/metrics"
   done | sort -n | awk '{ t[NR] = $1 * 1000 } END { printf "%.1f %.1f\n", (t[10] + t[11]) / 2, t[NR] }'
 }
+store_ingest() { # database -> req/s of the store alone at 8 senders (no HTTP, no templates)
+  BENCH_DATABASE_URL=$(url_of "$1") "$work/bin/store.test" -test.run '^$' -test.bench 'Enqueue$/senders=8$' -test.benchtime 3000x |
+    awk '/^BenchmarkEnqueue/ { for (i = 1; i <= NF; i++) if ($i == "req/s") print $(i-1) }'
+}
 claim_finish() { # database -> "p50 p99"
   BENCH_DATABASE_URL=$(url_of "$1") "$work/bin/store.test" -test.run '^$' -test.bench ClaimFinish -test.benchtime 4000x |
     awk '/^BenchmarkClaimFinish/ { for (i = 1; i <= NF; i++) { if ($i == "p50-ms") p50 = $(i-1); if ($i == "p99-ms") p99 = $(i-1) } }
@@ -115,9 +121,9 @@ for round in $(seq "$rounds"); do
     sleep 16 # the first queue figures are read
     r=$(ingest "$dur"); s=$(scrapes)
     stop_relay
-    c=$(claim_finish "$db")
-    echo "$round $db $r $s $c" | tee -a "$work/results" |
-      awk '{ printf "round %d, %-7s: ingest %5.0f req/s (p99 %.1f ms), scrape median %.1f ms (max %.1f), claim-to-finish p50 %.2f ms, p99 %.2f ms\n", $1, $2, $3, $4, $5, $6, $7, $8 }' >&2
+    c=$(claim_finish "$db"); st=$(store_ingest "$db")
+    echo "$round $db $r $s $c $st" | tee -a "$work/results" |
+      awk '{ printf "round %d, %-7s: ingest %5.0f req/s (p99 %.1f ms), scrape median %.1f ms (max %.1f), claim-to-finish p50 %.2f ms, p99 %.2f ms, store alone %5.0f req/s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' >&2
   done
 done
 
@@ -140,18 +146,19 @@ stop_relay
 
 echo
 echo "history: $rows deliveries (+ $expired expired), filled in $fill_s s${reuse:+ (reused; the expired ones filled again)}"
-printf '%-8s %12s %10s %12s %12s %10s %10s\n' db ingest_req/s p99_ms scrape_ms scrape_max claim_p50 claim_p99
+printf '%-8s %12s %10s %12s %12s %10s %10s %12s\n' db ingest_req/s p99_ms scrape_ms scrape_max claim_p50 claim_p99 store_req/s
 for db in empty history; do
   awk -v db="$db" '
     function median(a, n,   i, j, t) {
       for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
       return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
     }
-    $2 == db { n++; r[n] = $3; p[n] = $4; s[n] = $5; if ($6 > smax) smax = $6; c5[n] = $7; c9[n] = $8 }
-    END { printf "%-8s %12.0f %10.1f %12.1f %12.1f %10.2f %10.2f\n", db, median(r, n), median(p, n), median(s, n), smax, median(c5, n), median(c9, n) }' "$work/results"
+    $2 == db { n++; r[n] = $3; p[n] = $4; s[n] = $5; if ($6 > smax) smax = $6; c5[n] = $7; c9[n] = $8; st[n] = $9 }
+    END { printf "%-8s %12.0f %10.1f %12.1f %12.1f %10.2f %10.2f %12.0f\n", db, median(r, n), median(p, n), median(s, n), smax, median(c5, n), median(c9, n), median(st, n) }' "$work/results"
 done
-awk '$2 == "empty" { e[$1] = $3 } $2 == "history" { h[$1] = $3 } END { for (k in e) { q = h[k] / e[k]; printf "%s ", q } print "" }' "$work/results" |
-  awk '{ printf "ingest history/empty per round: %s\n", $0 }'
+awk '$2 == "empty" { e[$1] = $3; es[$1] = $9 } $2 == "history" { h[$1] = $3; hs[$1] = $9 }
+     END { printf "history/empty per round, over HTTP:"; for (k = 1; k in e; k++) printf " %.2f", h[k] / e[k]
+           printf "; the store alone:"; for (k = 1; k in e; k++) printf " %.2f", hs[k] / es[k]; print "" }' "$work/results"
 echo "sweep of $(printf %.0f "$swept") expired deliveries (with their attempts and notifications): $(printf %.1f "$sweep_s") s"
 echo "ingest at 8 senders before the sweep: $(awk '{ printf "%.0f req/s, p99 %.1f ms", $1, $2 }' <<<"$before");" \
   "during it: $(awk '{ printf "%.0f req/s, p99 %.1f ms", $1, $2 }' <<<"$during")"

@@ -20,8 +20,15 @@ import (
 // notifications of realistic size recorded by 1, 8 and 32 concurrent
 // callers through the group commit. Compare with pgbench's rate in
 // deploy/local/bench-ingest.sh.
+//
+// With BENCH_DATABASE_URL set it runs on that database (migrated, perhaps
+// filled with history by deploy/bench/fill-history.sql) instead of an empty
+// one; the notifications it adds are left there.
 func BenchmarkEnqueue(b *testing.B) {
-	url := relaytest.NewDatabase(b)
+	url := os.Getenv("BENCH_DATABASE_URL")
+	if url == "" {
+		url = relaytest.NewDatabase(b)
+	}
 	db, err := store.Open(context.Background(), url, store.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -30,6 +37,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	payload := relaytest.Notification("HighCPU", 3, "firing")
 	text := string(payload[:700]) // about a rendered message's size
 	var seq atomic.Int64
+	run := time.Now().UnixNano()
 	for _, senders := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
 			var next atomic.Int64
@@ -39,7 +47,7 @@ func BenchmarkEnqueue(b *testing.B) {
 				wg.Go(func() {
 					for next.Add(1) <= int64(b.N) {
 						n := &store.NewNotification{Route: "bench", Format: "alertmanager",
-							DedupKey: fmt.Sprintf("bench-%d", seq.Add(1)), Window: 15 * time.Minute, Payload: payload,
+							DedupKey: fmt.Sprintf("bench-%d-%d", run, seq.Add(1)), Window: 15 * time.Minute, Payload: payload,
 							Messages: []store.NewMessage{{Conversation: "oncall", Text: text, GroupKey: "g", Status: "firing",
 								Target: relay.Target{To: "sip:oncall@contoso.com", Subject: "Production alerts"}}}}
 						if _, err := db.Enqueue(context.Background(), n); err != nil {
