@@ -90,6 +90,9 @@ type DeliveryDetail struct {
 	// window; DuplicatesAt lists when, newest first (the latest 100).
 	Duplicates   int         `json:"duplicates"`
 	DuplicatesAt []time.Time `json:"duplicatesAt"`
+	// Redeliveries lists who asked for each redelivery and when, oldest
+	// first.
+	Redeliveries []Redelivery `json:"redeliveries"`
 }
 
 // maxDuplicateTimes caps how many duplicate arrival times GetDelivery lists.
@@ -100,7 +103,10 @@ type ListFilter struct {
 	Route        string
 	Conversation string
 	AlertName    string
-	State        relay.State
+	// Search matches alert names and summaries (the text's first line)
+	// containing it, whatever the case.
+	Search string
+	State  relay.State
 	// Since and Until bound created_at: Since <= created_at < Until.
 	Since, Until time.Time
 	// Cursor continues a previous page (the NextCursor it returned).
@@ -111,74 +117,6 @@ type ListFilter struct {
 
 // MaxListLimit is the largest page ListDeliveries returns.
 const MaxListLimit = 500
-
-// ListDeliveries returns deliveries newest first, and the cursor of the next
-// page ("" on the last page).
-func (db *DB) ListDeliveries(ctx context.Context, f ListFilter) ([]Delivery, string, error) {
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = 50
-	case limit > MaxListLimit:
-		limit = MaxListLimit
-	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	if f.Route != "" {
-		where = append(where, "route = "+arg(f.Route))
-	}
-	if f.Conversation != "" {
-		where = append(where, "conversation = "+arg(f.Conversation))
-	}
-	if f.AlertName != "" {
-		where = append(where, "alertname = "+arg(f.AlertName))
-	}
-	switch f.State {
-	case "":
-	case relay.StatePending, relay.StateSending:
-		// Queued deliveries are found through the queue's index.
-		where = append(where, "final_state IS NULL AND state = "+arg(string(f.State)))
-	default:
-		where = append(where, "final_state = "+arg(string(f.State)))
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "created_at >= "+arg(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "created_at < "+arg(f.Until))
-	}
-	if f.Cursor != "" {
-		at, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		where = append(where, fmt.Sprintf("(created_at, operation_id) < (%s, %s)", arg(at), arg(id)))
-	}
-	q := "SELECT " + deliveryColumns + " FROM deliveries"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY created_at DESC, operation_id DESC LIMIT " + arg(limit+1)
-
-	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
-	defer cancel()
-	rows, _ := db.pool.Query(ctx, q, args...)
-	list, err := pgx.CollectRows(rows, scanDelivery)
-	if err != nil {
-		return nil, "", classify("list deliveries", err)
-	}
-	next := ""
-	if len(list) > limit {
-		list = list[:limit]
-		last := list[len(list)-1]
-		next = encodeCursor(last.CreatedAt, last.OperationID)
-	}
-	return list, next, nil
-}
 
 func encodeCursor(at time.Time, id string) string {
 	raw := strconv.FormatInt(at.UnixMicro(), 10) + "|" + id
@@ -250,6 +188,10 @@ FROM attempts WHERE operation_id = $1 ORDER BY attempt`, operationID)
 		rows, _ = tx.Query(ctx, `SELECT received_at FROM duplicates WHERE notification_id = $1
 ORDER BY received_at DESC LIMIT $2`, d.NotificationID, maxDuplicateTimes)
 		out.DuplicatesAt, err = pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		if err != nil {
+			return err
+		}
+		out.Redeliveries, err = redeliveriesOf(ctx, tx, operationID)
 		return err
 	})
 	if errors.Is(err, relay.ErrNotFound) {

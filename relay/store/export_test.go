@@ -37,3 +37,11 @@ const (
 	ClaimNextSQL     = claimNextSQL
 	SupersedeFindSQL = supersedeFindSQL
 )
+
+// SetSearchWalk changes how far a search walks before it asks the trigram
+// index, and returns the previous value.
+func SetSearchWalk(n int) int {
+	old := searchWalk
+	searchWalk = n
+	return old
+}

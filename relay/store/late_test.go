@@ -175,7 +175,7 @@ func TestDeliveredDoesNotUndoRedelivery(t *testing.T) {
 		t.Fatalf("finish dead = %+v, %v", res, err)
 	}
 	b.advance(time.Minute)
-	if _, err := b.db.Redeliver(ctx, ids[0], *b.now); err != nil {
+	if _, err := b.db.Redeliver(ctx, ids[0], store.RedeliverRequest{By: "test", Via: store.ViaAPI, Now: *b.now}); err != nil {
 		t.Fatal(err)
 	}
 	late := store.Finish{OperationID: ids[0], Attempt: 1, Gen: 1, State: relay.StateDelivered, Now: *b.now,

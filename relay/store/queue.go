@@ -418,35 +418,3 @@ WHERE recipient = $1 AND route = $2 AND conversation = $3 AND group_key = $4 AND
 	}
 	return resolved, nil
 }
-
-// Redeliver puts a finished delivery back in the queue as a new attempt
-// (its history stays). It is relay.ErrNotFound for an unknown id and
-// relay.ErrConflict for a delivery still queued.
-func (db *DB) Redeliver(ctx context.Context, operationID string, now time.Time) (relay.State, error) {
-	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
-	defer cancel()
-	var prev string
-	err := db.pool.QueryRow(ctx, `
-WITH old AS (SELECT operation_id, state FROM deliveries WHERE operation_id = $1 FOR UPDATE)
-UPDATE deliveries d SET state = 'pending', next_attempt_at = $2, queued_at = $2, updated_at = $2,
-    seq = DEFAULT, lease_until = NULL, failures = 0, unconfirmed = 0, resend = false, superseded_by = NULL,
-    last_error = 'redelivered (was ' || old.state || ')'
-FROM old WHERE d.operation_id = old.operation_id AND old.state NOT IN ('pending', 'sending')
-RETURNING old.state`, operationID, now).Scan(&prev)
-	if errors.Is(err, pgx.ErrNoRows) {
-		var state string
-		err := db.pool.QueryRow(ctx, `SELECT state FROM deliveries WHERE operation_id = $1`, operationID).Scan(&state)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return "", fmt.Errorf("delivery %q: %w", operationID, relay.ErrNotFound)
-		}
-		if err != nil {
-			return "", classify("redeliver", err)
-		}
-		return "", fmt.Errorf("delivery %q is %s, already queued: %w", operationID, state, relay.ErrConflict)
-	}
-	if err != nil {
-		return "", classify("redeliver", err)
-	}
-	db.signalEnqueued()
-	return relay.State(prev), nil
-}

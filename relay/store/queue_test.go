@@ -206,10 +206,10 @@ func TestRedeliver(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	ids := enqueue(t, b, "k1", "g1", "firing", "alice")
-	if _, err := b.db.Redeliver(ctx, ids[0], *b.now); !errorsIs(err, relay.ErrConflict) {
+	if _, err := b.db.Redeliver(ctx, ids[0], store.RedeliverRequest{By: "test", Via: store.ViaAPI, Now: *b.now}); !errorsIs(err, relay.ErrConflict) {
 		t.Errorf("Redeliver(pending) = %v, want ErrConflict", err)
 	}
-	if _, err := b.db.Redeliver(ctx, "NOPE-1", *b.now); !errorsIs(err, relay.ErrNotFound) {
+	if _, err := b.db.Redeliver(ctx, "NOPE-1", store.RedeliverRequest{By: "test", Via: store.ViaAPI, Now: *b.now}); !errorsIs(err, relay.ErrNotFound) {
 		t.Errorf("Redeliver(unknown) = %v, want ErrNotFound", err)
 	}
 	c, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
@@ -218,8 +218,8 @@ func TestRedeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.advance(time.Hour)
-	prev, err := b.db.Redeliver(ctx, ids[0], *b.now)
-	if err != nil || prev != relay.StateDead {
+	r, err := b.db.Redeliver(ctx, ids[0], store.RedeliverRequest{By: "test", Via: store.ViaAPI, Now: *b.now})
+	if prev := r.PreviousState; err != nil || prev != relay.StateDead {
 		t.Fatalf("Redeliver(dead) = %s, %v; want it redelivered from dead", prev, err)
 	}
 	again, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true})
@@ -244,7 +244,7 @@ func TestRedeliverJoinsTheEndOfTheLine(t *testing.T) {
 	if len(inFlight) != 1 || inFlight[0].OperationID != newer[0] {
 		t.Fatalf("claim = %+v, want the newer delivery", inFlight)
 	}
-	if _, err := b.db.Redeliver(ctx, old[0], *b.now); err != nil {
+	if _, err := b.db.Redeliver(ctx, old[0], store.RedeliverRequest{By: "test", Via: store.ViaAPI, Now: *b.now}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Takeover: true}); len(got) != 0 {
