@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/skype-relay/relay/relay"
 	"github.com/skype-relay/relay/relay/config"
+	"github.com/skype-relay/relay/relay/ingest"
 	"github.com/skype-relay/relay/relay/store"
 )
 
@@ -421,15 +423,26 @@ func attemptSummary(d *store.DeliveryDetail) string {
 }
 
 func deliveriesRedeliver(getenv func(string) string, stdout, stderr io.Writer) *action {
-	fs := newFlagSet("deliveries redeliver", "relay deliveries redeliver ID [ID...] [--json]", stderr)
+	fs := newFlagSet("deliveries redeliver", "relay deliveries redeliver ID [ID...] [--idempotency-key KEY] [--json]", stderr)
 	var cf clientFlags
 	cf.register(fs)
+	key := fs.String("idempotency-key", "", "send this Idempotency-Key, so that running the same command again "+
+		"redelivers nothing more (default: a new random key each run)")
 	return &action{fs: fs, runFunc: func(ctx context.Context, ids []string) error {
-		return redeliver(ctx, ids, &cf, getenv, stdout, stderr)
+		return redeliver(ctx, ids, *key, &cf, getenv, stdout, stderr)
 	}}
 }
 
-func redeliver(ctx context.Context, ids []string, cf *clientFlags, getenv func(string) string, stdout, stderr io.Writer) error {
+// redeliver asks the relay to redeliver each of ids. Every request carries
+// an Idempotency-Key (key, or a random one for this run), so a request
+// repeated after a lost answer does not send the message twice.
+func redeliver(ctx context.Context, ids []string, key string, cf *clientFlags, getenv func(string) string, stdout, stderr io.Writer) error {
+	if key == "" {
+		key = "relay-cli-" + rand.Text()
+	}
+	if err := ingest.CheckIdempotencyKey(key); err != nil {
+		return usageError{fmt.Errorf("--idempotency-key: %w", err)}
+	}
 	if len(ids) == 0 {
 		return usageError{errors.New("want at least one operationId")}
 	}
@@ -444,7 +457,8 @@ func redeliver(ctx context.Context, ids []string, cf *clientFlags, getenv func(s
 	}
 	failed := 0
 	for _, id := range ids {
-		body, err := c.do(ctx, http.MethodPost, "/v1/deliveries/"+url.PathEscape(id)+"/redeliver", nil, maxSmallBody)
+		body, err := c.sendHeader(ctx, http.MethodPost, "/v1/deliveries/"+url.PathEscape(id)+"/redeliver",
+			http.Header{"Idempotency-Key": {key}}, maxSmallBody)
 		var se *statusError
 		switch {
 		case errors.As(err, &se) && se.perItem():

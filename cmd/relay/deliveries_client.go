@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/skype-relay/relay/relay/config"
+	"github.com/skype-relay/relay/relay/ingest"
 )
 
 // clientFlags are the options every deliveries action shares.
@@ -256,8 +257,17 @@ func (c *auditClient) do(ctx context.Context, method, path string, query url.Val
 	return c.send(ctx, method, path, query, nil, limit)
 }
 
+// sendHeader is do without a query, with extra request headers.
+func (c *auditClient) sendHeader(ctx context.Context, method, path string, h http.Header, limit int64) ([]byte, error) {
+	return c.sendWith(ctx, method, path, nil, nil, h, limit)
+}
+
 // send is do with a JSON request body (none when body is nil).
 func (c *auditClient) send(ctx context.Context, method, path string, query url.Values, body []byte, limit int64) ([]byte, error) {
+	return c.sendWith(ctx, method, path, query, body, nil, limit)
+}
+
+func (c *auditClient) sendWith(ctx context.Context, method, path string, query url.Values, body []byte, h http.Header, limit int64) ([]byte, error) {
 	u := c.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -275,7 +285,10 @@ func (c *auditClient) send(ctx context.Context, method, path string, query url.V
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "relay-cli/"+build.Version)
+	req.Header.Set("User-Agent", ingest.CLIUserAgentPrefix+build.Version)
+	for k, v := range h {
+		req.Header[k] = v
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.transportError(err)

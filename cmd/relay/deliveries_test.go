@@ -397,9 +397,24 @@ func TestDeliveriesCommand(t *testing.T) {
 			t.Errorf("after redeliver, state = %q (err %v), want pending", d.State, err)
 		}
 		setState(t, r.dbURL, dead, "delivered")
-		out, _ = do(t, 0, "redeliver", dead)
+		out, _ = do(t, 0, "redeliver", dead, "--idempotency-key", "rerun-1")
 		if want := dead + ": redelivered (was delivered)\n"; out != want {
 			t.Errorf("stdout = %q, want %q", out, want)
+		}
+		// The same key again redelivers nothing more: the relay answers
+		// with the first request's record.
+		setState(t, r.dbURL, dead, "delivered")
+		do(t, 0, "redeliver", dead, "--idempotency-key", "rerun-1")
+		raw, _ = do(t, 0, "show", dead, "--json")
+		var again struct {
+			State        string `json:"state"`
+			Redeliveries []struct {
+				Via, RequestedBy string
+			} `json:"redeliveries"`
+		}
+		if err := json.Unmarshal([]byte(raw), &again); err != nil || again.State != "delivered" || len(again.Redeliveries) != 2 ||
+			again.Redeliveries[1].Via != "cli" || again.Redeliveries[1].RequestedBy != "api-token" {
+			t.Errorf("after the same key twice: %s (err %v); want still delivered, two redeliveries by the cli", raw, err)
 		}
 	})
 

@@ -367,5 +367,6 @@ func IngestConfig(cfg *config.Config, engine *render.Engine) *ingest.Config {
 		DedupWindow:      cfg.Ingest.DedupWindow,
 		Engine:           engine,
 		Conversations:    convs,
+		RedeliverWindow:  cfg.API.RedeliverWindow,
 	}
 }

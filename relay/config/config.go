@@ -11,6 +11,7 @@ package config
 import (
 	"crypto/x509"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/skype-relay/relay/relay"
@@ -64,6 +65,9 @@ const (
 	DefaultMaxAttempts  = 10
 	DefaultMaxResends   = 2
 	DefaultMaxAge       = 2 * time.Hour
+
+	DefaultRedeliverWindow   = time.Minute
+	DefaultConsoleSessionTTL = 12 * time.Hour
 )
 
 // Environment variables read by Load and Parse.
@@ -74,6 +78,9 @@ const (
 	EnvDatabaseURLFile = "DATABASE_URL_FILE"
 	EnvAPIToken        = "RELAY_API_TOKEN"
 	EnvUCWAPassword    = "RELAY_UCWA_PASSWORD"
+	// EnvConsoleCookieKey holds the key that signs the console's session
+	// cookies (or EnvConsoleCookieKey_FILE a file holding it).
+	EnvConsoleCookieKey = "RELAY_CONSOLE_COOKIE_KEY"
 	// The *_FILE variant of each secret variable names a file holding it.
 	fileSuffix = "_FILE"
 )
@@ -116,6 +123,7 @@ type Config struct {
 	Database      Database                `yaml:"database"`
 	API           API                     `yaml:"api"`
 	Ingest        Ingest                  `yaml:"ingest"`
+	Console       Console                 `yaml:"console"`
 	UCWA          UCWA                    `yaml:"ucwa"`
 	Conversations map[string]Conversation `yaml:"conversations"`
 	Routes        []Route                 `yaml:"routes"`
@@ -149,7 +157,50 @@ type API struct {
 	// BearerToken comes from RELAY_API_TOKEN, RELAY_API_TOKEN_FILE or
 	// BearerTokenFile; unset means the audit API is off.
 	BearerToken Secret `yaml:"-"`
+	// RedeliverWindow: a redelivery asked without an Idempotency-Key less
+	// than this long after the delivery's previous one is refused (409), so
+	// a double click or a client's retry does not send twice. 0 turns the
+	// check off.
+	RedeliverWindow time.Duration `yaml:"redeliver_window"`
 }
+
+// Console configures the web console served under /ui/. People sign in
+// with a password from UsersFile, or through an authenticating reverse
+// proxy (Proxy); with neither, the console only says how to enable it.
+type Console struct {
+	// UsersFile names a YAML file whose basic_auth_users maps user names
+	// to bcrypt hashes: the format of a Prometheus web configuration file,
+	// so the file given to --web.config.file may serve both.
+	UsersFile string `yaml:"users_file"`
+	// Proxy trusts a reverse proxy's user header.
+	Proxy ConsoleProxy `yaml:"proxy"`
+	// SessionTTL is how long a sign-in lasts.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// CookieKeyFile names a file holding the key that signs session
+	// cookies (at least 32 bytes). Unset (and no RELAY_CONSOLE_COOKIE_KEY),
+	// each start makes a key of its own: sessions end on restart, and
+	// replicas do not accept each other's cookies.
+	CookieKeyFile string `yaml:"cookie_key_file"`
+	// CookieKey comes from RELAY_CONSOLE_COOKIE_KEY, its _FILE variant or
+	// CookieKeyFile.
+	CookieKey Secret `yaml:"-"`
+}
+
+// ConsoleProxy is an authenticating reverse proxy in front of relay (such
+// as oauth2-proxy), trusted to name the signed-in user in a header.
+type ConsoleProxy struct {
+	// UserHeader is the header holding the user name, e.g.
+	// X-Forwarded-User or X-Auth-Request-User.
+	UserHeader string `yaml:"user_header"`
+	// TrustedAddresses are the proxy's addresses (IPs or CIDR ranges);
+	// the header is believed only on connections from them.
+	TrustedAddresses []string `yaml:"trusted_addresses"`
+	// Trusted is TrustedAddresses, parsed.
+	Trusted []netip.Prefix `yaml:"-"`
+}
+
+// Enabled reports whether people can sign in to the console.
+func (c Console) Enabled() bool { return c.UsersFile != "" || c.Proxy.UserHeader != "" }
 
 // Enabled reports whether the audit API is served (a token is configured).
 func (a API) Enabled() bool { return a.BearerToken.IsSet() }
@@ -390,6 +441,8 @@ func defaults() *Config {
 	return &Config{
 		ListenAddress: DefaultListenAddress,
 		Database:      Database{MaxConns: DefaultMaxConns},
+		API:           API{RedeliverWindow: DefaultRedeliverWindow},
+		Console:       Console{SessionTTL: DefaultConsoleSessionTTL},
 		Ingest: Ingest{
 			MaxBodyBytes:     DefaultMaxBodyBytes,
 			DedupWindow:      DefaultDedupWindow,

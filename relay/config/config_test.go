@@ -58,6 +58,8 @@ func TestParseMinimalDefaults(t *testing.T) {
 	want := &Config{
 		ListenAddress: DefaultListenAddress,
 		Database:      Database{MaxConns: 16},
+		API:           API{RedeliverWindow: time.Minute},
+		Console:       Console{SessionTTL: 12 * time.Hour},
 		Ingest: Ingest{
 			MaxBodyBytes:   1 << 20,
 			DedupWindow:    15 * time.Minute,

@@ -47,6 +47,7 @@ func resolveSecrets(cfg *Config, getenv func(string) string, c *collector, skipF
 	sr := &secretReader{getenv: getenv, c: c, dir: cfg.Dir, skipFiles: skipFiles}
 	cfg.API.BearerToken = sr.read(EnvAPIToken, "api.bearer_token_file", cfg.API.BearerTokenFile)
 	cfg.UCWA.Password = sr.read(EnvUCWAPassword, "ucwa.password_file", cfg.UCWA.PasswordFile)
+	cfg.Console.CookieKey = sr.read(EnvConsoleCookieKey, "console.cookie_key_file", cfg.Console.CookieKeyFile)
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		if r.Name == "" {

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -58,6 +59,10 @@ func (cfg *Config) validate(c *collector) {
 	cfg.validateConversations(c)
 	cfg.validateRoutes(c)
 	cfg.validateDelivery(c)
+	cfg.validateConsole(c)
+	if w := cfg.API.RedeliverWindow; w < 0 || w > 24*time.Hour {
+		c.addf("api.redeliver_window", "must be from 0 (no check) to 24h, got %s", w)
+	}
 	// History younger than the deduplication window may still be pointed
 	// at by a duplicate arriving; an hour more keeps the sweep clear of it.
 	if r := cfg.Retention; r != 0 && (r < minRetention || r < cfg.Ingest.DedupWindow+time.Hour) {
@@ -458,4 +463,58 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// minCookieKey is the shortest key that may sign console cookies.
+const minCookieKey = 32
+
+// headerName is what an HTTP header name may be (RFC 9110 token).
+var headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+
+func (cfg *Config) validateConsole(c *collector) {
+	con := &cfg.Console
+	if con.SessionTTL < time.Minute || con.SessionTTL > 30*24*time.Hour {
+		c.addf("console.session_ttl", "must be from 1m to 720h, got %s", con.SessionTTL)
+	}
+	if k := con.CookieKey; k.IsSet() && len(k.Reveal()) < minCookieKey {
+		c.addf("console.cookie_key_file", "the key (from %s) must be at least %d bytes; make one with: head -c 32 /dev/urandom | base64",
+			k.Source(), minCookieKey)
+	}
+	p := &con.Proxy
+	switch {
+	case p.UserHeader != "" && !headerName.MatchString(p.UserHeader):
+		c.addf("console.proxy.user_header", "%q is not an HTTP header name", p.UserHeader)
+	case p.UserHeader != "" && len(p.TrustedAddresses) == 0:
+		c.addf("console.proxy.trusted_addresses", "required with console.proxy.user_header: "+
+			"the proxy's addresses, so that no one else can name a user in the header")
+	case p.UserHeader == "" && len(p.TrustedAddresses) > 0:
+		c.addf("console.proxy.user_header", "required with console.proxy.trusted_addresses")
+	}
+	p.Trusted = nil
+	for i, a := range p.TrustedAddresses {
+		pfx, err := netip.ParsePrefix(a)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(a)
+			if aerr != nil {
+				c.addf(fmt.Sprintf("console.proxy.trusted_addresses[%d]", i), "%q is neither an IP address nor a CIDR range", a)
+				continue
+			}
+			pfx = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		p.Trusted = append(p.Trusted, pfx.Masked())
+	}
+	if con.UsersFile != "" {
+		if _, err := os.Stat(resolvePath(cfg.Dir, con.UsersFile)); err != nil {
+			c.addf("console.users_file", "%v", err)
+		}
+	}
+}
+
+// UsersFilePath returns console.users_file resolved against the config
+// file's directory ("" when unset).
+func (c *Config) UsersFilePath() string {
+	if c.Console.UsersFile == "" {
+		return ""
+	}
+	return resolvePath(c.Dir, c.Console.UsersFile)
 }

@@ -234,3 +234,38 @@ func TestCAFile(t *testing.T) {
 		t.Error("RootCAs set without ca_file")
 	}
 }
+
+func TestConsoleValidation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		yaml string
+		env  []string
+		want string // a problem's key and message part; "" for none
+	}{
+		{"proxy without addresses", "console: { proxy: { user_header: X-Forwarded-User } }", nil,
+			"console.proxy.trusted_addresses: required with console.proxy.user_header"},
+		{"addresses without header", "console: { proxy: { trusted_addresses: [10.0.0.1] } }", nil,
+			"console.proxy.user_header: required with"},
+		{"bad header", "console: { proxy: { user_header: 'X User', trusted_addresses: [10.0.0.1] } }", nil,
+			`console.proxy.user_header: "X User" is not an HTTP header name`},
+		{"bad address", "console: { proxy: { user_header: X-User, trusted_addresses: [10.0.0.1, proxy.local] } }", nil,
+			"console.proxy.trusted_addresses[1]: \"proxy.local\" is neither"},
+		{"short key", "", []string{EnvConsoleCookieKey, "short"}, "console.cookie_key_file: the key (from env RELAY_CONSOLE_COOKIE_KEY) must be at least 32 bytes"},
+		{"missing users file", "console: { users_file: nope.yml }", nil, "console.users_file:"},
+		{"session ttl", "console: { session_ttl: 10s }", nil, "console.session_ttl: must be from 1m to 720h"},
+		{"negative window", "api: { redeliver_window: -1s }", nil, "api.redeliver_window: must be from 0"},
+		{"proxy ok", "console: { proxy: { user_header: X-Forwarded-User, trusted_addresses: [127.0.0.1, 10.0.0.0/8] } }", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(minimal+tc.yaml+"\n"), t.TempDir(), env(tc.env...))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Parse: %v, want no problem", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("Parse: %v, want a problem containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -88,21 +90,66 @@ func (h *Handler) getDelivery(c echo.Context) error {
 
 // redeliver serves POST /v1/deliveries/{operationId}/redeliver: a finished
 // delivery (dead, delivered, uncertain, superseded) goes back in the queue
-// as a new attempt; its history stays.
+// as a new attempt; its history stays, with who asked. A request repeating
+// an Idempotency-Key gets the first answer again (200) and queues nothing;
+// without a key, a redelivery while the previous one is queued or less
+// than the redeliver window ago is refused (409, naming it).
 func (h *Handler) redeliver(c echo.Context) error {
 	id := c.Param("id")
 	if len(id) > 50 {
 		return newAPIError(http.StatusNotFound, "no delivery with operationId %q", truncate(id, 64))
 	}
-	prev, err := h.db.Redeliver(c.Request().Context(), id, time.Now().UTC())
+	key := c.Request().Header.Get("Idempotency-Key")
+	if err := CheckIdempotencyKey(key); err != nil {
+		return newAPIError(http.StatusBadRequest, "Idempotency-Key: %v", err)
+	}
+	via := store.ViaAPI
+	if strings.HasPrefix(c.Request().UserAgent(), CLIUserAgentPrefix) {
+		via = store.ViaCLI
+	}
+	cfg := h.cfg.Load()
+	r, err := h.db.Redeliver(c.Request().Context(), id, store.RedeliverRequest{
+		By: RequesterAPIToken, Via: via, Key: key, Window: cfg.RedeliverWindow, Now: time.Now().UTC().Truncate(time.Microsecond),
+	})
 	if err != nil {
 		return err
 	}
-	h.logger.InfoContext(c.Request().Context(), "delivery redelivered", slog.String("operation_id", id),
-		slog.String("previous_state", string(prev)))
-	return c.JSON(http.StatusAccepted, map[string]string{
-		"operationId": id, "state": string(relay.StatePending), "previousState": string(prev),
+	status := http.StatusAccepted
+	if r.Replayed {
+		status = http.StatusOK
+	} else {
+		h.logger.InfoContext(c.Request().Context(), "delivery redelivered", slog.String("operation_id", id),
+			slog.String("previous_state", string(r.PreviousState)), slog.String("by", r.RequestedBy), slog.String("via", r.Via))
+	}
+	return c.JSON(status, map[string]string{
+		"operationId": id, "state": string(relay.StatePending), "previousState": string(r.PreviousState),
+		"requestedAt": r.RequestedAt.UTC().Format(time.RFC3339Nano), "requestedBy": r.RequestedBy, "via": r.Via,
 	})
+}
+
+// RequesterAPIToken is who a redelivery asked for with the API token was
+// asked by.
+const RequesterAPIToken = "api-token"
+
+// CLIUserAgentPrefix starts the User-Agent of relay's command line, which
+// the audit records as the way a redelivery was asked for.
+const CLIUserAgentPrefix = "relay-cli/"
+
+// MaxIdempotencyKey bounds an Idempotency-Key.
+const MaxIdempotencyKey = 255
+
+// CheckIdempotencyKey accepts "" (no key) or 1 to MaxIdempotencyKey
+// printable ASCII characters.
+func CheckIdempotencyKey(key string) error {
+	if len(key) > MaxIdempotencyKey {
+		return fmt.Errorf("longer than %d characters", MaxIdempotencyKey)
+	}
+	for i := range len(key) {
+		if key[i] < ' ' || key[i] > '~' {
+			return errors.New("only printable ASCII characters may be used")
+		}
+	}
+	return nil
 }
 
 func stateNames() string {

@@ -65,6 +65,9 @@ type Config struct {
 	// Conversations maps every configured conversation to its recipients,
 	// for test messages (POST /v1/test-messages).
 	Conversations map[string][]relay.Target
+	// RedeliverWindow: a redelivery without an Idempotency-Key less than
+	// this long after the delivery's previous one is refused.
+	RedeliverWindow time.Duration
 }
 
 // Handler serves relay's HTTP API.
