@@ -27,6 +27,7 @@ import (
 	"github.com/skype-relay/relay/relay/match"
 	"github.com/skype-relay/relay/relay/render"
 	"github.com/skype-relay/relay/relay/store"
+	"github.com/skype-relay/relay/relay/ui"
 	"github.com/skype-relay/relay/relay/web"
 )
 
@@ -124,10 +125,24 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	initial := policiesOf(cfg)
 	policies.Store(&initial)
 	var rl *reloader
-	handler := ingest.New(IngestConfig(cfg, engine), ingest.Options{
+	var handler *ingest.Handler
+	consoleSettings, err := ConsoleSettings(cfg)
+	if err != nil {
+		return err
+	}
+	console, err := ui.New(ui.Options{
+		DB: db, Logger: logger.With(slog.String("component", "console")), Now: opts.Now,
+		IngestConfig: func() *ingest.Config { return handler.Config() },
+		CookieKey:    []byte(cfg.Console.CookieKey.Reveal()),
+	}, consoleSettings)
+	if err != nil {
+		return err
+	}
+	handler = ingest.New(IngestConfig(cfg, engine), ingest.Options{
 		DB: db, Logger: logger, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.Ingest.RequestTimeout,
 		Reload:       func(ctx context.Context) error { return rl.Reload(ctx) },
 		ListenerAuth: listenerAuth,
+		Console:      console,
 	})
 	rl = newReloader(cfg, opts.Reload, handler, policies, logger, reg)
 	rl.web = webCfg
@@ -135,6 +150,11 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	if opts.SetMemoryLimit != nil {
 		opts.SetMemoryLimit(MemoryLimit(cfg))
 		logger.InfoContext(ctx, "memory limit set", slog.Int64("bytes", MemoryLimit(cfg)))
+	}
+	rl.console = console
+	if !cfg.Console.CookieKey.IsSet() {
+		logger.InfoContext(ctx, "console: no cookie key configured (console.cookie_key_file), so one was made for this run: "+
+			"sign-ins end when relay restarts and are not shared between replicas")
 	}
 	srv := &http.Server{
 		Handler:           handler.Echo(),
@@ -335,6 +355,26 @@ func NewEngine(cfg *config.Config) (*render.Engine, error) {
 		}
 	}
 	return engine, nil
+}
+
+// ConsoleSettings turns the configuration's console section into the
+// console's settings, reading the users file.
+func ConsoleSettings(cfg *config.Config) (*ui.Settings, error) {
+	s := &ui.Settings{ProxyHeader: cfg.Console.Proxy.UserHeader, ProxyTrusted: cfg.Console.Proxy.Trusted,
+		SessionTTL: cfg.Console.SessionTTL, TemplateFiles: map[string]string{}}
+	if path := cfg.UsersFilePath(); path != "" {
+		users, err := web.LoadUsers(path)
+		if err != nil {
+			return nil, fmt.Errorf("console.users_file: %w", err)
+		}
+		s.Users = users
+	}
+	for _, r := range cfg.Routes {
+		if r.TemplateFile != "" {
+			s.TemplateFiles[r.Template] = r.TemplateFile
+		}
+	}
+	return s, nil
 }
 
 // IngestConfig turns the configuration into what the HTTP handlers read.

@@ -15,6 +15,7 @@ import (
 	"github.com/skype-relay/relay/relay/config"
 	"github.com/skype-relay/relay/relay/deliver"
 	"github.com/skype-relay/relay/relay/ingest"
+	"github.com/skype-relay/relay/relay/ui"
 	"github.com/skype-relay/relay/relay/web"
 )
 
@@ -31,6 +32,8 @@ type reloader struct {
 	// web, when set, is the listener's web configuration file, read again
 	// on every reload.
 	web *web.Config
+	// console, when set, takes the console's sign-in settings on reload.
+	console *ui.Console
 
 	mu      sync.Mutex
 	current *config.Config
@@ -99,6 +102,10 @@ func (r *reloader) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cs, err := ConsoleSettings(cfg)
+	if err != nil {
+		return err
+	}
 	if r.web != nil {
 		// Last of the checks: it applies the file when it passes.
 		if err := r.web.Reload(); err != nil {
@@ -112,6 +119,9 @@ func (r *reloader) reload(ctx context.Context) error {
 	r.handler.SetConfig(IngestConfig(cfg, engine))
 	if r.setMemoryLimit != nil {
 		r.setMemoryLimit(MemoryLimit(cfg))
+	}
+	if r.console != nil {
+		r.console.SetSettings(cs)
 	}
 	p := policiesOf(cfg)
 	r.policies.Store(&p)
@@ -147,6 +157,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	oi.MaxParts, ni.MaxParts = 0, 0
 	check("ingest (timeouts, batch_max, batch_max_bytes)", oi, ni)
 	check("log", old.Log, cfg.Log)
+	check("console cookie key", old.Console.CookieKey.Reveal() == cfg.Console.CookieKey.Reveal(), true)
 	return keys
 }
 

@@ -87,6 +87,7 @@ type Handler struct {
 	requestTimeout time.Duration
 	reload         func(ctx context.Context) error
 	listenerAuth   func(*http.Request) bool
+	console        http.Handler
 }
 
 // Options configures a Handler.
@@ -105,6 +106,9 @@ type Options struct {
 	// set, the audit API and /-/reload. A sender can present only one
 	// Authorization header, so asking both would lock it out.
 	ListenerAuth func(*http.Request) bool
+	// Console, when set, is the web console, served under /ui/. It signs
+	// people in by itself, so the listener's basic auth does not apply.
+	Console http.Handler
 }
 
 // New builds a Handler serving cfg.
@@ -121,6 +125,7 @@ func New(cfg *Config, opts Options) *Handler {
 		listenerAuth:   opts.ListenerAuth,
 		inflight:       newInflight(),
 		prepareSlots:   make(chan struct{}, prepareSlots()),
+		console:        opts.Console,
 	}
 	h.metrics = newMetrics(opts.Registerer)
 	if opts.Registerer != nil {
@@ -146,6 +151,9 @@ func (h *Handler) SetConfig(cfg *Config) {
 	h.cfg.Store(cfg)
 }
 
+// Config returns the configuration requests are served with now.
+func (h *Handler) Config() *Config { return h.cfg.Load() }
+
 // Open lets webhook and audit requests through. The relay calls it once
 // migrations are applied.
 func (h *Handler) Open() { h.opened.Store(true) }
@@ -161,6 +169,9 @@ func (h *Handler) requireOpen(next echo.HandlerFunc) echo.HandlerFunc {
 
 // webhookPath is where the webhook endpoints are, /v1/webhooks/{route}.
 const webhookPath = "/v1/webhooks/"
+
+// consolePath is where the web console is.
+const consolePath = "/ui/"
 
 // Echo returns the echo instance with every route registered.
 func (h *Handler) Echo() *echo.Echo {
@@ -184,6 +195,10 @@ func (h *Handler) Echo() *echo.Echo {
 		gatherer = prometheus.DefaultGatherer
 	}
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})))
+	if h.console != nil {
+		e.GET("/ui", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/ui/") })
+		e.Any(consolePath+"*", echo.WrapHandler(h.console), h.requireOpen)
+	}
 	return e
 }
 
@@ -206,7 +221,8 @@ func bearerMatches(r *http.Request, want string) bool {
 func (h *Handler) requireListenerAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		switch c.Path() {
-		case webhookPath + ":route", "/v1/deliveries", "/v1/deliveries/:id", "/v1/deliveries/:id/redeliver", "/-/reload":
+		case webhookPath + ":route", "/v1/deliveries", "/v1/deliveries/:id", "/v1/deliveries/:id/redeliver", "/-/reload",
+			"/ui", consolePath + "*":
 			return next(c)
 		}
 		if err := h.checkListenerAuth(c); err != nil {

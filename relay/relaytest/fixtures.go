@@ -1,6 +1,7 @@
 package relaytest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -53,9 +54,58 @@ func Notification(group string, alerts int, status string) []byte {
 		list[i] = a
 	}
 	msg["alerts"] = list
-	b, err := json.Marshal(msg)
-	if err != nil {
+	// Not HTML-escaped: the payload stored must hold the characters
+	// themselves, as a sender's would.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(msg); err != nil {
 		panic(err)
 	}
-	return b
+	return buf.Bytes()
+}
+
+// Hostile values a sender may put in labels and annotations, to check that
+// whatever shows them keeps them inert.
+const (
+	HostileScript = `<script>alert("relay")</script>`
+	HostileImg    = `<img src=x onerror=alert(1)>`
+	HostileLink   = `javascript:alert(document.cookie)`
+	// HostileBidi reverses what follows it (U+202E RIGHT-TO-LEFT OVERRIDE)
+	// and isolates it (U+2066).
+	HostileBidi = "gnp.\u202eexe\u2066.txt"
+)
+
+// HostileNotification is an Alertmanager notification whose alert name,
+// labels, annotations and links carry the Hostile values.
+func HostileNotification() []byte {
+	alertname := "Evil" + HostileScript
+	labels := map[string]string{"alertname": alertname, "instance": HostileImg, "file": HostileBidi, "severity": "critical"}
+	msg := map[string]any{
+		"version":           "4",
+		"groupKey":          `{}:{alertname="evil"}`,
+		"truncatedAlerts":   0,
+		"receiver":          "relay" + HostileImg,
+		"status":            "firing",
+		"groupLabels":       map[string]string{"alertname": alertname},
+		"commonLabels":      labels,
+		"commonAnnotations": map[string]string{"summary": HostileImg + " " + HostileBidi, "runbook_url": HostileLink},
+		"externalURL":       HostileLink,
+		"alerts": []map[string]any{{
+			"status": "firing", "labels": labels,
+			"annotations": map[string]string{"summary": HostileImg + " " + HostileBidi, "description": HostileScript,
+				"runbook_url": HostileLink},
+			"startsAt": "2026-11-27T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+			"generatorURL": HostileLink, "fingerprint": "e1e1e1e1e1e1e1e1",
+		}},
+	}
+	// Not HTML-escaped: the payload stored must hold the characters
+	// themselves, as a sender's would.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(msg); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
 }

@@ -240,3 +240,50 @@ var unknownUserHash = sync.OnceValue(func() string {
 	}
 	return string(h)
 })
+
+// Users are the basic_auth_users of a YAML file, user name to bcrypt
+// hash: a Prometheus web configuration file, or a file with only that key.
+// The console's sign-in checks passwords against them.
+type Users struct {
+	hashes map[string]string
+	auth   checker
+}
+
+// LoadUsers reads the basic_auth_users of the file at path. Other keys of
+// a web configuration file are left to Load; a hash that is not bcrypt is
+// an error naming its user.
+func LoadUsers(path string) (*Users, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("users file: %w", err)
+	}
+	var file struct {
+		Users map[string]string `yaml:"basic_auth_users"`
+	}
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		return nil, fmt.Errorf("users file %s: %w", path, err)
+	}
+	if len(file.Users) == 0 {
+		return nil, fmt.Errorf("users file %s: no basic_auth_users", path)
+	}
+	for user, hash := range file.Users {
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("users file %s: basic_auth_users %q: not a bcrypt hash (make one with htpasswd -nBC 10 \"\")", path, user)
+		}
+	}
+	return &Users{hashes: file.Users}, nil
+}
+
+// Names lists the user names, sorted.
+func (u *Users) Names() []string {
+	names := make([]string, 0, len(u.hashes))
+	for n := range u.hashes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Check reports whether pass is user's password. It takes as long for an
+// unknown user as for a known one, and compares one password at a time.
+func (u *Users) Check(user, pass string) bool { return u.auth.check(u.hashes, user, pass) }

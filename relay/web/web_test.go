@@ -123,3 +123,38 @@ func TestNoUsersLetsEveryoneIn(t *testing.T) {
 		t.Errorf("Reload turning HTTP/2 on = %v, want an error saying it takes a restart", err)
 	}
 }
+
+func TestLoadUsers(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// A whole web configuration file serves as a users file.
+	u, err := web.LoadUsers(write("web.yml", "tls_server_config: {}\nbasic_auth_users:\n  anna: "+string(hash)+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !u.Check("anna", "s3cret") || u.Check("anna", "wrong") || u.Check("ben", "s3cret") {
+		t.Error("Check: want only anna's password accepted")
+	}
+	if got := u.Names(); len(got) != 1 || got[0] != "anna" {
+		t.Errorf("Names = %v", got)
+	}
+	for name, body := range map[string]string{
+		"none.yml":  "basic_auth_users: {}\n",
+		"plain.yml": "basic_auth_users:\n  anna: s3cret\n",
+	} {
+		if _, err := web.LoadUsers(write(name, body)); err == nil {
+			t.Errorf("LoadUsers(%s) = nil error", name)
+		}
+	}
+}
