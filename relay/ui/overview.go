@@ -60,10 +60,10 @@ type chart struct {
 	// Plot is the drawing area inside the axes.
 	PlotX, PlotY, PlotW, PlotH float64
 	// BaseY and RightX are the bottom and the right end of the plot.
-	BaseY, RightX float64
-	Bars                       []bar
-	Lines                      []line
-	XTicks, YTicks             []tick
+	BaseY, RightX  float64
+	Bars           []bar
+	Lines          []line
+	XTicks, YTicks []tick
 	// Summary says in words what the chart shows, for screen readers.
 	Summary string
 	Legend  []legendItem

@@ -34,7 +34,7 @@ var funcs = template.FuncMap{
 		}
 		return duration(now.Sub(t).Truncate(time.Second)) + " ago"
 	},
-	"f": func(v float64) string { return fmt.Sprintf("%.1f", v) },
+	"f":       func(v float64) string { return fmt.Sprintf("%.1f", v) },
 	"seconds": seconds,
 	"ms":      func(v float64) string { return seconds(v / 1000) },
 	"deref": func(p *int) string {
@@ -43,7 +43,28 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprint(*p)
 	},
-	"lower": strings.ToLower,
+	"lower":     strings.ToLower,
+	"jsonInert": jsonInert,
+}
+
+// jsonInert writes every character clean would escape as a JSON \u
+// escape: in JSON such characters can only stand inside strings, where
+// the escape means the same, so the payload stays what it was while the
+// page shows nothing that hides or reorders text.
+func jsonInert(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r != '\n' && r != '\t' && r != '\r' && clean.Forbidden(r) {
+			if r > 0xFFFF {
+				fmt.Fprintf(&b, "\\u%04x\\u%04x", 0xD800+((r-0x10000)>>10), 0xDC00+((r-0x10000)&0x3FF))
+				continue
+			}
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func parsePages() (map[string]*template.Template, error) {
