@@ -84,6 +84,8 @@ type relayOpts struct {
 	env []string
 	// https: the relay serves TLS (args name a web configuration file).
 	https bool
+	// extraYAML is added to the configuration's top level.
+	extraYAML string
 	// ready, when set, asks url (the relay's /-/ready) for readiness
 	// instead of a plain GET.
 	ready func(url string) (*http.Response, error)
@@ -95,6 +97,7 @@ type relayOpts struct {
 func relayYAML(sim *ucwasim.Sim, addr string, o relayOpts) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen_address: %q\n", addr)
+	b.WriteString(o.extraYAML)
 	if o.production {
 		fmt.Fprintf(&b, "ucwa:\n  discovery_urls: [\"%s\"]\n  username: alertbot@contoso.com\n", strings.Join(sim.DiscoveryURLs(), `", "`))
 		b.WriteString("log:\n  level: debug\nconversations:\n")

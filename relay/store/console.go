@@ -208,10 +208,10 @@ func poolUse(ctx context.Context, tx pgx.Tx, p *PoolUse) error {
 		return err
 	}
 	var before int64
-	err = tx.QueryRow(ctx, `SELECT id, pool FROM attempts WHERE id > $1 - $2 AND id < $1 AND pool <> '' AND pool <> $3
+	err = tx.QueryRow(ctx, `SELECT id, pool FROM attempts WHERE id > $1::bigint - $2::bigint AND id < $1 AND pool <> '' AND pool <> $3
 ORDER BY id DESC LIMIT 1`, last, poolLookback, p.Pool).Scan(&before, &p.Previous)
 	if errors.Is(err, pgx.ErrNoRows) {
-		err = tx.QueryRow(ctx, `SELECT started_at FROM attempts WHERE id > $1 - $2 AND pool = $3 ORDER BY id LIMIT 1`,
+		err = tx.QueryRow(ctx, `SELECT started_at FROM attempts WHERE id > $1::bigint - $2::bigint AND pool = $3 ORDER BY id LIMIT 1`,
 			last, poolLookback, p.Pool).Scan(&p.Since)
 		return err
 	}
