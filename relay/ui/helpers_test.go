@@ -34,6 +34,7 @@ const (
 )
 
 type testBundle struct {
+	dbURL   string
 	srv     *httptest.Server
 	db      *store.DB
 	console *ui.Console
@@ -43,9 +44,10 @@ type testBundle struct {
 
 // setup serves the console and the API of a relay on a fresh database,
 // with a users file holding "anna", and settings changed by mutate.
-func setup(t *testing.T, mutate func(*ui.Settings)) testBundle {
+func setup(t testing.TB, mutate func(*ui.Settings)) testBundle {
 	t.Helper()
-	db, err := store.Open(context.Background(), relaytest.NewDatabase(t), store.Options{})
+	dbURL := relaytest.NewDatabase(t)
+	db, err := store.Open(context.Background(), dbURL, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,17 +91,17 @@ func setup(t *testing.T, mutate func(*ui.Settings)) testBundle {
 	h.Open()
 	srv := httptest.NewServer(h.Echo())
 	t.Cleanup(srv.Close)
-	return testBundle{srv: srv, db: db, console: console, users: users, logs: logs}
+	return testBundle{dbURL: dbURL, srv: srv, db: db, console: console, users: users, logs: logs}
 }
 
 // browser is a client with a cookie jar that does not follow redirects.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	b      testBundle
 	client *http.Client
 }
 
-func (b testBundle) browser(t *testing.T) *browser {
+func (b testBundle) browser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, b: b, client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
@@ -143,7 +145,7 @@ func (br *browser) post(path string, form url.Values) page {
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // csrf returns the CSRF token of the first form of a page.
-func csrf(t *testing.T, p page) string {
+func csrf(t testing.TB, p page) string {
 	t.Helper()
 	m := csrfField.FindStringSubmatch(p.body)
 	if m == nil {
