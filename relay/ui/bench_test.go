@@ -52,13 +52,13 @@ func BenchmarkListPage(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for range 3 {
-				if p := br.get("/ui/deliveries"+bc.query); p.status != http.StatusOK {
+				if p := br.get("/ui/deliveries" + bc.query); p.status != http.StatusOK {
 					b.Fatalf("status %d", p.status)
 				}
 			}
 			b.ResetTimer()
 			for range b.N {
-				br.get("/ui/deliveries"+bc.query)
+				br.get("/ui/deliveries" + bc.query)
 			}
 		})
 	}
