@@ -227,10 +227,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	do("filter",
 		chromedp.Navigate(p.base+"/ui/deliveries"), chromedp.WaitVisible(chromedp.ID("f-route")),
 		chromedp.SetValue(chromedp.ID("f-route"), "db"), chromedp.SetValue(chromedp.ID("f-state"), "dead"),
-		chromedp.Click(chromedp.CSS(`form.filters button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/deliveries/`+dead+`"]`)))
-	if loc := location(); !strings.Contains(loc, "route=db") || !strings.Contains(loc, "state=dead") {
-		t.Errorf("filtered list at %s, want the filters in the URL", loc)
+		chromedp.Click(chromedp.CSS(`form.filters button[type="submit"]`)))
+	// The link is on the unfiltered page too: wait for the new page first.
+	for i := 0; !strings.Contains(location(), "state=dead"); i++ {
+		if i == 200 {
+			t.Fatalf("filtered list at %s, want the filters in the URL", location())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	do("filtered", chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/deliveries/`+dead+`"]`)))
+	if loc := location(); !strings.Contains(loc, "route=db") {
+		t.Errorf("filtered list at %s, want the route in the URL too", loc)
 	}
 	if rows := eval(`String(document.querySelectorAll("table.list tbody tr").length)`); rows != "1" {
 		t.Errorf("filtered list has %s rows, want the one dead delivery", rows)
@@ -294,9 +301,14 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Sign out; the console is closed again.
 	do("sign out", chromedp.Click(chromedp.CSS(`form[action="/ui/signout"] button`)))
-	for i := 0; text("h1") != "Signed out"; i++ {
-		if i == 100 {
-			t.Fatalf("after sign-out: h1 %q", text("h1"))
+	// The page changes under the poll: a failed read is tried again.
+	for i := 0; ; i++ {
+		h1, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector("h1") ? document.querySelector("h1").textContent : ""`))
+		if err == nil && h1 == "Signed out" {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("after sign-out: h1 %q (%v)", h1, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
