@@ -10,7 +10,7 @@ LDFLAGS  = -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 # The one build recipe; the Dockerfile runs the same line.
 GOBUILD = CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)"
 
-.PHONY: help build run test test/race fuzz rules/test bench/ingest bench/history bench/memory bench/ucwa lint fmt db/reset migrate/new docker
+.PHONY: help build run test test/race fuzz rules/test bench/ingest bench/history bench/latency bench/memory bench/ucwa lint fmt db/reset migrate/new docker
 
 help: ## list the targets
 	@grep -hE '^[a-z/]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench/history: ## what 5 million rows of history cost: ingest, scrape, claim-to-
 
 bench/memory: ## relay's memory under 150 concurrent 1 MiB webhooks (answers and storage checked)
 	./deploy/local/bench-memory.sh burst 150
+
+bench/latency: ## webhook -> message at the simulator, open loop at 200/s, 3 runs of 30 s
+	./deploy/bench/latency.sh
 
 bench/ucwa: ## UCWA client throughput and failover benchmarks against the simulator
 	go test -run '^$$' -bench . -benchtime 3s ./relay/deliver/ucwa/

@@ -73,6 +73,8 @@ func run() int {
 	burstN := flag.Int("burst", 0, "send this many requests at once, one connection each, and count the answers")
 	dbURL := flag.String("db", "", "with -burst: the relay's database, checked to hold exactly the notifications answered 2xx")
 	closeConns := flag.Bool("close", false, "with -burst: send Connection: close with every request")
+	rate := flag.Float64("rate", 0, "open loop: send this many requests per second for -d, whatever the answers take, and measure each message from its 202 to the simulator's record (needs -sim)")
+	simURL := flag.String("sim", "", "with -rate: the UCWA simulator's control address, e.g. http://127.0.0.1:18443")
 	flag.Parse()
 
 	u, err := url.Parse(*target)
@@ -87,6 +89,9 @@ func run() int {
 	}
 	if *burstN > 0 {
 		return runBurst(u, *token, *burstN, bodies, *dbURL, *closeConns)
+	}
+	if *rate > 0 {
+		return runRate(u, *token, *rate, *dur, bodies, *simURL)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
@@ -213,6 +218,10 @@ type sender struct {
 	conn                    net.Conn
 	r                       *bufio.Reader
 	head                    bytes.Buffer
+	// keep: the answer's body is kept in last (the rate mode reads the
+	// operationIds from it).
+	keep bool
+	last []byte
 }
 
 // post sends body and returns the status of the answer (0 when none came).
@@ -244,7 +253,11 @@ func (s *sender) post(body []byte) (int, error) {
 		s.close()
 		return 0, err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	if s.keep {
+		s.last, err = io.ReadAll(resp.Body)
+	} else {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
 	resp.Body.Close()
 	if err != nil || resp.Close {
 		s.close()
