@@ -124,6 +124,11 @@ func renderCmd(args []string, stdout, stderr io.Writer) error {
 			errs = append(errs, fmt.Errorf("%s: %w", r.name, err))
 			continue
 		}
+		if fm := prep.Fingerprints; fm != nil {
+			fmt.Fprintf(stdout, "note: %d alert(s) carry a fingerprint that does not match their labels "+
+				"(alerts[%d]: sent %q, computed %s); relay uses the computed one and counts the mismatch\n",
+				fm.Alerts, fm.Index, fm.Sent, fm.Computed)
+		}
 		switch {
 		case prep.Ping:
 			fmt.Fprintln(stdout, "ping: answered 200, nothing is sent")

@@ -95,8 +95,18 @@ func TestRenderCommand(t *testing.T) {
 	}
 	out.Reset()
 	if code := run([]string{"render", "--config", path, "--route", "prod", "--payload", payload}, &out, &errOut); code != 0 ||
-		!strings.Contains(out.String(), "[FIRING:2] DiskFull") {
+		!strings.Contains(out.String(), "[FIRING:2] DiskFull") || strings.Contains(out.String(), "fingerprint") {
 		t.Errorf("render payload = exit %d:\n%s", code, out.String())
+	}
+	// A fingerprint that does not match the labels is pointed out.
+	forged := bytes.ReplaceAll(relaytest.Notification("DiskFull", 2, "firing"), []byte("db-2.example.com"), []byte("db-7.example.com"))
+	if err := os.WriteFile(payload, forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := run([]string{"render", "--config", path, "--route", "prod", "--payload", payload}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "note: 1 alert(s) carry a fingerprint that does not match their labels (alerts[1]") {
+		t.Errorf("render of a payload with a forged fingerprint = exit %d, want 0 and a note:\n%s", code, out.String())
 	}
 	if err := os.WriteFile(payload, []byte(`{"version":"3"}`), 0o600); err != nil {
 		t.Fatal(err)

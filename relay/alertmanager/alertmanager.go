@@ -21,6 +21,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/skype-relay/relay/relay/source"
 )
 
@@ -106,6 +108,14 @@ func (kv KV) SortedPairs() Pairs {
 	return pairs
 }
 
+// Fingerprint returns the fingerprint Alertmanager gives an alert with
+// these labels, as it writes it in a webhook: 16 lowercase hex digits of
+// model.LabelSet.Fingerprint. (model.LabelsToSignature is the same hash
+// without copying the map into a LabelSet.)
+func (kv KV) Fingerprint() string {
+	return model.Fingerprint(model.LabelsToSignature(kv)).String()
+}
+
 // Remove returns a copy without the given keys.
 func (kv KV) Remove(keys []string) KV {
 	out := make(KV, len(kv))
@@ -125,7 +135,19 @@ type Alert struct {
 	StartsAt     time.Time `json:"startsAt"`
 	EndsAt       time.Time `json:"endsAt"`
 	GeneratorURL string    `json:"generatorURL"`
-	Fingerprint  string    `json:"fingerprint"`
+	// Fingerprint is computed from Labels by Decode, as Alertmanager
+	// computes it; the sender's value is in SentFingerprint and is never
+	// used for anything but noticing that it disagrees.
+	Fingerprint string `json:"fingerprint"`
+	// SentFingerprint is the fingerprint the sender wrote ("" when it
+	// wrote none).
+	SentFingerprint string `json:"-"`
+}
+
+// FingerprintMismatch reports whether the sender wrote a fingerprint that
+// is not the one computed from the alert's labels.
+func (a Alert) FingerprintMismatch() bool {
+	return a.SentFingerprint != "" && a.SentFingerprint != a.Fingerprint
 }
 
 // Alerts is a list of alerts.
@@ -163,8 +185,22 @@ type Message struct {
 }
 
 // Decode parses one notification from body. It rejects trailing data and
-// checks the result with Validate. Every error wraps ErrMalformed.
+// checks the result with Validate. Every error wraps ErrMalformed. Each
+// alert's Fingerprint is computed from its labels; what the sender wrote
+// is kept in SentFingerprint.
 func Decode(body []byte) (*Message, error) {
+	m, err := decode(body)
+	if err != nil {
+		return nil, err
+	}
+	for i := range m.Alerts {
+		a := &m.Alerts[i]
+		a.SentFingerprint, a.Fingerprint = a.Fingerprint, a.Labels.Fingerprint()
+	}
+	return m, nil
+}
+
+func decode(body []byte) (*Message, error) {
 	if m, ok := decodeFast(body); ok {
 		if err := m.Validate(); err != nil {
 			return nil, err
@@ -300,6 +336,11 @@ func problem(s string) string {
 // the route, receiver, group key, group status, each alert's fingerprint,
 // status and start time, and the number of truncated alerts. EndsAt is left
 // out on purpose: HA peers can disagree on it for the same notification.
+//
+// The fingerprint is computed from the labels here, whatever the alert's
+// Fingerprint field holds: a notification whose alerts have other labels is
+// new content even when it repeats another's fingerprints, so it cannot
+// pass for a duplicate and suppress the real one.
 func (m *Message) DedupKey(route string) string {
 	type alertKey struct {
 		Fingerprint string `json:"f"`
@@ -308,13 +349,7 @@ func (m *Message) DedupKey(route string) string {
 	}
 	alerts := make([]alertKey, len(m.Alerts))
 	for i, a := range m.Alerts {
-		fp := a.Fingerprint
-		if fp == "" {
-			// Senders other than Alertmanager may omit the fingerprint; the
-			// sorted labels identify the alert just as well.
-			fp = "labels:" + a.Labels.SortedPairs().String()
-		}
-		alerts[i] = alertKey{fp, a.Status, a.StartsAt.UTC().Format(time.RFC3339Nano)}
+		alerts[i] = alertKey{a.Labels.Fingerprint(), a.Status, a.StartsAt.UTC().Format(time.RFC3339Nano)}
 	}
 	sort.Slice(alerts, func(i, j int) bool {
 		if alerts[i].Fingerprint != alerts[j].Fingerprint {

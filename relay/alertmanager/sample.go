@@ -9,9 +9,10 @@ func Samples() []*Message {
 	start := time.Date(2026, 11, 27, 3, 4, 5, 0, time.UTC)
 	end := start.Add(17 * time.Minute)
 	alert := func(status, name, instance, severity string) Alert {
+		labels := KV{"alertname": name, "instance": instance, "job": "node", "severity": severity, "env": "prod"}
 		a := Alert{
 			Status: status,
-			Labels: KV{"alertname": name, "instance": instance, "job": "node", "severity": severity, "env": "prod"},
+			Labels: labels,
 			Annotations: KV{
 				"summary":     name + " on " + instance,
 				"description": "The value on " + instance + " has been above the threshold for 10 minutes.",
@@ -19,7 +20,7 @@ func Samples() []*Message {
 			},
 			StartsAt:     start,
 			GeneratorURL: "http://prometheus.example.com:9090/graph?g0.expr=up",
-			Fingerprint:  "f1a2b3c4d5e6" + instance[len(instance)-1:],
+			Fingerprint:  labels.Fingerprint(),
 		}
 		if status == StatusResolved {
 			a.EndsAt = end

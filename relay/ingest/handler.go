@@ -88,6 +88,8 @@ type Handler struct {
 	reload         func(ctx context.Context) error
 	listenerAuth   func(*http.Request) bool
 	console        http.Handler
+	// mismatchLog keeps fingerprint mismatches from flooding the log.
+	mismatchLog *logLimiter
 }
 
 // Options configures a Handler.
@@ -126,6 +128,7 @@ func New(cfg *Config, opts Options) *Handler {
 		inflight:       newInflight(),
 		prepareSlots:   make(chan struct{}, prepareSlots()),
 		console:        opts.Console,
+		mismatchLog:    newLogLimiter(mismatchLogEvery),
 	}
 	h.metrics = newMetrics(opts.Registerer)
 	if opts.Registerer != nil {

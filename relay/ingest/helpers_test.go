@@ -151,3 +151,32 @@ func (b testBundle) deliveryCount(t *testing.T) int {
 	}
 	return n
 }
+
+// metric returns the value of the counter name whose labels include want,
+// 0 when there is none.
+func (b testBundle) metric(t *testing.T, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := b.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}

@@ -9,6 +9,9 @@ type metrics struct {
 	latency        *prometheus.HistogramVec
 	duplicates     *prometheus.CounterVec
 	internalErrors *prometheus.CounterVec
+	// fingerprintMismatches counts alerts whose sender-written fingerprint
+	// is not the one computed from their labels.
+	fingerprintMismatches *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,12 +33,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "relay_internal_errors_total",
 			Help: "Requests answered 500 because relay itself failed (a bug, not bad input nor the database being unavailable), by where: ingest (webhooks) or api.",
 		}, []string{"where"}),
+		fingerprintMismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_webhook_fingerprint_mismatches_total",
+			Help: "Alerts received whose fingerprint, as the sender wrote it, differs from the one computed from their labels (relay uses the computed one), by route.",
+		}, []string{"route"}),
 	}
 	for _, w := range internalErrorWheres {
 		m.internalErrors.WithLabelValues(w)
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.latency, m.duplicates, m.internalErrors)
+		reg.MustRegister(m.received, m.latency, m.duplicates, m.internalErrors, m.fingerprintMismatches)
 	}
 	return m
 }
@@ -49,5 +56,8 @@ func (m *metrics) initRoutes(routes map[string]*Route) {
 		}
 		m.latency.WithLabelValues(name)
 		m.duplicates.WithLabelValues(name)
+		if r := routes[name]; r.Format == FormatAlertmanager || r.Format == "" {
+			m.fingerprintMismatches.WithLabelValues(name)
+		}
 	}
 }

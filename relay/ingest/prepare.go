@@ -43,6 +43,9 @@ type Prepared struct {
 	Ignored string
 	// Kind names the event for metrics and logs.
 	Kind string
+	// Fingerprints, when set, says that the sender's alert fingerprints
+	// disagree with their labels (Alertmanager notifications only).
+	Fingerprints *FingerprintMismatch
 }
 
 // Prepare checks, decodes, routes and renders one webhook body for route:
@@ -95,10 +98,11 @@ func (cfg *Config) prepareAlertmanager(route *Route, body []byte) (*Prepared, er
 			}
 		}
 	}
+	fm := fingerprintMismatch(msg)
 	if len(n.Messages) == 0 {
-		return &Prepared{Ignored: "no rule or default conversation matched any alert", Kind: "alertmanager"}, nil
+		return &Prepared{Ignored: "no rule or default conversation matched any alert", Kind: "alertmanager", Fingerprints: fm}, nil
 	}
-	return &Prepared{Notification: n, Kind: "alertmanager"}, nil
+	return &Prepared{Notification: n, Kind: "alertmanager", Fingerprints: fm}, nil
 }
 
 func (cfg *Config) prepareEvent(route *Route, h http.Header, body []byte) (*Prepared, error) {
@@ -237,10 +241,7 @@ func alertsKey(m *alertmanager.Message) string {
 	b.WriteString(m.Status)
 	for _, a := range m.Alerts {
 		b.WriteString("|")
-		b.WriteString(a.Fingerprint)
-		if a.Fingerprint == "" {
-			b.WriteString(a.Labels.SortedPairs().String())
-		}
+		b.WriteString(a.Fingerprint) // computed from the labels by Decode
 		b.WriteString(a.Status)
 		b.WriteString(a.StartsAt.Format(time.RFC3339Nano))
 	}

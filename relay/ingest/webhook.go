@@ -199,6 +199,7 @@ func (h *Handler) takeWebhook(ctx context.Context, c echo.Context, cfg *Config, 
 	if err != nil {
 		return none, err
 	}
+	h.noteFingerprints(r.Context(), route.Name, prep.Fingerprints)
 	if prep.Notification == nil {
 		return none, &answered{prep}
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/skype-relay/relay/relay/alertmanager"
 )
 
 // Notification builds a realistic Alertmanager webhook body (version 4):
@@ -35,10 +37,11 @@ func Notification(group string, alerts int, status string) []byte {
 	list := make([]alert, alerts)
 	for i := range list {
 		inst := fmt.Sprintf("db-%d.example.com:9100", i+1)
+		labels := map[string]string{"alertname": group, "instance": inst, "job": "node", "env": "prod",
+			"severity": "critical"}
 		a := alert{
 			Status: status,
-			Labels: map[string]string{"alertname": group, "instance": inst, "job": "node", "env": "prod",
-				"severity": "critical"},
+			Labels: labels,
 			Annotations: map[string]string{
 				"summary":     fmt.Sprintf("%s on %s", group, inst),
 				"description": fmt.Sprintf("CPU usage on %s has been above 90%% for 10 minutes (current value: 97.3%%).", inst),
@@ -46,7 +49,7 @@ func Notification(group string, alerts int, status string) []byte {
 			},
 			StartsAt:     start,
 			GeneratorURL: "http://prometheus.example.com:9090/graph?g0.expr=node_cpu_usage%3E0.9&g0.tab=1",
-			Fingerprint:  fmt.Sprintf("%016x", uint64(i+1)*0x9e3779b97f4a7c15),
+			Fingerprint:  alertmanager.KV(labels).Fingerprint(),
 		}
 		if status == "resolved" {
 			a.EndsAt = start.Add(20 * time.Minute)
