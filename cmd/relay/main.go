@@ -1,7 +1,7 @@
 // Command relay carries alerts from Alertmanager and CI systems into Skype
 // for Business conversations.
 //
-//	relay serve        [--config FILE] [--no-migrate] [--web.config.file FILE]
+//	relay serve        [--config FILE] [--no-migrate] [--web.config.file FILE] [--web.enable-lifecycle]
 //	relay migrate      up|version|force N|down [--config FILE]
 //	relay check-config [--config FILE] [--secrets]
 //	relay render       --route R [--config FILE] [--payload FILE | --delivery ID] [--secrets]
@@ -46,8 +46,9 @@ func main() {
 const usage = `relay carries alerts into Skype for Business conversations.
 
 Usage:
-  relay serve        [--config FILE] [--no-migrate] [--web.config.file FILE]
-                                                     run the relay (web config: TLS, basic auth)
+  relay serve        [--config FILE] [--no-migrate] [--web.config.file FILE] [--web.enable-lifecycle]
+                                                     run the relay (web config: TLS, basic auth;
+                                                     lifecycle: POST /-/reload)
   relay migrate      up|version [--config FILE]       apply pending migrations, or show the schema's version
   relay migrate      force N [--config FILE]          record version N after a failed migration (see README)
   relay migrate      down [--config FILE]             revert every migration, deleting all data (development)
@@ -150,11 +151,12 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 func serve(args []string, stderr io.Writer) error {
-	var noMigrate bool
+	var noMigrate, lifecycle bool
 	var webConfig string
 	pos, path, err := flags("serve", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations at start")
 		fs.StringVar(&webConfig, "web.config.file", "", "Prometheus web configuration file: TLS and basic auth for the listener")
+		fs.BoolVar(&lifecycle, "web.enable-lifecycle", false, "serve POST /-/reload (SIGHUP reloads either way)")
 	})
 	if err != nil {
 		return err
@@ -195,10 +197,11 @@ func serve(args []string, stderr io.Writer) error {
 		}
 	}()
 	opts := app.Options{
-		SkipMigrate:    noMigrate,
-		Reload:         func() (*config.Config, error) { return config.Load(path, os.Getenv) },
-		ReloadRequests: reloads,
-		WebConfigFile:  webConfig,
+		SkipMigrate:     noMigrate,
+		Reload:          func() (*config.Config, error) { return config.Load(path, os.Getenv) },
+		ReloadRequests:  reloads,
+		WebConfigFile:   webConfig,
+		EnableLifecycle: lifecycle,
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A limit derived from ingest.max_inflight_bytes (see

@@ -46,7 +46,7 @@ routes:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--web.enable-lifecycle")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
@@ -79,6 +79,17 @@ routes:
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
 		t.Errorf("POST = %d, want 202", resp.StatusCode)
+	}
+	// --web.enable-lifecycle serves POST /-/reload (here to a loopback
+	// client, as no API token is configured).
+	resp, err = http.Post(base+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("POST /-/reload with --web.enable-lifecycle = %d, want 200", resp.StatusCode)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -57,6 +57,9 @@ type Options struct {
 	// configuration calls for (MemoryLimit) at start and after every
 	// reload; main passes debug.SetMemoryLimit unless GOMEMLIMIT is set.
 	SetMemoryLimit func(bytes int64)
+	// EnableLifecycle serves POST /-/reload; without it the endpoint
+	// answers 403 (SIGHUP and ReloadRequests reload either way).
+	EnableLifecycle bool
 }
 
 // Run serves the relay until ctx is cancelled, then shuts down gracefully:
@@ -140,9 +143,10 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opti
 	}
 	handler = ingest.New(IngestConfig(cfg, engine), ingest.Options{
 		DB: db, Logger: logger, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.Ingest.RequestTimeout,
-		Reload:       func(ctx context.Context) error { return rl.Reload(ctx) },
-		ListenerAuth: listenerAuth,
-		Console:      console,
+		Reload:          func(ctx context.Context) error { return rl.Reload(ctx) },
+		EnableLifecycle: opts.EnableLifecycle,
+		ListenerAuth:    listenerAuth,
+		Console:         console,
 	})
 	rl = newReloader(cfg, opts.Reload, handler, policies, logger, reg)
 	rl.web = webCfg

@@ -58,6 +58,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	go func() {
 		done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Options{
 			Listener: ln, Reload: func() (*config.Config, error) { return config.Load(path, getenv) },
+			EnableLifecycle: true,
 		})
 	}()
 	defer func() { cancel(); <-done }()
@@ -176,6 +177,7 @@ func TestReloadMaxInflightBytes(t *testing.T) {
 	go func() {
 		done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Options{
 			Listener: ln, Reload: func() (*config.Config, error) { return config.Load(path, getenv) },
+			EnableLifecycle: true,
 			SetMemoryLimit: func(n int64) {
 				mu.Lock()
 				defer mu.Unlock()

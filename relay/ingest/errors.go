@@ -35,6 +35,8 @@ var (
 		"missing or wrong basic auth credentials (basic_auth_users of the web configuration file)")
 	errAuditOff = newAPIError(http.StatusForbidden,
 		"the audit API is off: set api.bearer_token_file (or RELAY_API_TOKEN) to turn it on")
+	errLifecycleOff = newAPIError(http.StatusForbidden,
+		"reload over HTTP is off: start relay serve with --web.enable-lifecycle to turn it on (SIGHUP reloads either way)")
 )
 
 // statusOf maps an error to its HTTP status: the one place where error

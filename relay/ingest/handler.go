@@ -86,6 +86,7 @@ type Handler struct {
 	// requestTimeout bounds each webhook request end to end.
 	requestTimeout time.Duration
 	reload         func(ctx context.Context) error
+	lifecycle      bool
 	listenerAuth   func(*http.Request) bool
 	console        http.Handler
 	// mismatchLog keeps fingerprint mismatches from flooding the log.
@@ -99,8 +100,12 @@ type Options struct {
 	Registerer     prometheus.Registerer
 	Gatherer       prometheus.Gatherer
 	RequestTimeout time.Duration
-	// Reload, when set, serves POST /-/reload.
+	// Reload does what POST /-/reload asks for.
 	Reload func(ctx context.Context) error
+	// EnableLifecycle serves POST /-/reload (relay serve
+	// --web.enable-lifecycle, Prometheus' flag); without it the endpoint
+	// answers 403 saying how to turn it on.
+	EnableLifecycle bool
 	// ListenerAuth, when set, checks the credentials the listener asks of
 	// every client (basic auth from the web configuration file). Endpoints
 	// with a credential of their own ask only for that one: a webhook route
@@ -124,6 +129,7 @@ func New(cfg *Config, opts Options) *Handler {
 		gatherer:       opts.Gatherer,
 		requestTimeout: opts.RequestTimeout,
 		reload:         opts.Reload,
+		lifecycle:      opts.EnableLifecycle,
 		listenerAuth:   opts.ListenerAuth,
 		inflight:       newInflight(),
 		prepareSlots:   make(chan struct{}, prepareSlots()),
@@ -283,21 +289,27 @@ func (h *Handler) ready(c echo.Context) error {
 }
 
 // reloadConfig serves POST /-/reload: the configuration is loaded again and
-// applied, or rejected with the reason (and the old one keeps serving). It
-// needs the API token when one is configured, else a loopback client.
+// applied, or rejected with the reason (and the old one keeps serving).
+//
+// The endpoint is opt-in, as in Prometheus and Alertmanager: without
+// EnableLifecycle it answers 403. The credentials are checked first, the
+// same either way, so that only a client that could reload learns whether
+// it may: the API token when one is configured, else the listener's basic
+// auth (when the web configuration asks for it) and a loopback address.
 func (h *Handler) reloadConfig(c echo.Context) error {
 	cfg := h.cfg.Load()
-	switch {
-	case cfg.APIToken != "":
+	if cfg.APIToken != "" {
 		if !bearerMatches(c.Request(), cfg.APIToken) {
 			return errUnauthorized
 		}
-	case !isLoopback(c.Request().RemoteAddr):
+	} else if err := h.checkListenerAuth(c); err != nil {
+		return err
+	}
+	if !h.lifecycle {
+		return errLifecycleOff
+	}
+	if cfg.APIToken == "" && !isLoopback(c.Request().RemoteAddr) {
 		return newAPIError(http.StatusForbidden, "reload from another host needs the API token (api.bearer_token_file)")
-	default:
-		if err := h.checkListenerAuth(c); err != nil {
-			return err
-		}
 	}
 	if h.reload == nil {
 		return newAPIError(http.StatusNotImplemented, "reload is not available")

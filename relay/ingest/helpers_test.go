@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -49,6 +50,10 @@ func setup(t testing.TB, mutate func(*ingest.Config)) testBundle {
 type bundleOptions struct {
 	store          store.Options // OpTimeout 2s by default
 	requestTimeout time.Duration // 3s by default
+	// lifecycle, reload and listenerAuth are the Options of the same names.
+	lifecycle    bool
+	reload       func(context.Context) error
+	listenerAuth func(*http.Request) bool
 }
 
 func setupWith(t testing.TB, o bundleOptions, mutate func(*ingest.Config)) testBundle {
@@ -97,7 +102,7 @@ func setupWith(t testing.TB, o bundleOptions, mutate func(*ingest.Config)) testB
 	reg := prometheus.NewRegistry()
 	h := ingest.New(cfg, ingest.Options{
 		DB: db, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: reg, Gatherer: reg,
-		RequestTimeout: o.requestTimeout,
+		RequestTimeout: o.requestTimeout, EnableLifecycle: o.lifecycle, Reload: o.reload, ListenerAuth: o.listenerAuth,
 	})
 	h.Open()
 	srv := httptest.NewServer(h.Echo())
@@ -179,4 +184,20 @@ func (b testBundle) metric(t *testing.T, name string, want map[string]string) fl
 		}
 	}
 	return 0
+}
+
+// basicHeader is an Authorization header with basic auth credentials.
+func basicHeader(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+// readAll reads and closes resp's body.
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
