@@ -75,7 +75,7 @@ func TestCheckConfigWarnsAboutUnusedBlock(t *testing.T) {
 conversations:
   oncall: { to: "sip:oncall@contoso.com" }
 routes:
-  - { name: prod, format: alertmanager, conversations: [oncall], template: berlin.tmpl }
+  - { name: prod, format: alertmanager, conversations: [oncall], template: berlin.tmpl, allow_unauthenticated: true }
 `
 	path := writeConfig(t, cfg, map[string]string{
 		"berlin.tmpl": `{{ define "alertmanager.tme" }}{{ . | tz "Europe/Berlin" | date "15:04" }}{{ end }}`,
@@ -97,6 +97,42 @@ routes:
 	errOut.Reset()
 	if code := run([]string{"check-config", "--config", path}, &out, &errOut); code != 0 || errOut.Len() != 0 {
 		t.Errorf("check-config with a right override = exit %d, stderr %q; want 0 and nothing", code, errOut.String())
+	}
+}
+
+// TestCheckConfigWarnsAboutUnauthenticatedRoutes: every route that takes
+// posts without a token or secret is a warning, unless it says
+// allow_unauthenticated: true.
+func TestCheckConfigWarnsAboutUnauthenticatedRoutes(t *testing.T) {
+	clearSecretEnv(t)
+	cfg := `
+conversations:
+  oncall: { to: "sip:oncall@contoso.com" }
+routes:
+  - { name: open, format: alertmanager, conversations: [oncall], per_alert: true }
+  - { name: open-generic, format: generic, conversations: [oncall] }
+  - { name: meant, format: alertmanager, conversations: [oncall], allow_unauthenticated: true }
+  - { name: by-file, format: alertmanager, conversations: [oncall], bearer_token_file: by-file.token }
+  - { name: by-env, format: alertmanager, conversations: [oncall] }
+  - { name: gh, format: github, conversations: [oncall], secret_file: gh.secret }
+`
+	path := writeConfig(t, cfg, map[string]string{"by-file.token": "t0k3n", "gh.secret": "s3cret"})
+	t.Setenv("RELAY_ROUTE_BY_ENV_TOKEN", "t0k3n")
+	for _, args := range [][]string{{"check-config", "--config", path}, {"check-config", "--config", path, "--secrets"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 0 {
+			t.Fatalf("relay %v = exit %d, want 0 (a warning is no error)\nstderr:\n%s", args, code, errOut.String())
+		}
+		lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], `warning: routes "open" has no bearer token`) ||
+			!strings.HasPrefix(lines[1], `warning: routes "open-generic" has no bearer token`) {
+			t.Errorf("relay %v stderr:\n%s\nwant one warning each for routes open and open-generic, nothing else", args, errOut.String())
+		}
+		for _, want := range []string{"RELAY_ROUTE_OPEN_TOKEN", "allow_unauthenticated: true"} {
+			if !strings.Contains(lines[0], want) {
+				t.Errorf("warning %q does not mention %s", lines[0], want)
+			}
+		}
 	}
 }
 

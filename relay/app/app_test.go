@@ -68,10 +68,16 @@ func TestRunEndToEnd(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	logs := &relaytest.Buffer{}
 	go func() {
-		done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Options{Listener: ln})
+		done <- app.Run(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil)), app.Options{Listener: ln})
 	}()
 	waitReady(t, base)
+	// The route without a token is a warning at startup; prod has one.
+	if l := logs.String(); !strings.Contains(l, `"warning":"routes \"custom\" has no bearer token`) ||
+		strings.Contains(l, `routes \"prod\" has no bearer token`) {
+		t.Errorf("startup log: want a warning about route custom's missing token, none about prod:\n%s", l)
+	}
 
 	post := func(route, token string, body []byte) (int, map[string]any) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/v1/webhooks/"+route, bytes.NewReader(body))

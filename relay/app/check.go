@@ -39,11 +39,20 @@ func Check(cfg *config.Config) (warnings []string, err error) {
 }
 
 // Warnings lists what the configuration allows but is most likely a
-// mistake: a block of a route's template file that overrides no shipped
-// block and that the file never calls (a misspelled override changes
-// nothing, silently).
+// mistake: a route without a token or secret that does not say
+// allow_unauthenticated: true, and a block of a route's template file that
+// overrides no shipped block and that the file never calls (a misspelled
+// override changes nothing, silently).
 func Warnings(cfg *config.Config, engine *render.Engine) []string {
 	var out []string
+	for _, r := range cfg.Routes {
+		if r.Unauthenticated() && !r.AllowUnauthenticated {
+			out = append(out, fmt.Sprintf("routes %q has no bearer token (bearer_token_file, %s or %s): anyone who "+
+				"reaches the listener can post to it, unless the web configuration file asks for basic auth; "+
+				"set a token, or allow_unauthenticated: true if that is meant",
+				r.Name, config.RouteTokenEnv(r.Name), config.RouteTokenEnv(r.Name)+"_FILE"))
+		}
+	}
 	warned := map[string]bool{}
 	for _, r := range cfg.Routes {
 		if r.TemplateFile == "" || warned[r.Template] {

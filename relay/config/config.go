@@ -347,6 +347,10 @@ type Route struct {
 	// Secret comes from RELAY_ROUTE_<NAME>_SECRET, its _FILE variant or
 	// SecretFile; github and gitlab routes require it.
 	Secret Secret `yaml:"-"`
+	// AllowUnauthenticated says that a route without a token or secret is
+	// meant to be open to whoever reaches the listener: it silences the
+	// warning about it, and turns nothing off.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 	// Rules pick conversations per alert (per event for CI sources); what
 	// no rule picks goes to Conversations.
 	Rules []Rule `yaml:"rules"`
@@ -477,6 +481,10 @@ func (r *Route) setDefaults() {
 	r.Delivery = RouteDelivery{MaxAttempts: DefaultMaxAttempts, MaxAge: DefaultMaxAge, Uncertain: UncertainResend, MaxResends: DefaultMaxResends, Supersede: true}
 }
 func (c *Conversation) setDefaults() { c.Importance = DefaultImportance }
+
+// Unauthenticated reports whether anyone who reaches the listener may post
+// to the route: it has neither a bearer token nor a signing secret.
+func (r *Route) Unauthenticated() bool { return !r.BearerToken.IsSet() && !r.Secret.IsSet() }
 
 // Route returns the route called name.
 func (c *Config) Route(name string) (*Route, bool) {

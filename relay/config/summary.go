@@ -23,6 +23,7 @@ func (c *Config) LogValue() slog.Value {
 			slog.String("template", r.Template),
 			slog.String("conversations", strings.Join(r.Conversations, ",")),
 			slog.String("token", secretSource(r.BearerToken)),
+			slog.Bool("allow_unauthenticated", r.AllowUnauthenticated),
 		))
 	}
 	attrs := []slog.Attr{
