@@ -408,6 +408,7 @@ func IngestConfig(cfg *config.Config, engine *render.Engine) *ingest.Config {
 		APIToken:         cfg.API.BearerToken.Reveal(),
 		MaxBodyBytes:     cfg.Ingest.MaxBodyBytes,
 		MaxInflightBytes: cfg.Ingest.MaxInflightBytes,
+		MaxMessages:      cfg.Ingest.MaxMessagesPerNotification,
 		DedupWindow:      cfg.Ingest.DedupWindow,
 		Engine:           engine,
 		Conversations:    convs,

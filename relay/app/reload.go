@@ -155,6 +155,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	oi.DedupWindow, ni.DedupWindow = 0, 0
 	oi.MaxMessageBytes, ni.MaxMessageBytes = 0, 0
 	oi.MaxParts, ni.MaxParts = 0, 0
+	oi.MaxMessagesPerNotification, ni.MaxMessagesPerNotification = 0, 0
 	check("ingest (timeouts, batch_max, batch_max_bytes)", oi, ni)
 	check("log", old.Log, cfg.Log)
 	check("console cookie key", old.Console.CookieKey.Reveal() == cfg.Console.CookieKey.Reveal(), true)

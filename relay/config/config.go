@@ -54,6 +54,9 @@ const (
 
 	DefaultMaxMessageBytes = 8 << 10
 	DefaultMaxParts        = 10
+	// DefaultMaxMessagesPerNotification caps what per_alert and
+	// split_status make of one notification for one conversation.
+	DefaultMaxMessagesPerNotification = 20
 
 	DefaultMaxInFlight  = 128
 	DefaultLease        = 5 * time.Minute
@@ -228,6 +231,10 @@ type Ingest struct {
 	// MaxParts caps the parts one message is split into; what does not fit
 	// is summarised ("+N more"), never dropped silently.
 	MaxParts int `yaml:"max_parts"`
+	// MaxMessagesPerNotification caps the messages a route's per_alert or
+	// split_status makes of one notification for one conversation: beyond
+	// it the first N-1 are sent and one more summarises the rest.
+	MaxMessagesPerNotification int `yaml:"max_messages_per_notification"`
 }
 
 // UCWA configures delivery to Skype for Business. The section is optional:
@@ -459,6 +466,8 @@ func defaults() *Config {
 			MaxInflightBytes: DefaultMaxInflightBytes,
 			MaxMessageBytes:  DefaultMaxMessageBytes,
 			MaxParts:         DefaultMaxParts,
+
+			MaxMessagesPerNotification: DefaultMaxMessagesPerNotification,
 		},
 		UCWA: UCWA{Timers: DefaultUCWATimers()},
 		Delivery: Delivery{

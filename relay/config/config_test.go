@@ -68,7 +68,7 @@ func TestParseMinimalDefaults(t *testing.T) {
 			IdleTimeout:    120 * time.Second,
 			RequestTimeout: 10 * time.Second,
 			BatchMax:       64, MaxMessageBytes: 8192, MaxParts: 10,
-			BatchMaxBytes: 8 << 20, MaxInflightBytes: 64 << 20,
+			BatchMaxBytes: 8 << 20, MaxInflightBytes: 64 << 20, MaxMessagesPerNotification: 20,
 		},
 		UCWA: UCWA{Timers: UCWATimers{
 			RequestTimeout:    30 * time.Second,
@@ -127,6 +127,7 @@ ingest:
   batch_max: 8
   batch_max_bytes: 1048576
   max_inflight_bytes: 4096
+  max_messages_per_notification: 5
 ucwa:
   discovery_urls: ["https://lyncdiscover.contoso.com/", "https://lyncdiscover.backup.contoso.com"]
   username: alerts@contoso.com
@@ -151,7 +152,7 @@ log: {level: debug, format: text}
 	if got, want := cfg.ListenAddress, "0.0.0.0:8080"; got != want {
 		t.Errorf("ListenAddress = %q, want %q", got, want)
 	}
-	wantIngest := Ingest{2048, time.Hour, time.Second, 9 * time.Second, 3 * time.Second, 4 * time.Second, 8, 1 << 20, 4096, 8192, 10}
+	wantIngest := Ingest{2048, time.Hour, time.Second, 9 * time.Second, 3 * time.Second, 4 * time.Second, 8, 1 << 20, 4096, 8192, 10, 5}
 	if diff := cmp.Diff(wantIngest, cfg.Ingest); diff != "" {
 		t.Errorf("Ingest mismatch (-want +got):\n%s", diff)
 	}

@@ -53,6 +53,7 @@ func (c *Config) LogValue() slog.Value {
 			slog.String("write_timeout", c.Ingest.WriteTimeout.String()),
 			slog.Int("batch_max", c.Ingest.BatchMax),
 			slog.Int("batch_max_bytes", c.Ingest.BatchMaxBytes),
+			slog.Int("max_messages_per_notification", c.Ingest.MaxMessagesPerNotification),
 		),
 		slog.Group("ucwa",
 			slog.Bool("enabled", c.UCWA.Enabled()),

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/skype-relay/relay/relay/alertmanager"
 	"github.com/skype-relay/relay/relay/match"
 )
 
@@ -77,6 +78,8 @@ func (cfg *Config) validateIngest(c *collector) {
 	intRange(c, "ingest.max_body_bytes", in.MaxBodyBytes, 1, maxMaxBodyBytes)
 	intRange(c, "ingest.max_message_bytes", int64(in.MaxMessageBytes), 256, 1<<20)
 	intRange(c, "ingest.max_parts", int64(in.MaxParts), 1, 100)
+	// 2 at least: one message and the one summarising the rest.
+	intRange(c, "ingest.max_messages_per_notification", int64(in.MaxMessagesPerNotification), 2, alertmanager.MaxAlerts)
 	if in.DedupWindow <= 0 || in.DedupWindow > maxDedupWindow {
 		c.addf("ingest.dedup_window", "must be > 0 and <= 24h, got %s", in.DedupWindow)
 	}

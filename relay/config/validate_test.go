@@ -49,6 +49,8 @@ func TestValidationProblems(t *testing.T) {
 		{name: "request_timeout", yaml: "ingest: {request_timeout: 0s}\n", key: "ingest.request_timeout", msg: "positive"},
 		{name: "batch_max", yaml: "ingest: {batch_max: 0}\n", key: "ingest.batch_max", msg: "between 1 and"},
 		{name: "batch_max_bytes", yaml: "ingest: {batch_max_bytes: 1024}\n", key: "ingest.batch_max_bytes", msg: "between 65536 and"},
+		{name: "max_messages_per_notification one", yaml: "ingest: {max_messages_per_notification: 1}\n", key: "ingest.max_messages_per_notification", msg: "between 2 and 1000"},
+		{name: "max_messages_per_notification huge", yaml: "ingest: {max_messages_per_notification: 1001}\n", key: "ingest.max_messages_per_notification", msg: "got 1001"},
 		{name: "max_inflight_bytes zero", yaml: "ingest: {max_inflight_bytes: 0}\n", key: "ingest.max_inflight_bytes", msg: "between 1 and"},
 		{name: "max_inflight_bytes below a body", yaml: "ingest: {max_body_bytes: 2048, max_inflight_bytes: 2047}\n", key: "ingest.max_inflight_bytes", msg: "at least ingest.max_body_bytes (2048)"},
 		{name: "write_timeout equals request_timeout", yaml: "ingest: {write_timeout: 10s, request_timeout: 10s, read_timeout: 1s}\n", key: "ingest.write_timeout", msg: "at least ingest.request_timeout (10s) + 5s"},

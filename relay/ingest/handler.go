@@ -60,8 +60,12 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxInflightBytes caps the request bodies held at once (see inflight).
 	MaxInflightBytes int64
-	DedupWindow      time.Duration
-	Engine           *render.Engine
+	// MaxMessages caps the messages per_alert or split_status make of one
+	// notification for one conversation (see capMessages); below 2 means
+	// DefaultMaxMessages.
+	MaxMessages int
+	DedupWindow time.Duration
+	Engine      *render.Engine
 	// Conversations maps every configured conversation to its recipients,
 	// for test messages (POST /v1/test-messages).
 	Conversations map[string][]relay.Target

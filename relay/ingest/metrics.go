@@ -12,6 +12,8 @@ type metrics struct {
 	// fingerprintMismatches counts alerts whose sender-written fingerprint
 	// is not the one computed from their labels.
 	fingerprintMismatches *prometheus.CounterVec
+	// capped counts notifications cut to max_messages_per_notification.
+	capped *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,12 +39,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "relay_webhook_fingerprint_mismatches_total",
 			Help: "Alerts received whose fingerprint, as the sender wrote it, differs from the one computed from their labels (relay uses the computed one), by route.",
 		}, []string{"route"}),
+		capped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_webhook_capped_total",
+			Help: "Notifications that per_alert or split_status would have made into more messages for a conversation than ingest.max_messages_per_notification: the last message sent summarises the rest. By route.",
+		}, []string{"route"}),
 	}
 	for _, w := range internalErrorWheres {
 		m.internalErrors.WithLabelValues(w)
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.latency, m.duplicates, m.internalErrors, m.fingerprintMismatches)
+		reg.MustRegister(m.received, m.latency, m.duplicates, m.internalErrors, m.fingerprintMismatches, m.capped)
 	}
 	return m
 }
@@ -58,6 +64,7 @@ func (m *metrics) initRoutes(routes map[string]*Route) {
 		m.duplicates.WithLabelValues(name)
 		if r := routes[name]; r.Format == FormatAlertmanager || r.Format == "" {
 			m.fingerprintMismatches.WithLabelValues(name)
+			m.capped.WithLabelValues(name)
 		}
 	}
 }

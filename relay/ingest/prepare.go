@@ -46,6 +46,10 @@ type Prepared struct {
 	// Fingerprints, when set, says that the sender's alert fingerprints
 	// disagree with their labels (Alertmanager notifications only).
 	Fingerprints *FingerprintMismatch
+	// Summarized counts the alerts that the cap on messages per
+	// notification put into one summary message instead of their own (the
+	// most of any conversation); 0 when nothing was capped.
+	Summarized int
 }
 
 // Prepare checks, decodes, routes and renders one webhook body for route:
@@ -70,11 +74,24 @@ func (cfg *Config) prepareAlertmanager(route *Route, body []byte) (*Prepared, er
 	// Rendering once per distinct group of alerts serves every conversation
 	// that gets the same alerts, unless the template looks at .Conversation.
 	shared := map[string][]string{}
+	capped := 0
 	for _, conv := range route.conversationOrder(groups) {
-		for _, sub := range splitMessage(groups[conv], route.SplitStatus, route.PerAlert) {
+		subs, rest := capMessages(groups[conv], splitMessage(groups[conv], route.SplitStatus, route.PerAlert), cfg.maxMessages())
+		if rest != nil {
+			capped = max(capped, len(rest.Alerts))
+		}
+		for _, sub := range subs {
 			key := alertsKey(sub)
+			if sub == rest {
+				key = "rest" + key
+			}
 			texts, ok := shared[key]
-			if !ok || !route.SharedText {
+			switch {
+			case ok && (route.SharedText || sub == rest):
+			case sub == rest:
+				texts = []string{cfg.Engine.RenderRest(render.NewData(sub, route.Name, conv))}
+				shared[key] = texts
+			default:
 				texts, err = cfg.Engine.RenderParts(route.Template, render.NewData(sub, route.Name, conv))
 				if err != nil {
 					return nil, renderError(route, err)
@@ -102,7 +119,37 @@ func (cfg *Config) prepareAlertmanager(route *Route, body []byte) (*Prepared, er
 	if len(n.Messages) == 0 {
 		return &Prepared{Ignored: "no rule or default conversation matched any alert", Kind: "alertmanager", Fingerprints: fm}, nil
 	}
-	return &Prepared{Notification: n, Kind: "alertmanager", Fingerprints: fm}, nil
+	return &Prepared{Notification: n, Kind: "alertmanager", Fingerprints: fm, Summarized: capped}, nil
+}
+
+// DefaultMaxMessages is how many messages per_alert or split_status may
+// make of one notification for one conversation when the configuration
+// does not say (ingest.max_messages_per_notification).
+const DefaultMaxMessages = 20
+
+func (cfg *Config) maxMessages() int {
+	if cfg.MaxMessages < 2 {
+		return DefaultMaxMessages
+	}
+	return cfg.MaxMessages
+}
+
+// capMessages keeps at most limit of the messages subs that group was
+// split into: beyond it, the first limit-1 stay and the last stands for
+// all the others, returned as rest too (nil when nothing was cut). One
+// notification of a thousand alerts on a per_alert route would otherwise
+// be a thousand messages to each recipient. The payload is stored whole
+// all the same.
+func capMessages(group *alertmanager.Message, subs []*alertmanager.Message, limit int) (kept []*alertmanager.Message, rest *alertmanager.Message) {
+	if len(subs) <= limit {
+		return subs, nil
+	}
+	var alerts alertmanager.Alerts
+	for _, s := range subs[limit-1:] {
+		alerts = append(alerts, s.Alerts...)
+	}
+	rest = group.Subset(alerts)
+	return append(subs[:limit-1:limit-1], rest), rest
 }
 
 func (cfg *Config) prepareEvent(route *Route, h http.Header, body []byte) (*Prepared, error) {

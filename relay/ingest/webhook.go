@@ -207,6 +207,12 @@ func (h *Handler) takeWebhook(ctx context.Context, c echo.Context, cfg *Config, 
 	if errors.Is(err, relay.ErrInvalid) {
 		return none, newAPIError(http.StatusBadRequest, "%v", err)
 	}
+	if err == nil && !res.Duplicate && prep.Summarized > 0 {
+		h.metrics.capped.WithLabelValues(route.Name).Inc()
+		h.logger.InfoContext(r.Context(), "webhook: more messages than ingest.max_messages_per_notification, the rest summarised in one",
+			slog.String("route", route.Name), slog.String("notification_id", res.NotificationID),
+			slog.Int("alerts_summarized", prep.Summarized), slog.Int("max_messages", cfg.maxMessages()))
+	}
 	return res, err
 }
 
