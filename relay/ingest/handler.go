@@ -217,9 +217,11 @@ func (h *Handler) Echo() *echo.Echo {
 
 // bearerMatches compares the request's bearer token with want in constant
 // time. Hashing first makes the compare independent of the lengths too.
+// The scheme is matched without regard to case, as RFC 9110 (11.1, once
+// RFC 7235) says: "bearer" and "BEARER" are "Bearer".
 func bearerMatches(r *http.Request, want string) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	g := sha256.Sum256([]byte(strings.TrimSpace(got)))

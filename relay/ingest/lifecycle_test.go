@@ -39,6 +39,7 @@ func TestReloadIsOptIn(t *testing.T) {
 		{name: "on, basic auth instead of the API token", lifecycle: true, apiToken: apiToken, listener: basic,
 			auth: basicHeader("ops", "pw"), want: 401},
 		{name: "on, API token", lifecycle: true, apiToken: apiToken, auth: "Bearer " + apiToken, want: 200},
+		{name: "on, API token, lower-case scheme", lifecycle: true, apiToken: apiToken, auth: "bearer " + apiToken, want: 200},
 		{name: "on, API token alone under basic auth", lifecycle: true, apiToken: apiToken, listener: basic,
 			auth: "Bearer " + apiToken, want: 200},
 		{name: "on, no API token, loopback", lifecycle: true, want: 200},

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"encoding/base64"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -84,6 +85,15 @@ func TestAuthenticate(t *testing.T) {
 		}
 		if got := c.Authenticate(r); got != tc.want {
 			t.Errorf("%s: Authenticate(%s:%s) = %v, want %v", tc.name, tc.user, tc.pass, got, tc.want)
+		}
+	}
+
+	// The scheme is case-insensitive (RFC 9110 11.1).
+	for _, scheme := range []string{"basic", "BASIC", "bAsIc"} {
+		r, _ := http.NewRequest(http.MethodGet, "http://relay/metrics", nil)
+		r.Header.Set("Authorization", scheme+" "+base64.StdEncoding.EncodeToString([]byte("alice:wonderland")))
+		if !c.Authenticate(r) {
+			t.Errorf("Authenticate(%s alice:wonderland) = false, want true", scheme)
 		}
 	}
 
