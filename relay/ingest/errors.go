@@ -35,6 +35,9 @@ var (
 		"missing or wrong basic auth credentials (basic_auth_users of the web configuration file)")
 	errAuditOff = newAPIError(http.StatusForbidden,
 		"the audit API is off: set api.bearer_token_file (or RELAY_API_TOKEN) to turn it on")
+	// errSlowBody is wrapped when a webhook's body did not arrive within
+	// the server's read timeout.
+	errSlowBody     = errors.New("the body arrived more slowly than ingest.read_timeout allows")
 	errLifecycleOff = newAPIError(http.StatusForbidden,
 		"reload over HTTP is off: start relay serve with --web.enable-lifecycle to turn it on (SIGHUP reloads either way)")
 )
@@ -142,7 +145,7 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	ctx := c.Request().Context()
 	reqID := requestID(c)
 	switch {
-	case status == http.StatusServiceUnavailable && !errors.Is(err, errOverloaded): // logged by webhook
+	case status == http.StatusServiceUnavailable && !errors.Is(err, errOverloaded) && !errors.Is(err, errSlowBody): // those logged by webhook
 		h.logger.WarnContext(ctx, "request failed: dependency unavailable", slog.String("request_id", reqID),
 			slog.String("path", c.Path()), slog.Any("err", err))
 	case status == http.StatusInternalServerError:

@@ -50,6 +50,8 @@ func setup(t testing.TB, mutate func(*ingest.Config)) testBundle {
 type bundleOptions struct {
 	store          store.Options // OpTimeout 2s by default
 	requestTimeout time.Duration // 3s by default
+	// readTimeout is the server's (none by default).
+	readTimeout time.Duration
 	// lifecycle, reload and listenerAuth are the Options of the same names.
 	lifecycle    bool
 	reload       func(context.Context) error
@@ -105,7 +107,9 @@ func setupWith(t testing.TB, o bundleOptions, mutate func(*ingest.Config)) testB
 		RequestTimeout: o.requestTimeout, EnableLifecycle: o.lifecycle, Reload: o.reload, ListenerAuth: o.listenerAuth,
 	})
 	h.Open()
-	srv := httptest.NewServer(h.Echo())
+	srv := httptest.NewUnstartedServer(h.Echo())
+	srv.Config.ReadTimeout = o.readTimeout
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return testBundle{srv: srv, db: db, proxy: proxy, handler: h, reg: reg, logs: logs}
 }

@@ -42,11 +42,14 @@ const (
 	// resultOverloaded: refused at once by the in-flight limit, before the
 	// body was read (unavailable is the database's trouble).
 	resultOverloaded = "overloaded"
+	// resultTimeout: the body arrived more slowly than read_timeout allows
+	// (answered 503, so that the sender tries again).
+	resultTimeout = "timeout"
 )
 
 var webhookResults = []string{resultAccepted, resultDuplicate, resultBadRequest, resultUnauthorized,
 	resultNotFound, resultTooLarge, resultMediaType, resultTemplate, resultUnavailable, resultError,
-	resultIgnored, resultPing, resultOverloaded}
+	resultIgnored, resultPing, resultOverloaded, resultTimeout}
 
 // webhook takes one notification: check, render, commit, answer. It answers
 // 2xx only once the deliveries are committed; bad input gets a final 4xx,
@@ -74,7 +77,7 @@ func (h *Handler) webhook(c echo.Context) error {
 	h.metrics.received.WithLabelValues(metricRoute, result).Inc()
 	h.metrics.latency.WithLabelValues(metricRoute).Observe(time.Since(start).Seconds())
 	if err != nil {
-		if statusOf(err) < 500 || result == resultOverloaded {
+		if statusOf(err) < 500 || result == resultOverloaded || result == resultTimeout {
 			h.logger.InfoContext(c.Request().Context(), "webhook rejected", slog.String("route", metricRoute),
 				slog.String("result", result), slog.String("reason", err.Error()))
 		}
@@ -118,6 +121,9 @@ func resultOf(res store.EnqueueResult, err error) string {
 	}
 	if errors.Is(err, errOverloaded) {
 		return resultOverloaded
+	}
+	if errors.Is(err, errSlowBody) {
+		return resultTimeout
 	}
 	switch statusOf(err) {
 	case http.StatusBadRequest:
@@ -191,7 +197,7 @@ func (h *Handler) takeWebhook(ctx context.Context, c echo.Context, cfg *Config, 
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// The body came too slowly (read_timeout). Not the sender's
 		// mistake as such: it may retry.
-		return none, fmt.Errorf("read body: %w: %w", relay.ErrUnavailable, err)
+		return none, fmt.Errorf("read body: %w: %w (%w)", relay.ErrUnavailable, errSlowBody, err)
 	case err != nil:
 		return none, newAPIError(http.StatusBadRequest, "read body: %v", err)
 	}
