@@ -180,17 +180,32 @@ func (h *Handler) takeWebhook(ctx context.Context, c echo.Context, cfg *Config, 
 		return none, newAPIError(http.StatusUnsupportedMediaType,
 			"Content-Type must be application/json, got %q", truncate(r.Header.Get("Content-Type"), 64))
 	}
+	gz, err := gzipped(r.Header)
+	if err != nil {
+		return none, err
+	}
 	if r.ContentLength > cfg.MaxBodyBytes {
 		return none, tooLarge(cfg.MaxBodyBytes)
 	}
 	size := declaredSize(r, cfg.MaxBodyBytes)
+	if gz {
+		// What the body decompresses to is held, up to the limit, not
+		// what comes in.
+		size = cfg.MaxBodyBytes
+	}
 	if !h.inflight.reserve(size, cfg.MaxInflightBytes) {
 		return none, errOverloaded
 	}
 	// Held until the answer: the body is the payload stored.
 	defer h.inflight.release(size)
-	body, err := readBody(c.Response(), r, cfg.MaxBodyBytes)
+	var body []byte
+	if gz {
+		body, err = readGzipBody(c.Response(), r, cfg.MaxBodyBytes)
+	} else {
+		body, err = readBody(c.Response(), r, cfg.MaxBodyBytes)
+	}
 	var mbe *http.MaxBytesError
+	var ae *apiError
 	switch {
 	case errors.As(err, &mbe):
 		return none, tooLarge(cfg.MaxBodyBytes)
@@ -198,6 +213,10 @@ func (h *Handler) takeWebhook(ctx context.Context, c echo.Context, cfg *Config, 
 		// The body came too slowly (read_timeout). Not the sender's
 		// mistake as such: it may retry.
 		return none, fmt.Errorf("read body: %w: %w (%w)", relay.ErrUnavailable, errSlowBody, err)
+	case errors.As(err, &ae):
+		return none, err
+	case err != nil && gz:
+		return none, newAPIError(http.StatusBadRequest, "body is not valid gzip data (Content-Encoding: gzip): %v", err)
 	case err != nil:
 		return none, newAPIError(http.StatusBadRequest, "read body: %v", err)
 	}
