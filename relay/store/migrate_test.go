@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/skype-relay/relay/relay/relaytest"
@@ -37,9 +38,9 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		run  func() error
 		want []string // tables that must exist afterwards
 	}{
-		{"up", m.Up, []string{"attempts", "dedup_keys", "deliveries", "duplicates", "notifications", "sessions"}},
+		{"up", m.Up, []string{"attempts", "console_sessions", "dedup_keys", "deliveries", "duplicates", "notifications", "redeliveries", "sessions"}},
 		{"down", m.Down, nil},
-		{"up again", m.Up, []string{"attempts", "dedup_keys", "deliveries", "duplicates", "notifications", "sessions"}},
+		{"up again", m.Up, []string{"attempts", "console_sessions", "dedup_keys", "deliveries", "duplicates", "notifications", "redeliveries", "sessions"}},
 	} {
 		if err := step.run(); err != nil {
 			t.Fatalf("step %d (%s): %v", i, step.name, err)
@@ -58,7 +59,7 @@ func TestMigrationsUpDownUp(t *testing.T) {
 			tables = append(tables, name)
 		}
 		rows.Close()
-		if len(tables) != len(step.want) {
+		if !slices.Equal(tables, step.want) {
 			t.Errorf("after %s: tables %v, want %v", step.name, tables, step.want)
 		}
 	}
