@@ -94,22 +94,7 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 	}
 	defer db.Close()
 	const convs = 100
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	for i := range b.N {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			n := &store.NewNotification{Route: "prod", Format: "alertmanager", DedupKey: fmt.Sprintf("bench-%d", i),
-				Window: time.Minute, Payload: []byte(`{}`), Messages: []store.NewMessage{{
-					Conversation: "oncall", Target: relay.Target{To: fmt.Sprintf("sip:user%03d@contoso.com", i%convs)},
-					Text: fmt.Sprintf("message %d", i)}}}
-			if _, err := db.Enqueue(context.Background(), n); err != nil {
-				b.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	queueDirect(b, db, b.N, func(i int) string { return fmt.Sprintf("sip:user%03d@contoso.com", i%convs) })
 	pgStart, err := relaytest.PostgresCPU(context.Background(), db.Pool())
 	if err != nil {
 		b.Fatalf("read PostgreSQL's CPU time: %v", err)
@@ -203,6 +188,27 @@ func (r *relayInstance) postTo(route string, body []byte) []string {
 
 type simMessage = ucwasim.Message
 
+// queueDirect writes n deliveries straight to the store (so ingest is not
+// what a benchmark measures), message i to recipient to(i), from 32
+// goroutines sharing group commits.
+func queueDirect(b *testing.B, db *store.DB, n int, to func(i int) string) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			n := &store.NewNotification{Route: "prod", Format: "alertmanager", DedupKey: fmt.Sprintf("bench-%d", i),
+				Window: time.Minute, Payload: []byte(`{}`), Messages: []store.NewMessage{{
+					Conversation: "oncall", Target: relay.Target{To: to(i)}, Text: fmt.Sprintf("message %d", i)}}}
+			if _, err := db.Enqueue(context.Background(), n); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // queued counts the unfinished deliveries (through the queue's index).
 func queued(b *testing.B, db *store.DB) int {
 	var n int
@@ -241,21 +247,7 @@ func BenchmarkDrainOneRecipient(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	for i := range b.N {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			n := &store.NewNotification{Route: "prod", Format: "alertmanager", DedupKey: fmt.Sprintf("drain-%d", i),
-				Window: time.Minute, Payload: []byte(`{}`), Messages: []store.NewMessage{{
-					Conversation: "oncall", Target: relay.Target{To: "sip:oncall@contoso.com"}, Text: fmt.Sprintf("message %d", i)}}}
-			if _, err := db.Enqueue(context.Background(), n); err != nil {
-				b.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	queueDirect(b, db, b.N, func(int) string { return "sip:oncall@contoso.com" })
 	b.ResetTimer()
 	start := time.Now()
 	r := startRelay(b, dbURL, deliveryYAML(sim, "")+"\n")

@@ -16,6 +16,22 @@ import (
 	"github.com/skype-relay/relay/relay/store"
 )
 
+// benchStore opens the database named by BENCH_DATABASE_URL (migrated,
+// perhaps filled with history by deploy/bench/fill-history.sql), or a new
+// empty one; it is closed when the benchmark ends.
+func benchStore(b *testing.B) *store.DB {
+	url := os.Getenv("BENCH_DATABASE_URL")
+	if url == "" {
+		url = relaytest.NewDatabase(b)
+	}
+	db, err := store.Open(context.Background(), url, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(db.Close)
+	return db
+}
+
 // BenchmarkEnqueue measures the store alone (no HTTP, no rendering): b.N
 // notifications of realistic size recorded by 1, 8 and 32 concurrent
 // callers through the group commit. Compare with pgbench's rate in
@@ -25,15 +41,7 @@ import (
 // filled with history by deploy/bench/fill-history.sql) instead of an empty
 // one; the notifications it adds are left there.
 func BenchmarkEnqueue(b *testing.B) {
-	url := os.Getenv("BENCH_DATABASE_URL")
-	if url == "" {
-		url = relaytest.NewDatabase(b)
-	}
-	db, err := store.Open(context.Background(), url, store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := benchStore(b)
 	payload := relaytest.Notification("HighCPU", 3, "firing")
 	text := string(payload[:700]) // about a rendered message's size
 	var seq atomic.Int64
@@ -72,15 +80,7 @@ func BenchmarkEnqueue(b *testing.B) {
 // filled with history by deploy/bench/fill-history.sql) instead of an
 // empty one; the deliveries it adds are left there.
 func BenchmarkClaimFinish(b *testing.B) {
-	url := os.Getenv("BENCH_DATABASE_URL")
-	if url == "" {
-		url = relaytest.NewDatabase(b)
-	}
-	db, err := store.Open(context.Background(), url, store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := benchStore(b)
 	ctx := context.Background()
 	const recipients = 4
 	run := fmt.Sprintf("%d", time.Now().UnixNano())
