@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"regexp"
 	"slices"
@@ -187,20 +186,7 @@ routes:
 		}
 	})
 
-	base := "http://" + ln.Addr().String()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("relay did not become ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	relaytest.WaitReady(t, "http://"+ln.Addr().String())
 }
 
 // ruleUses reads the names from every rule's expression and annotations

@@ -61,20 +61,8 @@ delivery:
 		}
 	})
 	base := "http://" + ln.Addr().String()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("relay did not become ready")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	relaytest.WaitReady(t, base)
+	return base
 }
 
 // TestSendTest sends test messages through a relay and the UCWA simulator:

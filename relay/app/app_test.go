@@ -72,7 +72,7 @@ func TestRunEndToEnd(t *testing.T) {
 	go func() {
 		done <- app.Run(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil)), app.Options{Listener: ln})
 	}()
-	waitReady(t, base)
+	relaytest.WaitReady(t, base)
 	// The route without a token is a warning at startup; prod has one.
 	if l := logs.String(); !strings.Contains(l, `"warning":"routes \"custom\" has no bearer token`) ||
 		strings.Contains(l, `routes \"prod\" has no bearer token`) {
@@ -143,25 +143,6 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after cancel")
-	}
-}
-
-func waitReady(t testing.TB, base string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				// Webhooks open right after the schema check that made us ready.
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("relay did not become ready")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -85,7 +85,7 @@ func startRelay(t testing.TB, dbURL, yaml string) *relayInstance {
 	logger := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() { r.done <- app.Run(ctx, cfg, logger, app.Options{Listener: ln}) }()
 	t.Cleanup(r.stop)
-	waitReady(t, r.base)
+	relaytest.WaitReady(t, r.base)
 	return r
 }
 

@@ -62,7 +62,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		})
 	}()
 	defer func() { cancel(); <-done }()
-	waitReady(t, base)
+	relaytest.WaitReady(t, base)
 
 	post := func(route string, body []byte) int {
 		resp, err := http.Post(base+"/v1/webhooks/"+route, "application/json", bytes.NewReader(body))
@@ -187,7 +187,7 @@ func TestReloadMaxInflightBytes(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 	base := "http://" + ln.Addr().String()
-	waitReady(t, base)
+	relaytest.WaitReady(t, base)
 
 	if err := os.WriteFile(path, []byte("ingest: {max_inflight_bytes: 16777216}\n"+reloadBase), 0o600); err != nil {
 		t.Fatal(err)

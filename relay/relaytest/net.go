@@ -2,8 +2,10 @@ package relaytest
 
 import (
 	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FreeAddr returns a loopback host:port nothing listens on right now.
@@ -33,4 +35,24 @@ func UCWAYAML(urls []string) string {
     failover_min: 20ms
     failover_max: 200ms
 `
+}
+
+// WaitReady waits until the relay at base answers /-/ready with 200 (its
+// schema is current and webhooks are open), failing t after 30 s.
+func WaitReady(t testing.TB, base string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("relay did not become ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
