@@ -32,7 +32,7 @@ func TestPerAlertIsCapped(t *testing.T) {
 		t.Fatalf("a per_alert notification of 1000 alerts made %d deliveries, want %d", len(ids), ingest.DefaultMaxMessages)
 	}
 	for i, id := range ids {
-		d, err := b.db.GetDelivery(t.Context(), id.(string))
+		d, err := b.check.GetDelivery(t.Context(), id.(string))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func TestMaxMessagesPerNotification(t *testing.T) {
 			continue
 		}
 		for i, id := range ids {
-			d, err := b.db.GetDelivery(t.Context(), id.(string))
+			d, err := b.check.GetDelivery(t.Context(), id.(string))
 			if err != nil {
 				t.Fatal(err)
 			}

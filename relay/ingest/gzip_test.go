@@ -62,7 +62,7 @@ func TestWebhookGzip(t *testing.T) {
 	if first.status != http.StatusAccepted {
 		t.Fatalf("POST gzip = %d %v, want 202", first.status, first.body)
 	}
-	d, err := b.db.GetDelivery(t.Context(), first.body["operationIds"].([]any)[0].(string))
+	d, err := b.check.GetDelivery(t.Context(), first.body["operationIds"].([]any)[0].(string))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func TestTestMessage(t *testing.T) {
 		t.Fatalf("answer %v, want two operationIds, not a duplicate", res.body)
 	}
 	for i, want := range []string{"sip:anna@contoso.com", "sip:ben@contoso.com"} {
-		d, err := b.db.GetDelivery(context.Background(), ids[i].(string))
+		d, err := b.check.GetDelivery(context.Background(), ids[i].(string))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func TestTestMessage(t *testing.T) {
 	if def.status != http.StatusAccepted {
 		t.Fatalf("POST without text = %d %v", def.status, def.body)
 	}
-	d, err := b.db.GetDelivery(context.Background(), def.body["operationIds"].([]any)[0].(string))
+	d, err := b.check.GetDelivery(context.Background(), def.body["operationIds"].([]any)[0].(string))
 	if err != nil {
 		t.Fatal(err)
 	}
