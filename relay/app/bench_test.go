@@ -105,13 +105,7 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 	r := startRelay(b, dbURL, deliveryYAML(sim, `
   max_in_flight: 256
 `)+"\n")
-	deadline := time.Now().Add(10 * time.Minute)
-	for queued(b, db) > 0 {
-		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d delivered", delivered(b, db), b.N)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitDrained(b, db)
 	elapsed := time.Since(start)
 	b.StopTimer()
 	pgEnd, _ := relaytest.PostgresCPU(context.Background(), db.Pool())
@@ -209,6 +203,18 @@ func queueDirect(b *testing.B, db *store.DB, n int, to func(i int) string) {
 	wg.Wait()
 }
 
+// waitDrained waits until no delivery is left unfinished (10 minutes at
+// most).
+func waitDrained(b *testing.B, db *store.DB) {
+	deadline := time.Now().Add(10 * time.Minute)
+	for queued(b, db) > 0 {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d delivered", delivered(b, db), b.N)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // queued counts the unfinished deliveries (through the queue's index).
 func queued(b *testing.B, db *store.DB) int {
 	var n int
@@ -251,13 +257,7 @@ func BenchmarkDrainOneRecipient(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	r := startRelay(b, dbURL, deliveryYAML(sim, "")+"\n")
-	deadline := time.Now().Add(10 * time.Minute)
-	for queued(b, db) > 0 {
-		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d delivered", delivered(b, db), b.N)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitDrained(b, db)
 	elapsed := time.Since(start)
 	b.StopTimer()
 	r.stop()
