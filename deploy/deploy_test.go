@@ -11,25 +11,20 @@
 package deploy
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/skype-relay/relay/relay/app"
-	"github.com/skype-relay/relay/relay/config"
+	"github.com/skype-relay/relay/relay/app/apptest"
 	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
 	"github.com/skype-relay/relay/relay/relaytest"
 )
@@ -162,31 +157,7 @@ routes:
     conversations: [oncall]
 `
 	env := map[string]string{"DATABASE_URL": relaytest.NewDatabase(t), "RELAY_UCWA_PASSWORD": simPassword}
-	cfg, err := config.Parse([]byte(cfgYAML), t.TempDir(), func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("config.Parse: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- app.Run(ctx, cfg, logger, app.Options{Listener: ln, Registry: reg}) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("app.Run: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Errorf("relay did not stop")
-		}
-	})
-
-	relaytest.WaitReady(t, "http://"+ln.Addr().String())
+	apptest.Start(t, cfgYAML, env, nil, app.Options{Registry: reg})
 }
 
 // ruleUses reads the names from every rule's expression and annotations

@@ -2,10 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -13,7 +9,7 @@ import (
 	"time"
 
 	"github.com/skype-relay/relay/relay/app"
-	"github.com/skype-relay/relay/relay/config"
+	"github.com/skype-relay/relay/relay/app/apptest"
 	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
 	"github.com/skype-relay/relay/relay/relaytest"
 )
@@ -41,28 +37,7 @@ delivery:
   session_ttl: 2s
   lease: 30s
 `
-	cfg, err := config.Parse([]byte(yaml), t.TempDir(), func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("config.Parse: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Options{Listener: ln})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-	})
-	base := "http://" + ln.Addr().String()
-	relaytest.WaitReady(t, base)
-	return base
+	return apptest.Start(t, yaml, env, nil, app.Options{})
 }
 
 // TestSendTest sends test messages through a relay and the UCWA simulator:
