@@ -75,6 +75,7 @@ func (cfg *Config) prepareAlertmanager(route *Route, body []byte) (*Prepared, er
 	// that gets the same alerts, unless the template looks at .Conversation.
 	shared := map[string][]string{}
 	capped := 0
+	groupStatus, receiver := auditValue(msg.Status), auditValue(msg.Receiver)
 	for _, conv := range route.conversationOrder(groups) {
 		subs, rest := capMessages(groups[conv], splitMessage(groups[conv], route.SplitStatus, route.PerAlert), cfg.maxMessages())
 		if rest != nil {
@@ -109,7 +110,7 @@ func (cfg *Config) prepareAlertmanager(route *Route, body []byte) (*Prepared, er
 					n.Messages = append(n.Messages, store.NewMessage{
 						Conversation: conv, Target: target, GroupKey: msg.GroupKey, Status: status,
 						Part: i + 1, Parts: len(texts), Text: text,
-						AlertName: name, GroupStatus: auditValue(msg.Status), Receiver: auditValue(msg.Receiver),
+						AlertName: name, GroupStatus: groupStatus, Receiver: receiver,
 					})
 				}
 			}
