@@ -63,11 +63,11 @@ type ControlRecipe struct {
 // primary, and fe2-backup) and the demo's recipient.
 var ControlRecipes = []ControlRecipe{
 	{Name: "fail over: the primary pool fails, discovery points at the backup",
-		Calls: []string{"POST /sim/pools/fe1/gone", "POST /sim/home?pool=fe2-backup"},
+		Calls: []string{"POST /sim/pools/fe2-backup/recover", "POST /sim/pools/fe1/gone", "POST /sim/home?pool=fe2-backup"},
 		Note:  "the client rediscovers and sends through fe2-backup within a second or two"},
 	{Name: "fail back: the primary returns, the backup hands its users back",
-		Calls: []string{"POST /sim/pools/fe1/recover", "POST /sim/home?pool=fe1", "POST /sim/pools/fe2-backup/gone", "POST /sim/pools/fe2-backup/recover"},
-		Note:  "a client stays on a pool that works; failing fe2-backup for a moment sends it home to fe1"},
+		Calls: []string{"POST /sim/pools/fe1/recover", "POST /sim/home?pool=fe1", "POST /sim/pools/fe2-backup/gone"},
+		Note:  "a client stays on a pool that works, so fe2-backup fails (until the next fail over recovers it) to send it home to fe1"},
 	{Name: "decline a recipient",
 		Calls: []string{`PUT /sim/recipients/sip:oncall@contoso.com [{"kind":"decline"}]`, "POST /sim/conversations/end?sip=sip:oncall@contoso.com"},
 		Note:  "ending the conversation makes the next message invite again; restore with the body []"},
