@@ -52,8 +52,8 @@ func setup(t testing.TB, mutate func(*ingest.Config)) testBundle {
 
 // bundleOptions tunes setupWith; zero values keep setup's.
 type bundleOptions struct {
-	store          store.Options // OpTimeout 2s by default
-	requestTimeout time.Duration // 3s by default
+	store          store.Options // OpTimeout 5s by default
+	requestTimeout time.Duration // 8s by default
 	// readTimeout is the server's (none by default).
 	readTimeout time.Duration
 	// lifecycle, reload and listenerAuth are the Options of the same names.
@@ -65,10 +65,10 @@ type bundleOptions struct {
 func setupWith(t testing.TB, o bundleOptions, mutate func(*ingest.Config)) testBundle {
 	t.Helper()
 	if o.store.OpTimeout == 0 {
-		o.store.OpTimeout = 2 * time.Second
+		o.store.OpTimeout = 5 * time.Second
 	}
 	if o.requestTimeout == 0 {
-		o.requestTimeout = 3 * time.Second
+		o.requestTimeout = 8 * time.Second
 	}
 	url := relaytest.NewDatabase(t)
 	proxy, proxied := relaytest.NewProxy(t, url)
