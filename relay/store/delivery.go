@@ -73,6 +73,11 @@ type Attempt struct {
 	LatencyMS       float64   `json:"latencyMs"`
 	StartedAt       time.Time `json:"startedAt"`
 	FinishedAt      time.Time `json:"finishedAt"`
+	// CarriedBy names the delivery whose message carried this attempt
+	// (coalescing under a backlog); Carried counts the other deliveries an
+	// attempt's message carried.
+	CarriedBy string `json:"carriedBy,omitempty"`
+	Carried   int    `json:"carried,omitempty"`
 }
 
 // DeliveryDetail is a delivery with everything the audit knows about it.
@@ -170,12 +175,12 @@ FROM notifications WHERE id = $1`,
 		out.Payload = payload
 		rows, _ = tx.Query(ctx, `
 SELECT attempt, ucwa_operation_id, outcome, pool, http_status, ucwa_code, ucwa_subcode, reason, error,
-       latency_ms, started_at, finished_at
+       latency_ms, started_at, finished_at, coalesce(carried_by, ''), carried
 FROM attempts WHERE operation_id = $1 ORDER BY attempt`, operationID)
 		out.AttemptLog, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Attempt, error) {
 			var a Attempt
 			err := row.Scan(&a.Attempt, &a.UCWAOperationID, &a.Outcome, &a.Pool, &a.HTTPStatus, &a.UCWACode,
-				&a.UCWASubcode, &a.Reason, &a.Error, &a.LatencyMS, &a.StartedAt, &a.FinishedAt)
+				&a.UCWASubcode, &a.Reason, &a.Error, &a.LatencyMS, &a.StartedAt, &a.FinishedAt, &a.CarriedBy, &a.Carried)
 			return a, err
 		})
 		if err != nil {

@@ -34,6 +34,8 @@ var WaitFor = waitFor
 // Queue statements, for the plan tests.
 const (
 	ClaimSQL         = claimSQL
+	RidersSQL        = ridersSQL
+	ClaimRidersSQL   = claimRidersSQL
 	ClaimNextSQL     = claimNextSQL
 	SupersedeFindSQL = supersedeFindSQL
 )

@@ -39,10 +39,18 @@ type Claimed struct {
 	// Supersedable: a resolved delivery of the same alert group is queued
 	// after this firing one (see Supersede).
 	Supersedable bool
-	Gen          int64
-	CreatedAt    time.Time
-	QueuedAt     time.Time
+	// Behind counts the recipient's unfinished deliveries queued after
+	// this one, up to MaxBehind: what decides whether a send carries
+	// others (coalescing).
+	Behind    int
+	Gen       int64
+	CreatedAt time.Time
+	QueuedAt  time.Time
 }
+
+// MaxBehind caps Claimed.Behind: counting further would cost every claim
+// in a backlog and decide nothing (routes' coalesce_after is at most this).
+const MaxBehind = 50
 
 // claimSQL takes the head of each recipient's line (its lowest seq among
 // unfinished deliveries) when that head is due: pending and due, or sending
@@ -89,7 +97,17 @@ const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipi
         SELECT 1 FROM deliveries r
         WHERE r.recipient = d.recipient AND r.group_key = d.group_key AND r.seq > d.seq
           AND r.final_state IS NULL AND r.state = 'pending' AND r.status = 'resolved'),
+    ` + behindColumn + `,
     d.created_at, d.queued_at`
+
+// behindColumn counts the deliveries queued behind d for its recipient, up
+// to MaxBehind. The row comparison keeps the lookup on the queue index
+// (see claimNextSQL); rows of the next recipients it reads are dropped.
+const behindColumn = `(SELECT count(*) FROM (
+        SELECT b.recipient FROM deliveries b
+        WHERE (b.recipient, b.seq) > (d.recipient, d.seq) AND b.final_state IS NULL
+        ORDER BY b.recipient, b.seq LIMIT 50) w -- MaxBehind
+     WHERE w.recipient = d.recipient)`
 
 // claimNextSQL claims the head of one recipient's line if it is due; it
 // runs in the transaction that finishes the recipient's previous delivery,
@@ -156,7 +174,7 @@ func scanClaimed(gen int64) pgx.RowToFunc[Claimed] {
 		c := Claimed{Gen: gen}
 		err := row.Scan(&c.OperationID, &c.Seq, &c.Route, &c.Conversation, &c.Target.To, &c.Target.Subject,
 			&c.Target.Importance, &c.GroupKey, &c.Status, &c.Part, &c.Parts, &c.Text, &c.Attempt, &c.Failures,
-			&c.Unconfirmed, &c.Resend, &c.Reclaimed, &c.Supersedable, &c.CreatedAt, &c.QueuedAt)
+			&c.Unconfirmed, &c.Resend, &c.Reclaimed, &c.Supersedable, &c.Behind, &c.CreatedAt, &c.QueuedAt)
 		return c, err
 	}
 }
@@ -173,6 +191,11 @@ type AttemptRecord struct {
 	Latency         time.Duration
 	StartedAt       time.Time
 	FinishedAt      time.Time
+	// CarriedBy names the delivery whose message carried this one (a
+	// coalesced send); empty when it went out on its own.
+	CarriedBy string
+	// Carried counts the other deliveries this attempt's message carried.
+	Carried int
 }
 
 // Finish is the end of one claim: the delivery's next state and, when a
@@ -205,6 +228,11 @@ type Finish struct {
 	// ClaimNext, when set, also claims the recipient's next delivery in the
 	// same transaction if it is due (see FinishResult.Next).
 	ClaimNext *NextClaim
+	// Carried are the finishes of the deliveries this send carried
+	// (coalescing), written in the same transaction before this one, so
+	// that the claim of the recipient's next delivery sees them finished.
+	// Their own ClaimNext and Carried are ignored.
+	Carried []Finish
 }
 
 // NextClaim asks Finish to claim the recipient's next delivery.
@@ -227,6 +255,9 @@ type FinishResult struct {
 	Recorded bool
 	// Next is the recipient's next delivery, claimed, when asked for and due.
 	Next *Claimed
+	// CarriedRecorded says, for each of Finish.Carried, whether it was
+	// recorded (false: its claim was no longer current).
+	CarriedRecorded []bool
 }
 
 // finishSQL moves a claimed delivery to its next state, fenced: only the
@@ -258,8 +289,8 @@ const deliveredFence = `$3::bigint IS NOT NULL AND attempts >= $2 AND state IN (
 
 const insertAttemptSQL = `
 INSERT INTO attempts (operation_id, attempt, ucwa_operation_id, outcome, pool, http_status, ucwa_code,
-    ucwa_subcode, reason, error, latency_ms, started_at, finished_at)
-VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0), $7, $8, $9, $10, $11, $12, $13)
+    ucwa_subcode, reason, error, latency_ms, started_at, finished_at, carried_by, carried)
+VALUES ($1, $2, $3, $4, $5, NULLIF($6, 0), $7, $8, $9, $10, $11, $12, $13, NULLIF($14, ''), $15)
 ON CONFLICT (operation_id, attempt) DO NOTHING`
 
 // Finish records f, sharing a commit with other finishes in flight. The
@@ -278,24 +309,10 @@ func (db *DB) writeFinishes(items []Finish) ([]FinishResult, error) {
 	defer cancel()
 	b := &pgx.Batch{}
 	for _, f := range items {
-		if r := f.Record; r != nil {
-			b.Queue(insertAttemptSQL, f.OperationID, f.Attempt, clean(r.UCWAOperationID), clean(r.Outcome), clean(r.Pool),
-				r.HTTPStatus, clean(r.Code), clean(r.Subcode), clean(r.Reason), clean(r.Error),
-				float64(r.Latency.Microseconds())/1000, r.StartedAt, r.FinishedAt)
+		for _, cf := range f.Carried {
+			queueFinish(b, cf)
 		}
-		var queuedAt *time.Time // no check when unknown
-		if !f.QueuedAt.IsZero() {
-			queuedAt = &f.QueuedAt
-		}
-		fence := finishFence
-		switch {
-		case f.State == relay.StateDelivered:
-			fence = deliveredFence
-		case f.Late:
-			fence = lateFinishFence
-		}
-		b.Queue(finishSQL+fence, f.OperationID, f.Attempt, f.Gen, string(f.State), f.NextAttemptAt, f.Failed, f.Resend,
-			clean(f.LastError), f.Now, f.Unconfirmed, queuedAt)
+		queueFinish(b, f)
 		if n := f.ClaimNext; n != nil {
 			b.Queue(claimNextSQL, f.Now, n.Lease.Milliseconds(), f.Gen, n.Recipient, NextClaimToken(f.OperationID, f.Attempt), n.Takeover)
 		}
@@ -303,18 +320,20 @@ func (db *DB) writeFinishes(items []Finish) ([]FinishResult, error) {
 	br := db.pool.SendBatch(ctx, b)
 	out := make([]FinishResult, len(items))
 	for i, f := range items {
-		if f.Record != nil {
-			if _, err := br.Exec(); err != nil {
+		for _, cf := range f.Carried {
+			ok, err := readFinish(br, cf)
+			if err != nil {
 				_ = br.Close()
-				return nil, fmt.Errorf("record attempt: %w", err)
+				return nil, err
 			}
+			out[i].CarriedRecorded = append(out[i].CarriedRecorded, ok)
 		}
-		tag, err := br.Exec()
+		ok, err := readFinish(br, f)
 		if err != nil {
 			_ = br.Close()
-			return nil, fmt.Errorf("finish delivery: %w", err)
+			return nil, err
 		}
-		out[i].Recorded = tag.RowsAffected() == 1
+		out[i].Recorded = ok
 		if f.ClaimNext != nil {
 			rows, _ := br.Query()
 			next, err := pgx.CollectRows(rows, scanClaimed(f.Gen))
@@ -331,6 +350,43 @@ func (db *DB) writeFinishes(items []Finish) ([]FinishResult, error) {
 		return nil, fmt.Errorf("commit finishes: %w", err)
 	}
 	return out, nil
+}
+
+// queueFinish queues f's attempt record, if any, and its update.
+func queueFinish(b *pgx.Batch, f Finish) {
+	if r := f.Record; r != nil {
+		b.Queue(insertAttemptSQL, f.OperationID, f.Attempt, clean(r.UCWAOperationID), clean(r.Outcome), clean(r.Pool),
+			r.HTTPStatus, clean(r.Code), clean(r.Subcode), clean(r.Reason), clean(r.Error),
+			float64(r.Latency.Microseconds())/1000, r.StartedAt, r.FinishedAt, r.CarriedBy, r.Carried)
+	}
+	var queuedAt *time.Time // no check when unknown
+	if !f.QueuedAt.IsZero() {
+		queuedAt = &f.QueuedAt
+	}
+	fence := finishFence
+	switch {
+	case f.State == relay.StateDelivered:
+		fence = deliveredFence
+	case f.Late:
+		fence = lateFinishFence
+	}
+	b.Queue(finishSQL+fence, f.OperationID, f.Attempt, f.Gen, string(f.State), f.NextAttemptAt, f.Failed, f.Resend,
+		clean(f.LastError), f.Now, f.Unconfirmed, queuedAt)
+}
+
+// readFinish reads the results queueFinish queued for f: whether the
+// update applied.
+func readFinish(br pgx.BatchResults, f Finish) (bool, error) {
+	if f.Record != nil {
+		if _, err := br.Exec(); err != nil {
+			return false, fmt.Errorf("record attempt: %w", err)
+		}
+	}
+	tag, err := br.Exec()
+	if err != nil {
+		return false, fmt.Errorf("finish delivery: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // clean makes text from outside (a server's error codes and messages) fit

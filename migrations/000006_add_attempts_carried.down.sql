@@ -1,0 +1,5 @@
+-- Reverts 000006_add_attempts_carried.
+BEGIN;
+ALTER TABLE attempts DROP COLUMN carried;
+ALTER TABLE attempts DROP COLUMN carried_by;
+COMMIT;

@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Rider is a delivery queued behind a claimed one for the same recipient,
+// offered to ClaimRiders' take: it may ride in the claimed delivery's
+// message (coalescing).
+type Rider struct {
+	Claimed
+	// Due: pending and due now. A rider that is not (being sent under
+	// another claim, or waiting for a retry) ends the run.
+	Due bool
+}
+
+// RiderClaim is how ClaimRiders claims.
+type RiderClaim struct {
+	Now   time.Time
+	Lease time.Duration
+	// Token marks the riders' claim, so that it can be given back
+	// (ReleaseClaims) when its answer is lost.
+	Token string
+	// Page is how many rows are read at a time (default 64).
+	Page int
+}
+
+// ridersSQL reads the next page of the recipient's line after seq, locked
+// in queue order. The line is found as claimNextSQL finds its head: the
+// row comparison leaves the queue index as the only plan that yields rows
+// in order, whatever the statistics.
+const ridersSQL = `
+WITH line AS (
+    SELECT operation_id FROM (
+        SELECT operation_id, recipient FROM deliveries
+        WHERE (recipient, seq) > ($1::text, $2::bigint) AND final_state IS NULL
+        ORDER BY recipient, seq LIMIT $3) next
+    WHERE next.recipient = $1
+)
+SELECT d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d.importance,
+    d.group_key, d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.unconfirmed, d.resend,
+    d.status = 'firing' AND d.group_key <> '' AND EXISTS (
+        SELECT 1 FROM deliveries r
+        WHERE r.recipient = d.recipient AND r.group_key = d.group_key AND r.seq > d.seq
+          AND r.final_state IS NULL AND r.state = 'pending' AND r.status = 'resolved'),
+    d.state = 'pending' AND d.next_attempt_at <= $4,
+    d.created_at, d.queued_at
+FROM deliveries d
+WHERE d.operation_id IN (SELECT operation_id FROM line) AND d.final_state IS NULL
+ORDER BY d.seq
+FOR UPDATE OF d`
+
+// claimRidersSQL claims the riders taken, under the lock ridersSQL holds.
+const claimRidersSQL = `
+UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
+    lease_until = $2::timestamptz + $3::bigint * interval '1 millisecond', claim_gen = $4, claim_token = $5, updated_at = $2
+WHERE operation_id = ANY($1) AND state = 'pending' AND final_state IS NULL`
+
+// ClaimRiders claims, for the delivery head that this worker has claimed,
+// the deliveries queued right behind it for the same recipient that take
+// accepts, in queue order: take sees each in turn and the run ends at the
+// first it refuses, so the riders are always the head's immediate
+// followers and the recipient's order holds. Nothing else claims them
+// meanwhile: claims take only the head of a recipient's line, which the
+// caller holds. The riders come back claimed as sending under head's
+// session generation, each with its new attempt number.
+func (db *DB) ClaimRiders(ctx context.Context, head Claimed, o RiderClaim, take func(Rider) bool) ([]Claimed, error) {
+	if o.Page <= 0 {
+		o.Page = 64
+	}
+	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
+	defer cancel()
+	var riders []Claimed
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		riders = nil
+		after := head.Seq
+		for {
+			rows, _ := tx.Query(ctx, ridersSQL, head.Target.To, after, o.Page, o.Now)
+			page, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Rider, error) {
+				r := Rider{Claimed: Claimed{Gen: head.Gen}}
+				err := row.Scan(&r.OperationID, &r.Seq, &r.Route, &r.Conversation, &r.Target.To, &r.Target.Subject,
+					&r.Target.Importance, &r.GroupKey, &r.Status, &r.Part, &r.Parts, &r.Text, &r.Attempt, &r.Failures,
+					&r.Unconfirmed, &r.Resend, &r.Supersedable, &r.Due, &r.CreatedAt, &r.QueuedAt)
+				return r, err
+			})
+			if err != nil {
+				return fmt.Errorf("read riders: %w", err)
+			}
+			stopped := len(page) < o.Page
+			for _, r := range page {
+				if !take(r) {
+					stopped = true
+					break
+				}
+				r.Attempt++
+				riders = append(riders, r.Claimed)
+				after = r.Seq
+			}
+			if stopped {
+				break
+			}
+		}
+		if len(riders) == 0 {
+			return nil
+		}
+		ids := make([]string, len(riders))
+		for i, r := range riders {
+			ids[i] = r.OperationID
+		}
+		tag, err := tx.Exec(ctx, claimRidersSQL, ids, o.Now, o.Lease.Milliseconds(), head.Gen, o.Token)
+		if err != nil {
+			return fmt.Errorf("claim riders: %w", err)
+		}
+		if n := tag.RowsAffected(); n != int64(len(riders)) {
+			// The rows are locked and were pending: this cannot happen
+			// short of a bug; claiming nothing keeps the order.
+			return fmt.Errorf("claim riders: %d of %d claimed", n, len(riders))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify("claim riders", err)
+	}
+	return riders, nil
+}

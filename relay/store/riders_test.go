@@ -1,0 +1,132 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/store"
+)
+
+// TestClaimRidersTakesTheLineInOrder: the riders are the head's immediate
+// followers for its recipient, claimed in queue order across pages, the
+// run ends at the first one take refuses, and nothing of another
+// recipient rides.
+func TestClaimRidersTakesTheLineInOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	var alice []string
+	for i := range 10 {
+		ids := enqueue(t, b, fmt.Sprintf("k%d", i), fmt.Sprintf("g%d", i), "firing", "alice", "bob")
+		alice = append(alice, ids[0])
+	}
+	heads, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Token: "heads", Takeover: true})
+	if err != nil || len(heads) != 2 {
+		t.Fatalf("claim = %v, %v; want alice's and bob's heads", heads, err)
+	}
+	head := heads[0]
+	if head.Target.To != "sip:alice@contoso.com" {
+		head = heads[1]
+	}
+	if head.OperationID != alice[0] || head.Behind != 9 {
+		t.Fatalf("alice's head = %s with %d behind, want %s with 9", head.OperationID, head.Behind, alice[0])
+	}
+
+	var offered []string
+	riders, err := b.db.ClaimRiders(ctx, head, store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "riders", Page: 3},
+		func(r store.Rider) bool {
+			offered = append(offered, r.OperationID)
+			if !r.Due || r.Target.To != head.Target.To {
+				t.Errorf("offered %s (due %v, to %s), want alice's due deliveries only", r.OperationID, r.Due, r.Target.To)
+			}
+			return len(offered) <= 6 // the seventh is refused
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(offered) != 7 || len(riders) != 6 {
+		t.Fatalf("offered %d, claimed %d; want 7 offered over three pages, 6 claimed", len(offered), len(riders))
+	}
+	for i, r := range riders {
+		if r.OperationID != alice[i+1] || r.Attempt != 1 || r.Gen != 1 {
+			t.Errorf("rider %d = %s attempt %d gen %d, want %s attempt 1 gen 1", i, r.OperationID, r.Attempt, r.Gen, alice[i+1])
+		}
+	}
+	if n := count(t, b, "deliveries", "state = 'sending' AND claim_token = 'riders'"); n != 6 {
+		t.Errorf("%d deliveries claimed under the riders' token, want 6", n)
+	}
+
+	// The head finishes with its riders in one transaction: the claim of
+	// alice's next delivery sees them finished and takes the one after.
+	f := store.Finish{OperationID: head.OperationID, Attempt: head.Attempt, Gen: 1, State: relay.StateDelivered, Now: *b.now,
+		Record:    &store.AttemptRecord{UCWAOperationID: head.OperationID + ".1", Outcome: "delivered", Carried: 6, StartedAt: *b.now, FinishedAt: *b.now},
+		ClaimNext: &store.NextClaim{Recipient: head.Target.To, Lease: time.Minute}}
+	for _, r := range riders {
+		f.Carried = append(f.Carried, store.Finish{OperationID: r.OperationID, Attempt: r.Attempt, Gen: 1, State: relay.StateDelivered,
+			Now: *b.now, Record: &store.AttemptRecord{UCWAOperationID: head.OperationID + ".1", Outcome: "delivered",
+				CarriedBy: head.OperationID, StartedAt: *b.now, FinishedAt: *b.now}})
+	}
+	res, err := b.db.Finish(ctx, f)
+	if err != nil || !res.Recorded || len(res.CarriedRecorded) != 6 {
+		t.Fatalf("Finish = %+v, %v; want recorded with 6 carried", res, err)
+	}
+	for i, ok := range res.CarriedRecorded {
+		if !ok {
+			t.Errorf("carried %d not recorded", i)
+		}
+	}
+	if res.Next == nil || res.Next.OperationID != alice[7] || res.Next.Behind != 2 {
+		t.Fatalf("next = %+v, want %s with 2 behind", res.Next, alice[7])
+	}
+	d, err := b.db.GetDelivery(ctx, alice[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.State != relay.StateDelivered || len(d.AttemptLog) != 1 || d.AttemptLog[0].CarriedBy != head.OperationID ||
+		d.AttemptLog[0].UCWAOperationID != head.OperationID+".1" {
+		t.Errorf("carried delivery = %s with attempts %+v, want delivered, carried by %s", d.State, d.AttemptLog, head.OperationID)
+	}
+	h, err := b.db.GetDelivery(ctx, head.OperationID)
+	if err != nil || len(h.AttemptLog) != 1 || h.AttemptLog[0].Carried != 6 || h.AttemptLog[0].CarriedBy != "" {
+		t.Errorf("head's attempts = %+v, %v; want one that carried 6", h.AttemptLog, err)
+	}
+}
+
+// TestClaimRidersStopsAtARiderNotDue: a rider waiting for a retry, or one
+// being sent, ends the run even when take would accept everything, so no
+// delivery overtakes another.
+func TestClaimRidersStopsAtARiderNotDue(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, enqueue(t, b, fmt.Sprintf("k%d", i), "g", "firing", "alice")[0])
+	}
+	if _, err := b.db.Pool().Exec(ctx, `UPDATE deliveries SET next_attempt_at = $2 WHERE operation_id = $1`,
+		ids[3], b.now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	heads, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true})
+	if err != nil || len(heads) != 1 {
+		t.Fatalf("claim = %v, %v", heads, err)
+	}
+	riders, err := b.db.ClaimRiders(ctx, heads[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "r"},
+		func(r store.Rider) bool { return r.Due })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(riders) != 2 || riders[0].OperationID != ids[1] || riders[1].OperationID != ids[2] {
+		t.Fatalf("riders = %+v, want %s and %s (the next is not due)", riders, ids[1], ids[2])
+	}
+	// A lost answer: ReleaseClaims gives the riders back untouched.
+	if n, err := b.db.ReleaseClaims(ctx, []string{"r"}); err != nil || n != 2 {
+		t.Fatalf("ReleaseClaims = %d, %v; want 2", n, err)
+	}
+	if n := count(t, b, "deliveries", "state = 'pending' AND attempts = 0"); n != 4 {
+		t.Errorf("%d deliveries pending and never tried, want 4", n)
+	}
+}
