@@ -39,8 +39,12 @@ func newSupervisor(cfg *config.Config, db *store.DB, logger *slog.Logger, reg pr
 			if p, ok := (*policies.Load())[route]; ok {
 				return p
 			}
-			// A route removed from the config still has deliveries queued.
-			return deliver.DefaultPolicy()
+			// A route removed from the config still has deliveries queued:
+			// they go out one by one (the message size in force is not
+			// known here).
+			p := deliver.DefaultPolicy()
+			p.Coalesce = false
+			return p
 		},
 		Logger:  logger,
 		Metrics: metrics,

@@ -171,6 +171,9 @@ func policiesOf(cfg *config.Config) map[string]deliver.Policy {
 			ResendUncertain: r.Delivery.Uncertain != config.UncertainSkip,
 			MaxResends:      r.Delivery.MaxResends,
 			Supersede:       r.Delivery.Supersede,
+			Coalesce:        r.Delivery.Coalesce,
+			CoalesceAfter:   r.Delivery.CoalesceAfter,
+			MaxMessageBytes: cfg.Ingest.MaxMessageBytes,
 		}
 	}
 	return out

@@ -67,7 +67,12 @@ const (
 	DefaultRetryMax     = 5 * time.Minute
 	DefaultMaxAttempts  = 10
 	DefaultMaxResends   = 2
-	DefaultMaxAge       = 2 * time.Hour
+	// DefaultCoalesceAfter: a send carries the deliveries behind it when
+	// more than this many wait for one recipient.
+	DefaultCoalesceAfter = 3
+	// MaxCoalesceAfter caps coalesce_after (how far relay counts a line).
+	MaxCoalesceAfter = 50
+	DefaultMaxAge    = 2 * time.Hour
 
 	DefaultRedeliverWindow   = time.Minute
 	DefaultConsoleSessionTTL = 12 * time.Hour
@@ -406,6 +411,12 @@ type RouteDelivery struct {
 	// Supersede replaces a queued firing notification by its group's
 	// resolved one, sent with a note, instead of sending both.
 	Supersede bool `yaml:"supersede"`
+	// Coalesce: when more than CoalesceAfter deliveries wait for one
+	// recipient (a burst, or a backlog after an outage), the next message
+	// carries as many of them as fit in ingest.max_message_bytes, oldest
+	// first, under a one-line header. Each keeps its own audit record.
+	Coalesce      bool `yaml:"coalesce"`
+	CoalesceAfter int  `yaml:"coalesce_after"`
 }
 
 // Delivery tunes the delivery worker.
@@ -487,7 +498,8 @@ func defaults() *Config {
 // setDefaults is called by the decoder on each new list or map element
 // before the element's keys are decoded.
 func (r *Route) setDefaults() {
-	r.Delivery = RouteDelivery{MaxAttempts: DefaultMaxAttempts, MaxAge: DefaultMaxAge, Uncertain: UncertainResend, MaxResends: DefaultMaxResends, Supersede: true}
+	r.Delivery = RouteDelivery{MaxAttempts: DefaultMaxAttempts, MaxAge: DefaultMaxAge, Uncertain: UncertainResend, MaxResends: DefaultMaxResends, Supersede: true,
+		Coalesce: true, CoalesceAfter: DefaultCoalesceAfter}
 }
 func (c *Conversation) setDefaults() { c.Importance = DefaultImportance }
 

@@ -88,7 +88,7 @@ func TestParseMinimalDefaults(t *testing.T) {
 			Format:        "alertmanager",
 			Conversations: []string{"oncall"},
 			Template:      "alertmanager",
-			Delivery:      RouteDelivery{MaxAttempts: 10, MaxAge: 2 * time.Hour, Uncertain: "resend", MaxResends: 2, Supersede: true},
+			Delivery:      RouteDelivery{MaxAttempts: 10, MaxAge: 2 * time.Hour, Uncertain: "resend", MaxResends: 2, Supersede: true, Coalesce: true, CoalesceAfter: 3},
 		}},
 		Delivery: Delivery{
 			MaxInFlight: 128, Lease: 5 * time.Minute, PollInterval: time.Second, DrainTimeout: 10 * time.Second,

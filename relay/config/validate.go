@@ -299,6 +299,7 @@ func (cfg *Config) validateRoutes(c *collector) {
 		}
 		oneOf(c, key+".delivery.uncertain", d.Uncertain, []string{UncertainResend, UncertainSkip})
 		intRange(c, key+".delivery.max_resends", int64(d.MaxResends), 0, 100)
+		intRange(c, key+".delivery.coalesce_after", int64(d.CoalesceAfter), 1, MaxCoalesceAfter)
 	}
 }
 

@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/skype-relay/relay/relay"
@@ -164,4 +165,138 @@ func baseFinish(c store.Claimed, now time.Time) store.Finish {
 func resendsSpent(unconfirmed, maxResends int) string {
 	return fmt.Sprintf("gave up after %d unconfirmed sends: the route's max_resends of %d is spent; the recipient may have received it",
 		unconfirmed, maxResends)
+}
+
+// Coalescing: when a backlog builds for one recipient, the next send
+// carries as many of the deliveries waiting behind it as fit in one
+// message, oldest first (see Policy.Coalesce). Each carried delivery
+// keeps its own state and attempt record; the functions below decide
+// which ride and what becomes of them.
+
+// Coalesces reports whether the send of claimed delivery c, planned as
+// plan, should carry the deliveries behind it: the route coalesces, more
+// than CoalesceAfter deliveries wait for the recipient (c included), and
+// c has not failed for its own sake (a failed message is tried alone, so
+// that its failure stays its own).
+func Coalesces(c store.Claimed, plan Plan, p Policy) bool {
+	return plan.Send && p.Coalesce && p.CoalesceAfter > 0 && c.Behind >= p.CoalesceAfter && c.Failures == 0
+}
+
+// Ride says whether queued delivery r may ride in the message that sends
+// claimed delivery head, and with what text. It may when it is due, goes
+// to the same target, its route (policy p) coalesces, it has not failed
+// for its own sake, and Prepare would send it as it is: not expired, and
+// not a firing message whose group's resolved one is queued (that one is
+// left to supersession). The first rider refused ends the run, so that
+// the recipient's order holds.
+func Ride(head store.Claimed, r store.Rider, p Policy, now time.Time) (string, bool) {
+	if !r.Due || r.Target != head.Target || !p.Coalesce || r.Failures > 0 {
+		return "", false
+	}
+	plan := Prepare(r.Claimed, p, now)
+	if !plan.Send || plan.CheckSupersede {
+		return "", false
+	}
+	return plan.Text, true
+}
+
+// coalesceHeader and coalesceSeparator frame a message carrying several
+// deliveries; %d are counts.
+const (
+	coalesceHeader    = "%d notifications while delivery was catching up (oldest first)"
+	coalesceSeparator = "\n\n----- %d of %d -----\n"
+)
+
+// Coalesce is the text of one message carrying texts, oldest first.
+func Coalesce(texts []string) string {
+	var b strings.Builder
+	b.Grow(CoalescedLen(len(texts), 0) + textBytes(texts))
+	fmt.Fprintf(&b, coalesceHeader, len(texts))
+	for i, t := range texts {
+		fmt.Fprintf(&b, coalesceSeparator, i+1, len(texts))
+		b.WriteString(t)
+	}
+	return b.String()
+}
+
+// CoalescedLen is the length in bytes of Coalesce of n texts holding
+// textBytes bytes in all.
+func CoalescedLen(n, textBytes int) int {
+	size := len(fmt.Sprintf(coalesceHeader, n)) + textBytes
+	for i := 1; i <= n; i++ {
+		size += len(fmt.Sprintf(coalesceSeparator, i, n))
+	}
+	return size
+}
+
+func textBytes(texts []string) int {
+	n := 0
+	for _, t := range texts {
+		n += len(t)
+	}
+	return n
+}
+
+// CombinedOutcome is the outcome a send carrying riders (more than zero)
+// stands for. A permanent refusal of a combined message says nothing about
+// which delivery the server refused: every one of them counts it as a
+// failure of its own and is tried again alone (see Coalesces and Ride),
+// where a refusal is its own.
+func CombinedOutcome(out relay.Outcome, riders int) relay.Outcome {
+	if riders == 0 || out.Kind != relay.Permanent {
+		return out
+	}
+	out.Kind, out.Session = relay.RetryLater, false
+	note := fmt.Sprintf("refused a message carrying %d deliveries; each is tried again on its own", riders+1)
+	if out.Detail != "" {
+		note = out.Detail + "; " + note
+	}
+	out.Detail = note
+	return out
+}
+
+// DecideCarried is the finish of rider r, carried by the send whose head
+// finished as head, with outcome out. It is decided as if r had been sent
+// alone with that outcome, under r's route policy p, except that a retry
+// falls when the head's does: the rider cannot go before its head, and
+// rides again with it when both are due.
+func DecideCarried(head store.Finish, r store.Claimed, out relay.Outcome, p Policy, retry RetryPolicy, now time.Time, rnd float64) store.Finish {
+	f := Decide(r, out, p, retry, now, rnd)
+	if f.State == relay.StatePending && head.State == relay.StatePending {
+		f.NextAttemptAt = head.NextAttemptAt
+	}
+	return f
+}
+
+// Sections splits a message made by Coalesce back into its texts, oldest
+// first; ok is false when body is not such a message. It is for tools and
+// tests that match what a recipient received to deliveries: a text that
+// itself holds a separator line would split wrongly.
+func Sections(body string) (texts []string, ok bool) {
+	var n int
+	if _, err := fmt.Sscanf(body, coalesceHeader, &n); err != nil || n < 1 {
+		return nil, false
+	}
+	rest, found := strings.CutPrefix(body, fmt.Sprintf(coalesceHeader, n))
+	if !found {
+		return nil, false
+	}
+	for i := 1; i <= n; i++ {
+		var sep string
+		if rest, found = strings.CutPrefix(rest, fmt.Sprintf(coalesceSeparator, i, n)); !found {
+			return nil, false
+		}
+		text := rest
+		if i < n {
+			sep = fmt.Sprintf(coalesceSeparator, i+1, n)
+			j := strings.Index(rest, sep)
+			if j < 0 {
+				return nil, false
+			}
+			text = rest[:j]
+		}
+		texts = append(texts, text)
+		rest = rest[len(text):]
+	}
+	return texts, true
 }

@@ -34,6 +34,9 @@ func (j *journal) add(c store.Claimed, f store.Finish) {
 	}
 	f.ClaimNext = nil
 	f.Late = true
+	for i := range f.Carried {
+		f.Carried[i].Late = true
+	}
 	j.entries[c.OperationID+"."+strconv.Itoa(c.Attempt)] = journalEntry{c: c, f: f}
 }
 
@@ -82,6 +85,9 @@ func (w *Worker) flushJournal(ctx context.Context) bool {
 			w.log.ErrorContext(ctx, "could not record a kept delivery attempt; recording its outcome without it",
 				slog.String("operation_id", e.c.OperationID), slog.Int("attempt", e.c.Attempt), slog.Any("err", err))
 			e.f.Record = nil
+			for i := range e.f.Carried {
+				e.f.Carried[i].Record = nil
+			}
 			res, err = w.db.Finish(ctx, e.f)
 		}
 		if err != nil && !errors.Is(err, relay.ErrUnavailable) {
@@ -100,6 +106,11 @@ func (w *Worker) flushJournal(ctx context.Context) bool {
 			slog.String("state", string(e.f.State)), slog.Bool("applied", res.Recorded))
 		if res.Recorded {
 			w.m.finished.WithLabelValues(string(e.f.State)).Inc()
+		}
+		for i, cf := range e.f.Carried {
+			if i < len(res.CarriedRecorded) && res.CarriedRecorded[i] {
+				w.m.finished.WithLabelValues(string(cf.State)).Inc()
+			}
 		}
 	}
 	return w.journal.len() == 0

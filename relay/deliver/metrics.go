@@ -9,6 +9,8 @@ import (
 // Metrics are the delivery side's Prometheus metrics.
 type Metrics struct {
 	attempts    *prometheus.CounterVec
+	coalesced   prometheus.Counter
+	carried     prometheus.Counter
 	finished    *prometheus.CounterVec
 	latency     prometheus.Histogram
 	inFlight    prometheus.Gauge
@@ -24,6 +26,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "relay_delivery_attempts_total",
 			Help: "Tries to send a delivery, by outcome (delivered, retry, permanent, uncertain) and reason.",
 		}, []string{"outcome", "reason"}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_delivery_coalesced_sends_total",
+			Help: "Messages sent carrying more than one delivery (coalescing under a backlog).",
+		}),
+		carried: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_delivery_carried_total",
+			Help: "Deliveries sent inside another delivery's message (each also counts as an attempt).",
+		}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_delivery_transitions_total",
 			Help: "Deliveries moved to a state by this replica's worker, by state.",
@@ -54,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.finished.WithLabelValues(string(st))
 	}
 	if reg != nil {
-		reg.MustRegister(m.attempts, m.finished, m.latency, m.inFlight, m.leaseHeld, m.claimErrors, m.unrecorded)
+		reg.MustRegister(m.attempts, m.coalesced, m.carried, m.finished, m.latency, m.inFlight, m.leaseHeld, m.claimErrors, m.unrecorded)
 	}
 	return m
 }

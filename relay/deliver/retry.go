@@ -74,9 +74,18 @@ type Policy struct {
 	// Supersede: a firing notification still queued when its group resolves
 	// is replaced by the resolved message, which says so (default).
 	Supersede bool
+	// Coalesce: when more than CoalesceAfter deliveries wait for one
+	// recipient, the next send carries as many of them as fit in one
+	// message of MaxMessageBytes, oldest first, under a one-line header
+	// (default). Each keeps its own outcome and attempt record.
+	Coalesce      bool
+	CoalesceAfter int
+	// MaxMessageBytes caps a coalesced message (ingest.max_message_bytes).
+	MaxMessageBytes int
 }
 
 // DefaultPolicy is the policy of a route that sets nothing.
 func DefaultPolicy() Policy {
-	return Policy{MaxAttempts: 10, MaxAge: 2 * time.Hour, ResendUncertain: true, MaxResends: 2, Supersede: true}
+	return Policy{MaxAttempts: 10, MaxAge: 2 * time.Hour, ResendUncertain: true, MaxResends: 2, Supersede: true,
+		Coalesce: true, CoalesceAfter: 3, MaxMessageBytes: 8 << 10}
 }

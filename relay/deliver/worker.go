@@ -294,12 +294,18 @@ func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claime
 		return w.record(ctx, claiming, c, plan.Finish)
 	}
 
+	text := plan.Text
+	var riders []store.Claimed
+	if Coalesces(c, plan, policy) {
+		riders, text = w.gather(ctx, c, plan.Text, policy)
+	}
+
 	opID := fmt.Sprintf("%s.%d", c.OperationID, c.Attempt)
 	start := w.opts.Now()
 	// The send must end, and its outcome be recorded, before the claim's
 	// lease runs out: after that the delivery may be claimed again.
 	sendCtx, cancel := context.WithTimeout(ctx, w.opts.Lease*3/4)
-	out, err := p.Send(sendCtx, c.Target, opID, plan.Text)
+	out, err := p.Send(sendCtx, c.Target, opID, text)
 	cancel()
 	end := w.opts.Now()
 	if out.Kind == 0 && err != nil && out.Detail == "" {
@@ -311,6 +317,7 @@ func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claime
 	if out.OperationID == "" {
 		out.OperationID = opID
 	}
+	out = CombinedOutcome(out, len(riders))
 	f := Decide(c, out, policy, w.opts.Retry, end, rand.Float64())
 	kind := out.Kind
 	if kind == 0 {
@@ -319,13 +326,59 @@ func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claime
 	f.Record = &store.AttemptRecord{
 		UCWAOperationID: out.OperationID, Outcome: kind.String(), Pool: out.Pool, HTTPStatus: out.HTTPStatus,
 		Code: out.Code, Subcode: out.Subcode, Reason: out.Reason, Error: out.Detail, Latency: out.Latency,
-		StartedAt: start, FinishedAt: end,
+		StartedAt: start, FinishedAt: end, Carried: len(riders),
 	}
-	w.m.attempts.WithLabelValues(f.Record.Outcome, out.Reason).Inc()
+	w.m.attempts.WithLabelValues(f.Record.Outcome, out.Reason).Add(float64(1 + len(riders)))
 	if f.State == relay.StateDelivered {
 		w.m.latency.Observe(end.Sub(c.QueuedAt).Seconds())
 	}
+	for _, r := range riders {
+		cf := DecideCarried(f, r, out, w.opts.PolicyFunc(r.Route), w.opts.Retry, end, rand.Float64())
+		rec := *f.Record
+		rec.Carried, rec.CarriedBy = 0, c.OperationID
+		cf.Record = &rec
+		f.Carried = append(f.Carried, cf)
+		if cf.State == relay.StateDelivered {
+			w.m.latency.Observe(end.Sub(r.QueuedAt).Seconds())
+		}
+	}
+	if len(riders) > 0 {
+		w.m.coalesced.Inc()
+		w.m.carried.Add(float64(len(riders)))
+	}
 	return w.record(ctx, claiming, c, f)
+}
+
+// gather claims the deliveries waiting behind head that may ride in its
+// message (see Ride), as many as fit in one message of the route's
+// MaxMessageBytes, and returns them with the message's text. When the
+// database does not answer, head goes alone: its message is due, and the
+// riders' claim, if it committed unseen, is given back before the next.
+func (w *Worker) gather(ctx context.Context, head store.Claimed, headText string, p Policy) ([]store.Claimed, string) {
+	now := w.opts.Now()
+	texts := []string{headText}
+	size := len(headText)
+	token := newClaimToken()
+	riders, err := w.db.ClaimRiders(context.WithoutCancel(ctx), head, store.RiderClaim{Now: now, Lease: w.opts.Lease, Token: token},
+		func(r store.Rider) bool {
+			text, ok := Ride(head, r, w.opts.PolicyFunc(r.Route), now)
+			if !ok || CoalescedLen(len(texts)+1, size+len(text)) > p.MaxMessageBytes {
+				return false
+			}
+			texts = append(texts, text)
+			size += len(text)
+			return true
+		})
+	if err != nil {
+		w.noteLostClaim(token)
+		w.log.WarnContext(ctx, "claim the deliveries waiting behind one; sending it alone",
+			slog.String("operation_id", head.OperationID), slog.Any("err", err))
+		return nil, headText
+	}
+	if len(riders) == 0 {
+		return nil, headText
+	}
+	return riders, Coalesce(texts)
 }
 
 // supersedeNote goes in front of a resolved message that replaces firing
@@ -354,6 +407,9 @@ func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.
 		res, err := w.db.Finish(ctx, f)
 		if err == nil {
 			w.logFinish(ctx, c, f, res.Recorded)
+			for i, cf := range f.Carried {
+				w.logCarried(ctx, c, cf, i < len(res.CarriedRecorded) && res.CarriedRecorded[i])
+			}
 			if res.Recorded && f.State == relay.StatePending {
 				w.wakeFor(f.NextAttemptAt)
 			}
@@ -367,6 +423,9 @@ func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.
 			w.log.ErrorContext(ctx, "could not record a delivery's attempt; recording its outcome without it",
 				slog.String("operation_id", c.OperationID), slog.String("state", string(f.State)), slog.Any("err", err))
 			f.Record = nil
+			for i := range f.Carried {
+				f.Carried[i].Record = nil
+			}
 			continue
 		case !errors.Is(err, relay.ErrUnavailable):
 			// Keeping it would only block claiming. The delivery is taken
@@ -403,6 +462,25 @@ func (w *Worker) release(c store.Claimed) {
 		// Its lease expires, or a newer session generation takes it over.
 		w.log.WarnContext(ctx, "give back an unsent delivery", slog.String("operation_id", c.OperationID), slog.Any("err", err))
 	}
+}
+
+// logCarried logs and counts the finish of a delivery carried in head's
+// message.
+func (w *Worker) logCarried(ctx context.Context, head store.Claimed, f store.Finish, ok bool) {
+	attrs := []slog.Attr{slog.String("operation_id", f.OperationID), slog.Int("attempt", f.Attempt),
+		slog.String("carried_by", head.OperationID), slog.String("state", string(f.State))}
+	switch {
+	case !ok:
+		w.log.LogAttrs(ctx, slog.LevelWarn, "carried delivery outcome not recorded: the claim is no longer current", attrs...)
+		return
+	case f.State == relay.StateDead:
+		w.log.LogAttrs(ctx, slog.LevelError, "delivery dead", attrs...)
+	case f.State == relay.StatePending || f.State == relay.StateUncertain:
+		w.log.LogAttrs(ctx, slog.LevelWarn, "delivery attempt failed", attrs...)
+	default:
+		w.log.LogAttrs(ctx, slog.LevelDebug, "delivery finished", attrs...)
+	}
+	w.m.finished.WithLabelValues(string(f.State)).Inc()
 }
 
 func (w *Worker) logFinish(ctx context.Context, c store.Claimed, f store.Finish, ok bool) {
