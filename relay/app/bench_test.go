@@ -25,9 +25,9 @@ import (
 // Run with -benchtime=Nx, where N is the number of notifications.
 func BenchmarkDeliveryLatency(b *testing.B) {
 	sim := newSim(b)
-	r := startRelay(b, relaytest.NewDatabase(b), deliveryYAML(sim, `
+	r := startRelay(b, relaytest.NewDatabase(b), oneByOne(deliveryYAML(sim, `
   max_in_flight: 256
-`)+"\n")
+`)+"\n"))
 	// Warm the session and the conversation.
 	r.waitFinal(30*time.Second, r.postTo("oncall-only", relaytest.Notification("Warmup", 1, "firing"))...)
 
@@ -102,9 +102,9 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 	procStart := processCPU()
 	b.ResetTimer()
 	start := time.Now()
-	r := startRelay(b, dbURL, deliveryYAML(sim, `
+	r := startRelay(b, dbURL, oneByOne(deliveryYAML(sim, `
   max_in_flight: 256
-`)+"\n")
+`)+"\n"))
 	waitDrained(b, db)
 	elapsed := time.Since(start)
 	b.StopTimer()
@@ -256,7 +256,7 @@ func BenchmarkDrainOneRecipient(b *testing.B) {
 	queueDirect(b, db, b.N, func(int) string { return "sip:oncall@contoso.com" })
 	b.ResetTimer()
 	start := time.Now()
-	r := startRelay(b, dbURL, deliveryYAML(sim, "")+"\n")
+	r := startRelay(b, dbURL, oneByOne(deliveryYAML(sim, "")+"\n"))
 	waitDrained(b, db)
 	elapsed := time.Since(start)
 	b.StopTimer()
@@ -288,4 +288,86 @@ func BenchmarkDrainOneRecipient(b *testing.B) {
 	b.ReportMetric(float64(slowest), "slowest-second-msgs")
 	b.ReportMetric(float64(msgs[0].Time.Sub(start).Milliseconds()), "first-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// oneByOne turns coalescing off on deliveryYAML's prod and oncall-only
+// routes: the benchmarks of the one-message-per-delivery path measure it
+// whatever the backlog.
+func oneByOne(yaml string) string {
+	for _, conv := range []string{"[oncall, dba]", "[oncall]"} {
+		yaml = strings.Replace(yaml, "    conversations: "+conv+"\n", "    conversations: "+conv+"\n    delivery: { coalesce: false }\n", 1)
+	}
+	return yaml
+}
+
+// BenchmarkBurst: b.N rounds of 1,000 alert groups firing at once (one
+// webhook each, from 32 senders) on a route to three people, through the
+// simulator at its production timers. It reports the time from the last
+// 202 until every delivery is delivered, with coalescing on (the default)
+// and off, and how many messages the three people got.
+func BenchmarkBurst(b *testing.B) {
+	for _, coalesce := range []bool{true, false} {
+		b.Run(fmt.Sprintf("coalesce=%v", coalesce), func(b *testing.B) {
+			sim, err := ucwasim.New(ucwasim.Config{Password: simPassword, EmbedResources: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sim.Close()
+			dbURL := relaytest.NewDatabase(b)
+			db, err := store.Open(context.Background(), dbURL, store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			r := startRelay(b, dbURL, relaytest.UCWAYAML(sim.DiscoveryURLs())+fmt.Sprintf(`
+conversations:
+  anna:  { to: "sip:anna@contoso.com" }
+  ben:   { to: "sip:ben@contoso.com" }
+  chloe: { to: "sip:chloe@contoso.com" }
+routes:
+  - name: burst
+    format: alertmanager
+    conversations: [anna, ben, chloe]
+    delivery: { coalesce: %v }
+`, coalesce))
+			defer r.stop()
+			r.waitFinal(30*time.Second, r.postTo("burst", relaytest.Notification("Warmup", 1, "firing"))...)
+
+			const groups, senders = 1000, 32
+			var afterLast, total time.Duration
+			messages := 0
+			b.ResetTimer()
+			for round := range b.N {
+				before := len(sim.Messages())
+				start := time.Now()
+				var wg sync.WaitGroup
+				next := make(chan int)
+				for range senders {
+					wg.Go(func() {
+						for i := range next {
+							r.postTo("burst", relaytest.Notification(fmt.Sprintf("Burst%d-%04d", round, i), 1, "firing"))
+						}
+					})
+				}
+				for i := range groups {
+					next <- i
+				}
+				close(next)
+				wg.Wait()
+				lastAccepted := time.Now()
+				waitDrained(b, db)
+				afterLast += time.Since(lastAccepted)
+				total += time.Since(start)
+				messages += len(sim.Messages()) - before
+			}
+			b.StopTimer()
+			if n := delivered(b, db); n != 3*(groups*b.N+1) {
+				b.Fatalf("%d delivered, want %d", n, 3*(groups*b.N+1))
+			}
+			b.ReportMetric(afterLast.Seconds()/float64(b.N), "s-after-last-202")
+			b.ReportMetric(total.Seconds()/float64(b.N), "s-total")
+			b.ReportMetric(float64(messages)/float64(b.N), "messages")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }

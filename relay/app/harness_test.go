@@ -125,12 +125,15 @@ type deliveryView struct {
 	Text        string `json:"text"`
 	Recipient   string `json:"recipient"`
 	LastError   string `json:"lastError"`
+	Unconfirmed int    `json:"unconfirmed"`
 	AttemptLog  []struct {
 		Attempt         int    `json:"attempt"`
 		Outcome         string `json:"outcome"`
 		Pool            string `json:"pool"`
 		UCWAOperationID string `json:"ucwaOperationId"`
 		Reason          string `json:"reason"`
+		CarriedBy       string `json:"carriedBy"`
+		Carried         int    `json:"carried"`
 	} `json:"attemptLog"`
 }
 

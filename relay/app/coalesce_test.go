@@ -1,0 +1,215 @@
+package app_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skype-relay/relay/relay/deliver"
+	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
+	"github.com/skype-relay/relay/relay/relaytest"
+)
+
+// coalesceYAML is one route to one conversation, coalescing as told.
+func coalesceYAML(sim *ucwasim.Sim, delivery string) string {
+	return relaytest.UCWAYAML(sim.DiscoveryURLs()) + fmt.Sprintf(`
+conversations:
+  oncall: { to: "sip:oncall@contoso.com", subject: "Production alerts" }
+routes:
+  - name: burst
+    format: alertmanager
+    conversations: [oncall]
+    delivery: %s
+delivery:
+  poll_interval: 50ms
+  retry_base: 20ms
+  retry_max: 200ms
+  session_ttl: 2s
+  lease: 30s
+`, delivery)
+}
+
+// backlog posts n alert groups to the burst route while the first of them
+// is held up in sending, so that a backlog builds for one recipient, and
+// returns their operationIds in queue order once every delivery is final.
+// A first notification, delivered before, has the session ready. faults
+// are injected after the hold-up: they meet the sends that follow it.
+func backlog(t *testing.T, sim *ucwasim.Sim, r *relayInstance, n int, faults ...ucwasim.Fault) ([]string, map[string]deliveryView) {
+	t.Helper()
+	r.waitFinal(30*time.Second, r.post("burst", relaytest.Notification("Warmup", 1, "firing"))...)
+	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: time.Second})
+	for _, f := range faults {
+		sim.Inject(f)
+	}
+	var ids []string
+	for i := range n {
+		ids = append(ids, r.post("burst", relaytest.Notification(fmt.Sprintf("Burst%03d", i), 1, "firing"))...)
+	}
+	return ids, r.waitFinal(60*time.Second, ids...)
+}
+
+// TestCoalescedBacklog: a backlog for one recipient goes out in a few
+// messages, each carrying as many deliveries as wait, oldest first, under
+// a header; every delivery is delivered exactly once, in queue order,
+// with its own attempt naming the message that carried it.
+func TestCoalescedBacklog(t *testing.T) {
+	sim := newSim(t)
+	r := startRelay(t, relaytest.NewDatabase(t), coalesceYAML(sim, "{ coalesce_after: 3 }"))
+	ids, got := backlog(t, sim, r, 40)
+
+	msgs := sim.Messages()[1:] // after the warm-up
+	byOp := map[string]ucwasim.Message{}
+	combined := 0
+	for _, m := range msgs {
+		byOp[m.OperationID] = m
+		if strings.Contains(m.Body, coalescedHeader) {
+			combined++
+		}
+	}
+	t.Logf("%d deliveries in %d messages, %d of them combined", len(ids), len(msgs), combined)
+	if combined == 0 || len(msgs) >= len(ids) {
+		t.Fatalf("%d messages (%d combined) for %d deliveries, want fewer, combined", len(msgs), combined, len(ids))
+	}
+
+	// Every text arrives once, and in queue order across the messages.
+	var all strings.Builder
+	for _, m := range msgs {
+		all.WriteString(m.Body + "\n")
+	}
+	at := 0
+	for i, id := range ids {
+		d := got[id]
+		if d.State != "delivered" || len(d.AttemptLog) != 1 {
+			t.Fatalf("%s: %s with %d attempts (%s), want delivered with 1", id, d.State, len(d.AttemptLog), d.LastError)
+		}
+		if n := strings.Count(all.String(), d.Text); n != 1 {
+			t.Errorf("delivery %d's text arrived %d times, want once", i, n)
+		}
+		pos := strings.Index(all.String(), d.Text)
+		if pos < at {
+			t.Errorf("delivery %d arrived before the one queued ahead of it", i)
+		}
+		at = pos
+
+		// Its attempt names the message that carried it, and that message
+		// holds its text.
+		a := d.AttemptLog[0]
+		m, ok := byOp[a.UCWAOperationID]
+		if !ok || !strings.Contains(m.Body, d.Text) {
+			t.Errorf("%s: attempt %+v names no message holding its text", id, a)
+			continue
+		}
+		if a.CarriedBy != "" {
+			head := got[a.CarriedBy]
+			if len(head.AttemptLog) == 0 || head.AttemptLog[0].UCWAOperationID != a.UCWAOperationID || head.AttemptLog[0].Carried == 0 {
+				t.Errorf("%s: carried by %s, whose attempt %+v did not send that message", id, a.CarriedBy, head.AttemptLog)
+			}
+		}
+	}
+	for _, m := range msgs {
+		if len(m.Body) > 8192 {
+			t.Errorf("message %s is %d bytes, over ingest.max_message_bytes", m.OperationID, len(m.Body))
+		}
+	}
+	metrics := r.metrics()
+	if !strings.Contains(metrics, "relay_delivery_coalesced_sends_total "+fmt.Sprint(combined)) {
+		t.Errorf("relay_delivery_coalesced_sends_total is not %d:\n%s", combined, grepLines(metrics, "relay_delivery_c"))
+	}
+	assertNoViolations(t, sim)
+}
+
+// TestCoalesceOff: a route with coalesce: false sends every delivery as a
+// message of its own, whatever waits.
+func TestCoalesceOff(t *testing.T) {
+	sim := newSim(t)
+	r := startRelay(t, relaytest.NewDatabase(t), coalesceYAML(sim, "{ coalesce: false }"))
+	ids, got := backlog(t, sim, r, 12)
+	if msgs := sim.Messages()[1:]; len(msgs) != len(ids) {
+		t.Fatalf("%d messages for %d deliveries, want one each", len(msgs), len(ids))
+	}
+	for _, id := range ids {
+		if d := got[id]; d.State != "delivered" || len(d.AttemptLog) != 1 || d.AttemptLog[0].CarriedBy != "" {
+			t.Errorf("%s: %s, attempts %+v; want delivered on its own", id, d.State, d.AttemptLog)
+		}
+	}
+	assertNoViolations(t, sim)
+}
+
+// TestCoalescedSendUnconfirmed: when the server never confirms a message
+// carrying several deliveries, each of them counts an unconfirmed send
+// and goes out again marked "(resent)": every text arrives once plus once
+// per unconfirmed send, marked on each resend.
+func TestCoalescedSendUnconfirmed(t *testing.T) {
+	sim := newSim(t)
+	r := startRelay(t, relaytest.NewDatabase(t), coalesceYAML(sim, "{ coalesce_after: 3 }"))
+	const to = "sip:oncall@contoso.com"
+	r.waitFinal(30*time.Second, r.post("burst", relaytest.Notification("Warmup", 1, "firing"))...)
+	// Until a combined message has gone out, nothing is confirmed.
+	sim.SetUnconfirmed(to, true)
+	var ids []string
+	for i := range 8 {
+		ids = append(ids, r.post("burst", relaytest.Notification(fmt.Sprintf("Burst%03d", i), 1, "firing"))...)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.ContainsFunc(sim.Messages(), func(m ucwasim.Message) bool { return strings.Contains(m.Body, coalescedHeader) }) {
+		if time.Now().After(deadline) {
+			t.Fatal("no combined message within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sim.SetUnconfirmed(to, false)
+	got := r.waitFinal(60*time.Second, ids...)
+
+	var all strings.Builder
+	for _, m := range sim.Messages() {
+		all.WriteString(m.Body + "\n")
+	}
+	carriedUnconfirmed := 0
+	for _, id := range ids {
+		d := got[id]
+		if d.State != "delivered" || d.Unconfirmed == 0 {
+			t.Errorf("%s: %s after %d unconfirmed sends (%s), want delivered after at least one", id, d.State, d.Unconfirmed, d.LastError)
+		}
+		if n, resent := strings.Count(all.String(), d.Text), strings.Count(all.String(), deliver.ResentMarker+d.Text); n != 1+d.Unconfirmed || resent != d.Unconfirmed {
+			t.Errorf("%s: its text arrived %d times, %d of them marked resent; want %d, %d", id, n, resent, 1+d.Unconfirmed, d.Unconfirmed)
+		}
+		for _, a := range d.AttemptLog {
+			if a.Outcome == "uncertain" && a.CarriedBy != "" {
+				carriedUnconfirmed++
+			}
+		}
+	}
+	if carriedUnconfirmed == 0 {
+		t.Error("no carried delivery recorded an unconfirmed send")
+	}
+	assertNoViolations(t, sim)
+}
+
+// coalescedHeader is in the header of every combined message.
+const coalescedHeader = "notifications while delivery was catching up"
+
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// metrics returns relay's /metrics page.
+func (r *relayInstance) metrics() string {
+	r.t.Helper()
+	resp, err := http.Get(r.base + "/metrics")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
