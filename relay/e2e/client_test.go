@@ -184,22 +184,25 @@ func (s *sender) summary() string {
 
 // deliveryView is what GET /v1/deliveries/{id} says of a delivery.
 type deliveryView struct {
-	OperationID string     `json:"operationId"`
-	State       string     `json:"state"`
-	Text        string     `json:"text"`
-	Recipient   string     `json:"recipient"`
-	Attempts    int        `json:"attempts"`
-	Failures    int        `json:"failures"`
-	Unconfirmed int        `json:"unconfirmed"`
-	LastError   string     `json:"lastError"`
-	DeliveredAt *time.Time `json:"deliveredAt"`
-	AttemptLog  []struct {
-		Attempt         int    `json:"attempt"`
-		Outcome         string `json:"outcome"`
-		Pool            string `json:"pool"`
-		UCWAOperationID string `json:"ucwaOperationId"`
-		Reason          string `json:"reason"`
-	} `json:"attemptLog"`
+	OperationID string        `json:"operationId"`
+	State       string        `json:"state"`
+	Text        string        `json:"text"`
+	Recipient   string        `json:"recipient"`
+	Attempts    int           `json:"attempts"`
+	Failures    int           `json:"failures"`
+	Unconfirmed int           `json:"unconfirmed"`
+	LastError   string        `json:"lastError"`
+	DeliveredAt *time.Time    `json:"deliveredAt"`
+	AttemptLog  []attemptView `json:"attemptLog"`
+}
+
+type attemptView struct {
+	Attempt         int    `json:"attempt"`
+	Outcome         string `json:"outcome"`
+	Pool            string `json:"pool"`
+	UCWAOperationID string `json:"ucwaOperationId"`
+	Reason          string `json:"reason"`
+	CarriedBy       string `json:"carriedBy"`
 }
 
 func (d deliveryView) final() bool { return d.State != "pending" && d.State != "sending" }
@@ -272,16 +275,51 @@ func waitFinalWith(t *testing.T, client *http.Client, base string, ids []string,
 	}
 }
 
-// messagesByDelivery groups the simulator's messages by delivery: a
-// message's OperationID is "<delivery operationId>.<attempt>".
-func messagesByDelivery(sim *ucwasim.Sim) map[string][]ucwasim.Message {
+// messagesByDelivery groups the simulator's messages by delivery (see
+// attribute).
+func messagesByDelivery(sim *ucwasim.Sim, views map[string]deliveryView) map[string][]ucwasim.Message {
+	return attribute(sim.Messages(), views)
+}
+
+// attribute groups msgs by the delivery each copy belongs to. A message of
+// its own belongs to the delivery its OperationID names
+// ("<delivery operationId>.<attempt>"). A combined message (coalescing) is
+// split into its sections, each attributed, as its own copy with the
+// section as Body, to the delivery of views with that recipient and text
+// (the "(resent) " mark aside), preferring one whose attempts name the
+// message. A section no delivery claims stays under the sending delivery's
+// id, where checkDelivered reports it.
+func attribute(msgs []ucwasim.Message, views map[string]deliveryView) map[string][]ucwasim.Message {
+	type key struct{ to, text string }
+	byText := map[key][]string{}
+	for id, d := range views {
+		k := key{strings.ToLower(d.Recipient), d.Text}
+		byText[k] = append(byText[k], id)
+	}
 	out := map[string][]ucwasim.Message{}
-	for _, m := range sim.Messages() {
+	for _, m := range msgs {
 		id := m.OperationID
 		if i := strings.LastIndexByte(id, '.'); i >= 0 {
 			id = id[:i]
 		}
-		out[id] = append(out[id], m)
+		sections, ok := deliver.Sections(m.Body)
+		if !ok {
+			out[id] = append(out[id], m)
+			continue
+		}
+		to := strings.ToLower("sip:" + strings.TrimPrefix(m.Recipient, "sip:"))
+		for _, sec := range sections {
+			c := m
+			c.Body = sec
+			owner := id
+			ids := byText[key{to, strings.TrimPrefix(sec, deliver.ResentMarker)}]
+			for i, cand := range ids {
+				if i == 0 || slices.ContainsFunc(views[cand].AttemptLog, func(a attemptView) bool { return a.UCWAOperationID == m.OperationID }) {
+					owner = cand
+				}
+			}
+			out[owner] = append(out[owner], c)
+		}
 	}
 	return out
 }
@@ -291,6 +329,8 @@ type outcome struct {
 	duplicates int // deliveries with more than one message
 	extra      int // messages beyond the first of each delivery
 	resentOnly int // deliveries whose one message is marked resent
+	combined   int // messages carrying several deliveries (coalescing)
+	carried    int // copies those carried
 }
 
 // checkDelivered asserts the end-to-end promise for every accepted
@@ -301,7 +341,16 @@ type outcome struct {
 func checkDelivered(t *testing.T, sim *ucwasim.Sim, views map[string]deliveryView) outcome {
 	t.Helper()
 	var o outcome
-	byID := messagesByDelivery(sim)
+	byID := messagesByDelivery(sim, views)
+	for _, m := range sim.Messages() {
+		if sections, ok := deliver.Sections(m.Body); ok {
+			o.combined++
+			o.carried += len(sections)
+		}
+	}
+	if o.combined > 0 {
+		t.Logf("%d combined messages carried %d copies", o.combined, o.carried)
+	}
 	for id, d := range views {
 		if d.State != "delivered" {
 			t.Errorf("delivery %s is %s (%s), want delivered", id, d.State, d.LastError)

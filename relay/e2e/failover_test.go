@@ -43,7 +43,7 @@ func TestPoolFailoverMidStream(t *testing.T) {
 	o := checkDelivered(t, sim, views)
 	assertNoViolations(t, sim)
 
-	byID := messagesByDelivery(sim)
+	byID := messagesByDelivery(sim, views)
 	pools := map[string]int{}
 	for _, id := range ids {
 		for _, m := range byID[id] {

@@ -274,7 +274,7 @@ func TestUnconfirmedSendsAreBounded(t *testing.T) {
 		t.Fatalf("route prod made %d deliveries, want 4", len(ids))
 	}
 	views := waitFinal(t, r.base, ids, 50*time.Second)
-	byID := messagesByDelivery(sim)
+	byID := messagesByDelivery(sim, views)
 	const maxResends = 2 // the default
 	for _, id := range ids {
 		d, msgs := views[id], byID[id]
@@ -417,7 +417,10 @@ func TestDatabaseDownLongerThanSessionTTL(t *testing.T) {
 	// About 20 messages a second per recipient, so the outage comes mid-stream.
 	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: 40 * time.Millisecond, Count: -1})
 	proxy, dbURL := relaytest.NewProxy(t, relaytest.NewDatabase(t))
-	r := startRelay(t, "relay", sim, dbURL)
+	// One message per delivery: the outage must come mid-stream, which
+	// coalescing the backlog would shorten to a few messages. (The crash,
+	// failover and database-restart tests run with it on.)
+	r := startRelayWith(t, "relay", sim, dbURL, oneByOne())
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	s := newSender(t, r.base)
@@ -446,7 +449,7 @@ func TestDatabaseDownLongerThanSessionTTL(t *testing.T) {
 	}
 	// Every delivery's audit holds the attempt that delivered it, under the
 	// operationId the server saw.
-	byID := messagesByDelivery(sim)
+	byID := messagesByDelivery(sim, views)
 	missing := 0
 	for id, d := range views {
 		sent := map[string]bool{}

@@ -60,6 +60,15 @@ var routes = []struct {
 	{"net", []int{7, 8, 9}},
 }
 
+// oneByOne is the routeExtra that turns coalescing off on every route.
+func oneByOne() map[string]string {
+	out := map[string]string{}
+	for _, r := range routes {
+		out[r.name] = "delivery: { coalesce: false }"
+	}
+	return out
+}
+
 func newSim(t *testing.T) *ucwasim.Sim {
 	t.Helper()
 	sim, err := ucwasim.New(ucwasim.Config{Password: simPassword, TimeScale: 0.01, EmbedResources: true})
