@@ -101,6 +101,12 @@ func timeline(d *store.DeliveryDetail) []event {
 		if a.Pool != "" {
 			detail += " to pool " + a.Pool
 		}
+		switch {
+		case a.CarriedBy != "":
+			detail += ", carried in the message of " + a.CarriedBy + " (deliveries waiting for the recipient went as one message)"
+		case a.Carried > 0:
+			detail += fmt.Sprintf(", in one message with %d other deliveries waiting for the recipient", a.Carried)
+		}
 		ev = append(ev, event{At: a.StartedAt, What: fmt.Sprintf("attempt %d sent", a.Attempt), Class: "sending", Detail: detail})
 		res := a.Outcome
 		if a.Reason != "" {
