@@ -208,8 +208,11 @@ func padAlerts(msg []byte, pad int) ([]byte, error) {
 func (b *bodies) body(i int64) []byte { return b.expand(b.tmpl, i) }
 
 func (b *bodies) expand(tmpl []byte, i int64) []byte {
-	return bytes.ReplaceAll(tmpl, []byte(marker), fmt.Appendf(nil, "G%s-%09d", b.run, i))
+	return bytes.ReplaceAll(tmpl, []byte(marker), []byte(b.group(i)))
 }
+
+// group is the group name of body i: unique to the run and the request.
+func (b *bodies) group(i int64) string { return fmt.Sprintf("G%s-%09d", b.run, i) }
 
 // sender posts over one kept-alive connection, dialling again when the
 // relay closes it.

@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/skype-relay/relay/relay/deliver"
 )
 
 // RateResult is an open-loop run's summary, printed as a JSON line.
@@ -30,6 +33,10 @@ type RateResult struct {
 	MaxMs        float64 `json:"max_ms"`
 	IngestP99ms  float64 `json:"ingest_p99_ms"`
 	MissingAfter string  `json:"missing_after,omitempty"`
+	// Combined counts messages that carried several deliveries
+	// (coalescing under a backlog); their deliveries count as arriving
+	// with them.
+	Combined int `json:"combined"`
 }
 
 // maxConns bounds the connections the open loop keeps; a request finding
@@ -47,12 +54,14 @@ func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies
 		fmt.Fprintln(os.Stderr, "relay-load: -rate needs -sim, the simulator's control URL on a loopback address")
 		return 2
 	}
+	groupRE := regexp.MustCompile(`G` + bs.run + `-[0-9]{9}`)
 	free := make(chan *sender, maxConns)
 	for range maxConns {
 		free <- &sender{addr: u.Host, path: u.RequestURI(), host: u.Host, token: token, keep: true}
 	}
 	var mu sync.Mutex
 	accepted := map[string]time.Time{} // operationId → when its 202 came
+	groups := map[string][]string{}    // a body's group name → its operationIds
 	var ingest []time.Duration
 	var errs, late int
 	var wg sync.WaitGroup
@@ -91,6 +100,7 @@ func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies
 			for _, id := range ans.OperationIDs {
 				accepted[id] = done
 			}
+			groups[bs.group(int64(i))] = ans.OperationIDs
 		})
 	}
 	wg.Wait()
@@ -110,10 +120,29 @@ func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies
 			return 1
 		}
 		lat = lat[:0]
+		seen := map[string]bool{}
+		arrived := func(id string, at time.Time) {
+			if t, ok := accepted[id]; ok && !seen[id] {
+				seen[id] = true
+				lat = append(lat, at.Sub(t))
+			}
+		}
+		res.Combined = 0
 		for _, m := range msgs {
-			id, _, _ := strings.Cut(m.OperationID, ".")
-			if t, ok := accepted[id]; ok {
-				lat = append(lat, m.Time.Sub(t))
+			sections, ok := deliver.Sections(m.Body)
+			if !ok {
+				id, _, _ := strings.Cut(m.OperationID, ".")
+				arrived(id, m.Time)
+				continue
+			}
+			// A message carrying several: each section is the text of one
+			// accepted delivery, found by its group name.
+			res.Combined++
+			for _, sec := range sections {
+				ids := groups[groupRE.FindString(sec)]
+				if i := slices.IndexFunc(ids, func(id string) bool { return !seen[id] }); i >= 0 {
+					arrived(ids[i], m.Time)
+				}
 			}
 		}
 		if len(lat) >= len(accepted) || time.Now().After(deadline) {
@@ -141,6 +170,7 @@ func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies
 
 type simMessage struct {
 	OperationID string
+	Body        string
 	Time        time.Time
 }
 
