@@ -75,6 +75,7 @@ func run() int {
 	closeConns := flag.Bool("close", false, "with -burst: send Connection: close with every request")
 	rate := flag.Float64("rate", 0, "open loop: send this many requests per second for -d, whatever the answers take, and measure each message from its 202 to the simulator's record (needs -sim)")
 	simURL := flag.String("sim", "", "with -rate: the UCWA simulator's control address, e.g. http://127.0.0.1:18443")
+	trace := flag.String("trace", "", "with -rate: write each delivery's 202 time and latency to this CSV file (to find when a slow one came)")
 	flag.Parse()
 
 	u, err := url.Parse(*target)
@@ -91,7 +92,7 @@ func run() int {
 		return runBurst(u, *token, *burstN, bodies, *dbURL, *closeConns)
 	}
 	if *rate > 0 {
-		return runRate(u, *token, *rate, *dur, bodies, *simURL)
+		return runRate(u, *token, *rate, *dur, bodies, *simURL, *trace)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)

@@ -48,7 +48,7 @@ const maxConns = 256
 // 202's operationIds and time, then reads the simulator's record of the
 // messages and reports the latency from 202 to the message reaching the
 // server, as a user waiting for the chat feels it.
-func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies, sim string) int {
+func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies, sim, trace string) int {
 	su, err := url.Parse(sim)
 	if err != nil || sim == "" || !isLoopback(su.Hostname()) {
 		fmt.Fprintln(os.Stderr, "relay-load: -rate needs -sim, the simulator's control URL on a loopback address")
@@ -111,6 +111,7 @@ func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies
 
 	// The simulator's record: wait until every accepted message is there.
 	var lat []time.Duration
+	var rows []string // the trace: ms from the start to the 202, latency in ms
 	res := RateResult{Rate: rate, Seconds: elapsed.Seconds(), Sent: n, Accepted: len(accepted), Errors: errs, Late: late}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -120,11 +121,13 @@ func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies
 			return 1
 		}
 		lat = lat[:0]
+		rows = rows[:0]
 		seen := map[string]bool{}
 		arrived := func(id string, at time.Time) {
 			if t, ok := accepted[id]; ok && !seen[id] {
 				seen[id] = true
 				lat = append(lat, at.Sub(t))
+				rows = append(rows, fmt.Sprintf("%.3f,%.3f", float64(t.Sub(start).Microseconds())/1000, float64(at.Sub(t).Microseconds())/1000))
 			}
 		}
 		res.Combined = 0
@@ -152,6 +155,12 @@ func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies
 	}
 	if len(lat) < len(accepted) {
 		res.MissingAfter = fmt.Sprintf("%d of %d messages not recorded after 2m", len(accepted)-len(lat), len(accepted))
+	}
+	if trace != "" {
+		if err := os.WriteFile(trace, []byte("accepted_ms,latency_ms\n"+strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "relay-load:", err)
+			return 1
+		}
 	}
 	slices.Sort(lat)
 	slices.Sort(ingest)

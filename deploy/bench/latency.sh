@@ -28,6 +28,11 @@ cleanup() {
 trap cleanup EXIT
 line=$(deploy/local/postgres.sh start "$work/pg" "${BENCH_PGPORT:-55437}")
 db_url=${line#DATABASE_URL=}
+# PostgreSQL logs its checkpoints and autovacuum runs, to set beside the
+# trace of slow messages ($work/trace-N.csv: ms from the start to the 202,
+# latency in ms).
+psql -q "$db_url" -c "ALTER SYSTEM SET log_checkpoints = on" -c "ALTER SYSTEM SET log_autovacuum_min_duration = 0" \
+  -c "SELECT pg_reload_conf()" >/dev/null
 
 for cmd in relay relay-load ucwa-sim; do go build -o "$work/bin/$cmd" "./cmd/$cmd"; done
 "$work/bin/ucwa-sim" -root-port 0 -control-port 0 -username alerts@contoso.com -password "$RELAY_UCWA_PASSWORD" \
@@ -58,7 +63,7 @@ load -rate 50 -d 3s >/dev/null # the session, the conversation and the connectio
 
 : > "$work/results"
 for run in $(seq "$runs"); do
-  r=$(load -rate "$rate" -d "${dur}s") || { echo "run $run failed: $r (see $work/relay.log)" >&2; exit 1; }
+  r=$(load -rate "$rate" -d "${dur}s" -trace "$work/trace-$run.csv") || { echo "run $run failed: $r (see $work/relay.log)" >&2; exit 1; }
   echo "$r" >> "$work/results"
   field() { sed -E "s/.*\"$1\":([0-9.]+).*/\\1/" <<<"$r"; }
   echo "run $run: $(field accepted) accepted of $(field sent) ($(field late) sent late), $(field delivered) delivered;" \

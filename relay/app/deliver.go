@@ -46,6 +46,15 @@ func newSupervisor(cfg *config.Config, db *store.DB, logger *slog.Logger, reg pr
 			p.Coalesce = false
 			return p
 		},
+		Lookahead: func() int {
+			n := 0
+			for _, p := range *policies.Load() {
+				if p.Coalesce {
+					n = max(n, p.CoalesceAfter)
+				}
+			}
+			return n
+		},
 		Logger:  logger,
 		Metrics: metrics,
 		Now:     opts.Now,

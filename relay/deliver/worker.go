@@ -52,8 +52,12 @@ type Options struct {
 	Retry         RetryPolicy
 	// PolicyFunc returns the policy of a route (default DefaultPolicy).
 	PolicyFunc func(route string) Policy
-	Logger     *slog.Logger
-	Metrics    *Metrics
+	// Lookahead returns the largest CoalesceAfter of the routes that
+	// coalesce, 0 when none does (default: DefaultPolicy's). A claim counts
+	// the deliveries waiting behind each head up to it, and no further.
+	Lookahead func() int
+	Logger    *slog.Logger
+	Metrics   *Metrics
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -128,6 +132,9 @@ func NewWorker(db *store.DB, opts Options) *Worker {
 	if opts.PolicyFunc == nil {
 		opts.PolicyFunc = func(string) Policy { return DefaultPolicy() }
 	}
+	if opts.Lookahead == nil {
+		opts.Lookahead = func() int { return DefaultPolicy().CoalesceAfter }
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -198,7 +205,7 @@ func (w *Worker) Run(ctx, abort context.Context, p Poster, gen int64) {
 			// committed but whose answer was lost would strand its rows.
 			token := newClaimToken()
 			claimed, err := w.db.Claim(context.WithoutCancel(ctx), w.opts.Now(), store.ClaimOptions{
-				Limit: free, Lease: w.opts.Lease, Gen: gen, Token: token, Takeover: w.takeover()})
+				Limit: free, Lease: w.opts.Lease, Gen: gen, Token: token, Takeover: w.takeover(), Lookahead: w.opts.Lookahead()})
 			if err != nil {
 				w.noteLostClaim(token)
 			}
@@ -402,7 +409,7 @@ func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.
 		// same request takes it back (the caller gives it back when
 		// claiming has stopped meanwhile).
 		if f.ClaimNext == nil && claiming.Err() == nil {
-			f.ClaimNext = &store.NextClaim{Recipient: c.Target.To, Lease: w.opts.Lease, Takeover: w.takeover()}
+			f.ClaimNext = &store.NextClaim{Recipient: c.Target.To, Lease: w.opts.Lease, Takeover: w.takeover(), Lookahead: w.opts.Lookahead()}
 		}
 		res, err := w.db.Finish(ctx, f)
 		if err == nil {

@@ -40,17 +40,13 @@ type Claimed struct {
 	// after this firing one (see Supersede).
 	Supersedable bool
 	// Behind counts the recipient's unfinished deliveries queued after
-	// this one, up to MaxBehind: what decides whether a send carries
-	// others (coalescing).
+	// this one, up to the claim's Lookahead: what decides whether a send
+	// carries others (coalescing).
 	Behind    int
 	Gen       int64
 	CreatedAt time.Time
 	QueuedAt  time.Time
 }
-
-// MaxBehind caps Claimed.Behind: counting further would cost every claim
-// in a backlog and decide nothing (routes' coalesce_after is at most this).
-const MaxBehind = 50
 
 // claimSQL takes the head of each recipient's line (its lowest seq among
 // unfinished deliveries) when that head is due: pending and due, or sending
@@ -101,12 +97,14 @@ const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipi
     d.created_at, d.queued_at`
 
 // behindColumn counts the deliveries queued behind d for its recipient, up
-// to MaxBehind. The row comparison keeps the lookup on the queue index
-// (see claimNextSQL); rows of the next recipients it reads are dropped.
+// to $7 (the lookahead: no more rows are read, so a claim in a backlog
+// costs a few index entries, not the backlog). The row comparison keeps
+// the lookup on the queue index (see claimNextSQL); rows of the next
+// recipients it reads are dropped.
 const behindColumn = `(SELECT count(*) FROM (
         SELECT b.recipient FROM deliveries b
         WHERE (b.recipient, b.seq) > (d.recipient, d.seq) AND b.final_state IS NULL
-        ORDER BY b.recipient, b.seq LIMIT 50) w -- MaxBehind
+        ORDER BY b.recipient, b.seq LIMIT $7::int) w
      WHERE w.recipient = d.recipient)`
 
 // claimNextSQL claims the head of one recipient's line if it is due; it
@@ -154,6 +152,9 @@ type ClaimOptions struct {
 	// before it does, so that the previous holder can write the outcomes it
 	// kept through a database outage first.
 	Takeover bool
+	// Lookahead caps Claimed.Behind (0: not counted): the largest
+	// coalesce_after of the routes that coalesce.
+	Lookahead int
 }
 
 // Claim takes due deliveries for a worker, leasing them until now+lease.
@@ -161,7 +162,7 @@ func (db *DB) Claim(ctx context.Context, now time.Time, o ClaimOptions) ([]Claim
 	ctx, cancel := context.WithTimeout(ctx, db.opts.OpTimeout)
 	defer cancel()
 	gen := o.Gen
-	rows, _ := db.pool.Query(ctx, claimSQL, now, o.Limit, o.Lease.Milliseconds(), gen, o.Token, o.Takeover)
+	rows, _ := db.pool.Query(ctx, claimSQL, now, o.Limit, o.Lease.Milliseconds(), gen, o.Token, o.Takeover, o.Lookahead)
 	list, err := pgx.CollectRows(rows, scanClaimed(gen))
 	if err != nil {
 		return nil, classify("claim deliveries", err)
@@ -239,8 +240,9 @@ type Finish struct {
 type NextClaim struct {
 	Recipient string
 	Lease     time.Duration
-	// Takeover as in ClaimOptions.
-	Takeover bool
+	// Takeover and Lookahead as in ClaimOptions.
+	Takeover  bool
+	Lookahead int
 }
 
 // NextClaimToken is the claim token of the delivery a finish of attempt
@@ -314,7 +316,7 @@ func (db *DB) writeFinishes(items []Finish) ([]FinishResult, error) {
 		}
 		queueFinish(b, f)
 		if n := f.ClaimNext; n != nil {
-			b.Queue(claimNextSQL, f.Now, n.Lease.Milliseconds(), f.Gen, n.Recipient, NextClaimToken(f.OperationID, f.Attempt), n.Takeover)
+			b.Queue(claimNextSQL, f.Now, n.Lease.Milliseconds(), f.Gen, n.Recipient, NextClaimToken(f.OperationID, f.Attempt), n.Takeover, n.Lookahead)
 		}
 	}
 	br := db.pool.SendBatch(ctx, b)

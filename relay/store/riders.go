@@ -32,7 +32,9 @@ type RiderClaim struct {
 // ridersSQL reads the next page of the recipient's line after seq, locked
 // in queue order. The line is found as claimNextSQL finds its head: the
 // row comparison leaves the queue index as the only plan that yields rows
-// in order, whatever the statistics.
+// in order, whatever the statistics. Its rows are then read by primary key
+// from an array, which no plan can turn into a scan of the whole queue (a
+// semi-join could, and a generic plan did).
 const ridersSQL = `
 WITH line AS (
     SELECT operation_id FROM (
@@ -50,7 +52,7 @@ SELECT d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d
     d.state = 'pending' AND d.next_attempt_at <= $4,
     d.created_at, d.queued_at
 FROM deliveries d
-WHERE d.operation_id IN (SELECT operation_id FROM line) AND d.final_state IS NULL
+WHERE d.operation_id = ANY (ARRAY(SELECT operation_id FROM line)) AND d.final_state IS NULL
 ORDER BY d.seq
 FOR UPDATE OF d`
 

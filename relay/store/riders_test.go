@@ -23,7 +23,7 @@ func TestClaimRidersTakesTheLineInOrder(t *testing.T) {
 		ids := enqueue(t, b, fmt.Sprintf("k%d", i), fmt.Sprintf("g%d", i), "firing", "alice", "bob")
 		alice = append(alice, ids[0])
 	}
-	heads, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Token: "heads", Takeover: true})
+	heads, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 10, Lease: time.Minute, Gen: 1, Token: "heads", Takeover: true, Lookahead: 20})
 	if err != nil || len(heads) != 2 {
 		t.Fatalf("claim = %v, %v; want alice's and bob's heads", heads, err)
 	}
@@ -33,6 +33,11 @@ func TestClaimRidersTakesTheLineInOrder(t *testing.T) {
 	}
 	if head.OperationID != alice[0] || head.Behind != 9 {
 		t.Fatalf("alice's head = %s with %d behind, want %s with 9", head.OperationID, head.Behind, alice[0])
+	}
+	for _, h := range heads {
+		if h.Target.To == "sip:bob@contoso.com" && h.Behind != 9 {
+			t.Errorf("bob's head has %d behind, want 9 (alice's are not his)", h.Behind)
+		}
 	}
 
 	var offered []string
@@ -63,7 +68,7 @@ func TestClaimRidersTakesTheLineInOrder(t *testing.T) {
 	// alice's next delivery sees them finished and takes the one after.
 	f := store.Finish{OperationID: head.OperationID, Attempt: head.Attempt, Gen: 1, State: relay.StateDelivered, Now: *b.now,
 		Record:    &store.AttemptRecord{UCWAOperationID: head.OperationID + ".1", Outcome: "delivered", Carried: 6, StartedAt: *b.now, FinishedAt: *b.now},
-		ClaimNext: &store.NextClaim{Recipient: head.Target.To, Lease: time.Minute}}
+		ClaimNext: &store.NextClaim{Recipient: head.Target.To, Lease: time.Minute, Lookahead: 3}}
 	for _, r := range riders {
 		f.Carried = append(f.Carried, store.Finish{OperationID: r.OperationID, Attempt: r.Attempt, Gen: 1, State: relay.StateDelivered,
 			Now: *b.now, Record: &store.AttemptRecord{UCWAOperationID: head.OperationID + ".1", Outcome: "delivered",
@@ -110,9 +115,9 @@ func TestClaimRidersStopsAtARiderNotDue(t *testing.T) {
 		ids[3], b.now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	heads, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true})
-	if err != nil || len(heads) != 1 {
-		t.Fatalf("claim = %v, %v", heads, err)
+	heads, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true, Lookahead: 2})
+	if err != nil || len(heads) != 1 || heads[0].Behind != 2 {
+		t.Fatalf("claim = %+v, %v; want one head, counting 2 behind (the lookahead, of 4)", heads, err)
 	}
 	riders, err := b.db.ClaimRiders(ctx, heads[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "r"},
 		func(r store.Rider) bool { return r.Due })
