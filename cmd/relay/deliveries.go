@@ -375,7 +375,7 @@ func printDetail(w io.Writer, d *store.DeliveryDetail, withPayload bool) error {
 // printAttempts writes an attempt log as a table.
 func printAttempts(w io.Writer, log []store.Attempt) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ATTEMPT\tOUTCOME\tREASON\tPOOL\tSTATUS\tUCWA CODE/SUBCODE\tLATENCY\tAT\tERROR")
+	fmt.Fprintln(tw, "ATTEMPT\tOUTCOME\tREASON\tPOOL\tSTATUS\tUCWA CODE/SUBCODE\tLATENCY\tAT\tCARRIED\tERROR")
 	for _, a := range log {
 		status := "-"
 		if a.HTTPStatus != nil {
@@ -386,8 +386,17 @@ func printAttempts(w io.Writer, log []store.Attempt) error {
 			code = oneLine(a.UCWACode) + "/" + oneLine(a.UCWASubcode)
 		}
 		latency := humanDuration(time.Duration(a.LatencyMS * float64(time.Millisecond)))
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Attempt, tableCell(a.Outcome), tableCell(a.Reason),
-			tableCell(a.Pool), status, code, latency, localTime(a.StartedAt), truncateRunes(tableCell(a.Error), 2*errorWidth))
+		// A coalesced send: the delivery whose message carried this one,
+		// or how many others this one's message carried.
+		carried := "-"
+		switch {
+		case a.CarriedBy != "":
+			carried = "by " + tableCell(a.CarriedBy)
+		case a.Carried > 0:
+			carried = fmt.Sprintf("%d others", a.Carried)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Attempt, tableCell(a.Outcome), tableCell(a.Reason),
+			tableCell(a.Pool), status, code, latency, localTime(a.StartedAt), carried, truncateRunes(tableCell(a.Error), 2*errorWidth))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -295,7 +295,7 @@ func TestDeliveriesCommand(t *testing.T) {
 		for _, want := range []string{
 			"Operation ID:", id, "State:", "pending", "Route:", "prod", "Conversation:", "oncall",
 			"Recipient:", "sip:oncall@contoso.com", "Part:", "1 of 1", "Attempts:", "Duplicates:",
-			"ATTEMPT", "OUTCOME", "REASON", "POOL", "STATUS", "UCWA CODE/SUBCODE", "LATENCY", "ERROR",
+			"ATTEMPT", "OUTCOME", "REASON", "POOL", "STATUS", "UCWA CODE/SUBCODE", "LATENCY", "CARRIED", "ERROR",
 			"(no attempts yet)",
 		} {
 			if !strings.Contains(out, want) {
@@ -360,8 +360,8 @@ func TestDeliveriesCommand(t *testing.T) {
 		for _, want := range []*regexp.Regexp{
 			regexp.MustCompile(`State: +dead\n`),
 			regexp.MustCompile(`Attempts: +2 \(retry 1, permanent 1\)\n`),
-			regexp.MustCompile(`\n1 +retry +timeout +pool1\.contoso\.com +- +- +38s +[0-9-]+ [0-9:]+ +no answer in 38s\n`),
-			regexp.MustCompile(`\n2 +permanent +declined +pool1\.contoso\.com +403 +Forbidden/DeclinedByRecipient +230ms +[0-9-]+ [0-9:]+ +the recipient declined\n`),
+			regexp.MustCompile(`\n1 +retry +timeout +pool1\.contoso\.com +- +- +38s +[0-9-]+ [0-9:]+ +- +no answer in 38s\n`),
+			regexp.MustCompile(`\n2 +permanent +declined +pool1\.contoso\.com +403 +Forbidden/DeclinedByRecipient +230ms +[0-9-]+ [0-9:]+ +- +the recipient declined\n`),
 		} {
 			if !want.MatchString(out) {
 				t.Errorf("show output does not match %s:\n%s", want, out)
