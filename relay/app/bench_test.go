@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skype-relay/relay/relay"
+	"github.com/skype-relay/relay/relay/deliver"
 	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
 	"github.com/skype-relay/relay/relay/relaytest"
 	"github.com/skype-relay/relay/relay/store"
@@ -242,52 +243,67 @@ func delivered(b *testing.B, db *store.DB) int {
 }
 
 // BenchmarkDrainOneRecipient queues b.N deliveries for one recipient
-// (written straight to the store), then lets the relay deliver them, and
-// reports the overall rate and the slowest whole second of the drain
-// (messages the simulator accepted in it), so a slow start or a slump shows.
+// (written straight to the store), then lets the relay deliver them, one
+// message per delivery and with coalescing, and reports the overall rate
+// and the slowest whole second of the drain (deliveries the simulator
+// accepted in it), so a slow start or a slump shows.
 func BenchmarkDrainOneRecipient(b *testing.B) {
-	sim := newSim(b)
-	dbURL := relaytest.NewDatabase(b)
-	db, err := store.Open(context.Background(), dbURL, store.Options{})
-	if err != nil {
-		b.Fatal(err)
+	for _, coalesce := range []bool{false, true} {
+		b.Run(fmt.Sprintf("coalesce=%v", coalesce), func(b *testing.B) {
+			sim := newSim(b)
+			dbURL := relaytest.NewDatabase(b)
+			db, err := store.Open(context.Background(), dbURL, store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			queueDirect(b, db, b.N, func(int) string { return "sip:oncall@contoso.com" })
+			yaml := deliveryYAML(sim, "") + "\n"
+			if !coalesce {
+				yaml = oneByOne(yaml)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			r := startRelay(b, dbURL, yaml)
+			waitDrained(b, db)
+			elapsed := time.Since(start)
+			b.StopTimer()
+			r.stop()
+			msgs := sim.Messages()
+			first := msgs[0].Time
+			perSecond := map[int]int{}
+			last, copies := 0, 0
+			for _, m := range msgs {
+				n := 1
+				if sections, ok := deliver.Sections(m.Body); ok {
+					n = len(sections)
+				}
+				copies += n
+				s := int(m.Time.Sub(first) / time.Second)
+				perSecond[s] += n
+				last = max(last, s)
+			}
+			if copies < b.N {
+				b.Fatalf("the simulator got %d deliveries' texts, want %d", copies, b.N)
+			}
+			slowest := b.N
+			for s := 0; s < last; s++ { // the last second is partial
+				slowest = min(slowest, perSecond[s])
+			}
+			var gaps []string
+			for i := 1; i < len(msgs); i++ {
+				if d := msgs[i].Time.Sub(msgs[i-1].Time); d > 200*time.Millisecond {
+					gaps = append(gaps, fmt.Sprintf("%d:%v", i, d.Round(time.Millisecond)))
+				}
+			}
+			b.Logf("deliveries per second: %v; gaps over 200ms: %v", perSecond, gaps)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+			b.ReportMetric(float64(slowest), "slowest-second-msgs")
+			b.ReportMetric(float64(len(msgs)), "messages")
+			b.ReportMetric(float64(msgs[0].Time.Sub(start).Milliseconds()), "first-ms")
+			b.ReportMetric(0, "ns/op")
+		})
 	}
-	defer db.Close()
-	queueDirect(b, db, b.N, func(int) string { return "sip:oncall@contoso.com" })
-	b.ResetTimer()
-	start := time.Now()
-	r := startRelay(b, dbURL, oneByOne(deliveryYAML(sim, "")+"\n"))
-	waitDrained(b, db)
-	elapsed := time.Since(start)
-	b.StopTimer()
-	r.stop()
-	msgs := sim.Messages()
-	if len(msgs) < b.N {
-		b.Fatalf("the simulator got %d messages, want %d", len(msgs), b.N)
-	}
-	first := msgs[0].Time
-	perSecond := map[int]int{}
-	last := 0
-	for _, m := range msgs {
-		s := int(m.Time.Sub(first) / time.Second)
-		perSecond[s]++
-		last = max(last, s)
-	}
-	slowest := b.N
-	for s := 0; s < last; s++ { // the last second is partial
-		slowest = min(slowest, perSecond[s])
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-	var gaps []string
-	for i := 1; i < len(msgs); i++ {
-		if d := msgs[i].Time.Sub(msgs[i-1].Time); d > 200*time.Millisecond {
-			gaps = append(gaps, fmt.Sprintf("%d:%v", i, d.Round(time.Millisecond)))
-		}
-	}
-	b.Logf("per second: %v; gaps over 200ms: %v", perSecond, gaps)
-	b.ReportMetric(float64(slowest), "slowest-second-msgs")
-	b.ReportMetric(float64(msgs[0].Time.Sub(start).Milliseconds()), "first-ms")
-	b.ReportMetric(0, "ns/op")
 }
 
 // oneByOne turns coalescing off on deliveryYAML's prod and oncall-only
