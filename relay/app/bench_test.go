@@ -88,12 +88,7 @@ func waitMessages(b *testing.B, messages func() []simMessage, sent map[string]ti
 // and each conversation got its messages in order.
 func BenchmarkDeliveryThroughput(b *testing.B) {
 	sim := newSim(b)
-	dbURL := relaytest.NewDatabase(b)
-	db, err := store.Open(context.Background(), dbURL, store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	dbURL, db := benchStore(b)
 	const convs = 100
 	queueDirect(b, db, b.N, func(i int) string { return fmt.Sprintf("sip:user%03d@contoso.com", i%convs) })
 	pgStart, err := relaytest.PostgresCPU(context.Background(), db.Pool())
@@ -204,6 +199,17 @@ func queueDirect(b *testing.B, db *store.DB, n int, to func(i int) string) {
 	wg.Wait()
 }
 
+// benchStore is a fresh database and the store on it, closed when b ends.
+func benchStore(b *testing.B) (string, *store.DB) {
+	dbURL := relaytest.NewDatabase(b)
+	db, err := store.Open(context.Background(), dbURL, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(db.Close)
+	return dbURL, db
+}
+
 // waitDrained waits until no delivery is left unfinished (10 minutes at
 // most).
 func waitDrained(b *testing.B, db *store.DB) {
@@ -251,12 +257,7 @@ func BenchmarkDrainOneRecipient(b *testing.B) {
 	for _, coalesce := range []bool{false, true} {
 		b.Run(fmt.Sprintf("coalesce=%v", coalesce), func(b *testing.B) {
 			sim := newSim(b)
-			dbURL := relaytest.NewDatabase(b)
-			db, err := store.Open(context.Background(), dbURL, store.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
+			dbURL, db := benchStore(b)
 			queueDirect(b, db, b.N, func(int) string { return "sip:oncall@contoso.com" })
 			yaml := deliveryYAML(sim, "") + "\n"
 			if !coalesce {
@@ -329,12 +330,7 @@ func BenchmarkBurst(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer sim.Close()
-			dbURL := relaytest.NewDatabase(b)
-			db, err := store.Open(context.Background(), dbURL, store.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
+			dbURL, db := benchStore(b)
 			r := startRelay(b, dbURL, relaytest.UCWAYAML(sim.DiscoveryURLs())+fmt.Sprintf(`
 conversations:
   anna:  { to: "sip:anna@contoso.com" }

@@ -24,13 +24,7 @@ routes:
     format: alertmanager
     conversations: [oncall]
     delivery: %s
-delivery:
-  poll_interval: 50ms
-  retry_base: 20ms
-  retry_max: 200ms
-  session_ttl: 2s
-  lease: 30s
-`, delivery)
+`, delivery) + fastDelivery
 }
 
 // backlog posts n alert groups to the burst route while the first of them

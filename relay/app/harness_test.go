@@ -50,14 +50,18 @@ routes:
     format: alertmanager
     conversations: [nobody]
     delivery: { max_attempts: 2 }
-delivery:
+`+fastDelivery+`%s`, extra)
+}
+
+// fastDelivery is the worker tuning of the tests: quick polls, retries and
+// session takeover.
+const fastDelivery = `delivery:
   poll_interval: 50ms
   retry_base: 20ms
   retry_max: 200ms
   session_ttl: 2s
   lease: 30s
-%s`, extra)
-}
+`
 
 func newSim(t testing.TB) *ucwasim.Sim {
 	t.Helper()

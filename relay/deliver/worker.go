@@ -474,32 +474,27 @@ func (w *Worker) release(c store.Claimed) {
 // logCarried logs and counts the finish of a delivery carried in head's
 // message.
 func (w *Worker) logCarried(ctx context.Context, head store.Claimed, f store.Finish, ok bool) {
-	attrs := []slog.Attr{slog.String("operation_id", f.OperationID), slog.Int("attempt", f.Attempt),
-		slog.String("carried_by", head.OperationID), slog.String("state", string(f.State))}
-	switch {
-	case !ok:
-		w.log.LogAttrs(ctx, slog.LevelWarn, "carried delivery outcome not recorded: the claim is no longer current", attrs...)
-		return
-	case f.State == relay.StateDead:
-		w.log.LogAttrs(ctx, slog.LevelError, "delivery dead", attrs...)
-	case f.State == relay.StatePending || f.State == relay.StateUncertain:
-		w.log.LogAttrs(ctx, slog.LevelWarn, "delivery attempt failed", attrs...)
-	default:
-		w.log.LogAttrs(ctx, slog.LevelDebug, "delivery finished", attrs...)
-	}
-	w.m.finished.WithLabelValues(string(f.State)).Inc()
+	w.logOutcome(ctx, f, ok, "carried delivery outcome not recorded: the claim is no longer current",
+		slog.String("operation_id", f.OperationID), slog.Int("attempt", f.Attempt), slog.String("carried_by", head.OperationID))
 }
 
 func (w *Worker) logFinish(ctx context.Context, c store.Claimed, f store.Finish, ok bool) {
-	attrs := []slog.Attr{slog.String("operation_id", c.OperationID), slog.Int("attempt", c.Attempt),
-		slog.String("route", c.Route), slog.String("conversation", c.Conversation), slog.String("state", string(f.State))}
+	w.logOutcome(ctx, f, ok,
+		"delivery outcome not recorded: the claim is no longer current (taken over, or recorded by a try whose answer was lost)",
+		slog.String("operation_id", c.OperationID), slog.Int("attempt", c.Attempt),
+		slog.String("route", c.Route), slog.String("conversation", c.Conversation))
+}
+
+// logOutcome logs finish f at the level its state calls for (or
+// notRecorded when its claim was no longer current) and counts it.
+func (w *Worker) logOutcome(ctx context.Context, f store.Finish, ok bool, notRecorded string, attrs ...slog.Attr) {
+	attrs = append(attrs, slog.String("state", string(f.State)))
 	if f.LastError != "" {
 		attrs = append(attrs, slog.String("error", f.LastError))
 	}
 	switch {
 	case !ok:
-		w.log.LogAttrs(ctx, slog.LevelWarn,
-			"delivery outcome not recorded: the claim is no longer current (taken over, or recorded by a try whose answer was lost)", attrs...)
+		w.log.LogAttrs(ctx, slog.LevelWarn, notRecorded, attrs...)
 		return
 	case f.State == relay.StateDead:
 		w.log.LogAttrs(ctx, slog.LevelError, "delivery dead", attrs...)
