@@ -24,6 +24,7 @@ func TestCoalesces(t *testing.T) {
 		name   string
 		behind int
 		failed int
+		alone  bool
 		plan   Plan
 		edit   func(*Policy)
 		want   bool
@@ -32,7 +33,8 @@ func TestCoalesces(t *testing.T) {
 		{name: "coalesce_after wait, head included", behind: 2, plan: send},
 		{name: "alone", behind: 0, plan: send},
 		{name: "route turned it off", behind: 30, plan: send, edit: func(p *Policy) { p.Coalesce = false }},
-		{name: "head failed for its own sake", behind: 30, failed: 1, plan: send},
+		{name: "head to go alone", behind: 30, alone: true, plan: send},
+		{name: "head failed before (no answer): still carries", behind: 30, failed: 1, plan: send, want: true},
 		{name: "head not sent", behind: 30, plan: Plan{}},
 		{name: "coalesce_after 1", behind: 1, plan: send, edit: func(p *Policy) { p.CoalesceAfter = 1 }, want: true},
 	} {
@@ -41,7 +43,7 @@ func TestCoalesces(t *testing.T) {
 			tc.edit(&p)
 		}
 		c := claimed(1, time.Minute)
-		c.Behind, c.Failures = tc.behind, tc.failed
+		c.Behind, c.Failures, c.Alone = tc.behind, tc.failed, tc.alone
 		if got := Coalesces(c, tc.plan, p); got != tc.want {
 			t.Errorf("%s: Coalesces = %v, want %v", tc.name, got, tc.want)
 		}
@@ -70,7 +72,8 @@ func TestRide(t *testing.T) {
 		{name: "not due", r: rider(func(r *store.Rider) { r.Due = false })},
 		{name: "other subject", r: rider(func(r *store.Rider) { r.Target.Subject = "Staging" })},
 		{name: "other importance", r: rider(func(r *store.Rider) { r.Target.Importance = "Urgent" })},
-		{name: "failed before", r: rider(func(r *store.Rider) { r.Failures = 1 })},
+		{name: "to go alone", r: rider(func(r *store.Rider) { r.Alone = true })},
+		{name: "failed before (no answer)", r: rider(func(r *store.Rider) { r.Failures = 1 }), want: "HighLatency on api"},
 		{name: "expired", r: rider(func(r *store.Rider) { r.QueuedAt = decideNow.Add(-2 * time.Hour) })},
 		{name: "left to supersession", r: rider(func(r *store.Rider) { r.Supersedable = true })},
 		{name: "supersedable, route does not supersede", r: rider(func(r *store.Rider) { r.Supersedable = true }),
@@ -123,21 +126,23 @@ func TestCoalesceText(t *testing.T) {
 func TestCombinedOutcome(t *testing.T) {
 	t.Parallel()
 	refused := relay.Outcome{Kind: relay.Permanent, Reason: "refused", Detail: "400 BadRequest"}
-	if got := CombinedOutcome(refused, 0); got != refused {
-		t.Errorf("alone: %+v, want unchanged", got)
+	if got, alone := CombinedOutcome(refused, 0); got != refused || alone {
+		t.Errorf("sent alone: %+v, %v; want unchanged", got, alone)
 	}
-	got := CombinedOutcome(refused, 4)
-	if got.Kind != relay.RetryLater || got.Session || !strings.Contains(got.Detail, "400 BadRequest") ||
+	got, alone := CombinedOutcome(refused, 4)
+	if got.Kind != relay.RetryLater || !got.Session || !alone || !strings.Contains(got.Detail, "400 BadRequest") ||
 		!strings.Contains(got.Detail, "carrying 5 deliveries") {
-		t.Errorf("combined refusal = %+v, want a retry counted against each, saying why", got)
+		t.Errorf("combined refusal = %+v, %v; want a retry counted against none, each alone, saying why", got, alone)
 	}
 	for _, k := range []relay.OutcomeKind{relay.Delivered, relay.Uncertain, relay.RetryLater} {
 		out := relay.Outcome{Kind: k, Reason: "r"}
-		if got := CombinedOutcome(out, 4); got != out {
-			t.Errorf("%v: %+v, want unchanged", k, got)
+		if got, alone := CombinedOutcome(out, 4); got != out || alone {
+			t.Errorf("%v: %+v, %v; want unchanged", k, got, alone)
 		}
 	}
 }
+
+var combinedRefusal, _ = CombinedOutcome(relay.Outcome{Kind: relay.Permanent, Reason: "refused"}, 1)
 
 // TestDecideCarried: a carried delivery gets the outcome of the message
 // that carried it, under its own counts and policy; a retry falls with
@@ -158,7 +163,8 @@ func TestDecideCarried(t *testing.T) {
 		{out: relay.Outcome{Kind: relay.Delivered}, state: relay.StateDelivered},
 		{out: relay.Outcome{Kind: relay.Uncertain, Reason: "no confirmation"}, state: relay.StatePending, unconfirmed: 1, resend: true},
 		{out: relay.Outcome{Kind: relay.RetryLater, Session: true, Reason: "pool gone"}, state: relay.StatePending},
-		{out: CombinedOutcome(relay.Outcome{Kind: relay.Permanent, Reason: "refused"}, 1), state: relay.StatePending, failed: true},
+		{out: relay.Outcome{Kind: relay.RetryLater, Reason: "no answer"}, state: relay.StatePending, failed: true},
+		{out: combinedRefusal, state: relay.StatePending},
 	} {
 		hf := Decide(head, tc.out, p, decideRetry, decideNow, 0.9)
 		f := DecideCarried(hf, r, tc.out, p, decideRetry, decideNow, 0.1)
@@ -170,5 +176,23 @@ func TestDecideCarried(t *testing.T) {
 		if f.State == relay.StatePending && !f.NextAttemptAt.Equal(hf.NextAttemptAt) {
 			t.Errorf("%s: retry at %s, want the head's %s", name, f.NextAttemptAt, hf.NextAttemptAt)
 		}
+	}
+}
+
+// TestDecideCarriedPastMaxAge: a rider whose head retries later than the
+// rider's max_age allows ends now, not at a claim after it expired.
+func TestDecideCarriedPastMaxAge(t *testing.T) {
+	t.Parallel()
+	p := coalescePolicy()
+	head := store.Finish{State: relay.StatePending, NextAttemptAt: decideNow.Add(10 * time.Minute)}
+	r := claimed(1, p.MaxAge-time.Minute)
+	out := relay.Outcome{Kind: relay.RetryLater, Session: true, Reason: "pool gone"}
+	f := DecideCarried(head, r, out, p, decideRetry, decideNow, 0.5)
+	if f.State != relay.StateDead || !strings.Contains(f.LastError, "max_age") {
+		t.Errorf("%+v, want dead, past max_age", f)
+	}
+	r.Unconfirmed = 1
+	if f := DecideCarried(head, r, out, p, decideRetry, decideNow, 0.5); f.State != relay.StateUncertain {
+		t.Errorf("after an unconfirmed send: %s, want uncertain", f.State)
 	}
 }

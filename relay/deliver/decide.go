@@ -176,21 +176,20 @@ func resendsSpent(unconfirmed, maxResends int) string {
 // Coalesces reports whether the send of claimed delivery c, planned as
 // plan, should carry the deliveries behind it: the route coalesces, more
 // than CoalesceAfter deliveries wait for the recipient (c included), and
-// c has not failed for its own sake (a failed message is tried alone, so
-// that its failure stays its own).
+// c is not to go alone (a message carrying it was refused).
 func Coalesces(c store.Claimed, plan Plan, p Policy) bool {
-	return plan.Send && p.Coalesce && p.CoalesceAfter > 0 && c.Behind >= p.CoalesceAfter && c.Failures == 0
+	return plan.Send && p.Coalesce && p.CoalesceAfter > 0 && c.Behind >= p.CoalesceAfter && !c.Alone
 }
 
 // Ride says whether queued delivery r may ride in the message that sends
 // claimed delivery head, and with what text. It may when it is due, goes
-// to the same target, its route (policy p) coalesces, it has not failed
-// for its own sake, and Prepare would send it as it is: not expired, and
+// to the same target, its route (policy p) coalesces, it is not to go
+// alone, and Prepare would send it as it is: not expired, and
 // not a firing message whose group's resolved one is queued (that one is
 // left to supersession). The first rider refused ends the run, so that
 // the recipient's order holds.
 func Ride(head store.Claimed, r store.Rider, p Policy, now time.Time) (string, bool) {
-	if !r.Due || r.Target != head.Target || !p.Coalesce || r.Failures > 0 {
+	if !r.Due || r.Target != head.Target || !p.Coalesce || r.Alone {
 		return "", false
 	}
 	plan := Prepare(r.Claimed, p, now)
@@ -238,32 +237,43 @@ func textBytes(texts []string) int {
 }
 
 // CombinedOutcome is the outcome a send carrying riders (more than zero)
-// stands for. A permanent refusal of a combined message says nothing about
-// which delivery the server refused: every one of them counts it as a
-// failure of its own and is tried again alone (see Coalesces and Ride),
-// where a refusal is its own.
-func CombinedOutcome(out relay.Outcome, riders int) relay.Outcome {
+// stands for, and whether each delivery it carried goes alone from now
+// on. A permanent refusal of a combined message says nothing about which
+// delivery the server refused: none of them counts it, and each is tried
+// again soon in a message of its own (see Coalesces and Ride), where a
+// refusal is its own. Every other outcome holds for each delivery as if it
+// had been sent alone.
+func CombinedOutcome(out relay.Outcome, riders int) (relay.Outcome, bool) {
 	if riders == 0 || out.Kind != relay.Permanent {
-		return out
+		return out, false
 	}
-	out.Kind, out.Session = relay.RetryLater, false
+	out.Kind, out.Session = relay.RetryLater, true
 	note := fmt.Sprintf("refused a message carrying %d deliveries; each is tried again on its own", riders+1)
 	if out.Detail != "" {
 		note = out.Detail + "; " + note
 	}
 	out.Detail = note
-	return out
+	return out, true
 }
 
 // DecideCarried is the finish of rider r, carried by the send whose head
 // finished as head, with outcome out. It is decided as if r had been sent
 // alone with that outcome, under r's route policy p, except that a retry
-// falls when the head's does: the rider cannot go before its head, and
-// rides again with it when both are due.
+// falls when the head's does (the rider cannot go before its head, and
+// rides again with it when both are due), unless that is past r's max_age:
+// then r ends now, as Decide ends a delivery whose retry would be too late.
 func DecideCarried(head store.Finish, r store.Claimed, out relay.Outcome, p Policy, retry RetryPolicy, now time.Time, rnd float64) store.Finish {
 	f := Decide(r, out, p, retry, now, rnd)
-	if f.State == relay.StatePending && head.State == relay.StatePending {
-		f.NextAttemptAt = head.NextAttemptAt
+	if f.State != relay.StatePending || head.State != relay.StatePending {
+		return f
+	}
+	f.NextAttemptAt = head.NextAttemptAt
+	if p.MaxAge > 0 && f.NextAttemptAt.Sub(r.QueuedAt) > p.MaxAge {
+		f.State = relay.StateDead
+		if f.Unconfirmed > 0 {
+			f.State = relay.StateUncertain
+		}
+		f.LastError = fmt.Sprintf("expired: the next try would be past the route's max_age of %s (last: %s)", p.MaxAge, f.LastError)
 	}
 	return f
 }

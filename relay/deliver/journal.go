@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -34,6 +35,7 @@ func (j *journal) add(c store.Claimed, f store.Finish) {
 	}
 	f.ClaimNext = nil
 	f.Late = true
+	f.Carried = slices.Clone(f.Carried) // the entry's own: flushes change it
 	for i := range f.Carried {
 		f.Carried[i].Late = true
 	}
@@ -85,6 +87,7 @@ func (w *Worker) flushJournal(ctx context.Context) bool {
 			w.log.ErrorContext(ctx, "could not record a kept delivery attempt; recording its outcome without it",
 				slog.String("operation_id", e.c.OperationID), slog.Int("attempt", e.c.Attempt), slog.Any("err", err))
 			e.f.Record = nil
+			e.f.Carried = slices.Clone(e.f.Carried) // the journal's copy stays whole
 			for i := range e.f.Carried {
 				e.f.Carried[i].Record = nil
 			}
@@ -121,8 +124,11 @@ func (w *Worker) flushJournal(ctx context.Context) bool {
 func (w *Worker) Unrecorded() []string {
 	entries := w.journal.list()
 	out := make([]string, 0, len(entries))
-	for k := range entries {
+	for k, e := range entries {
 		out = append(out, k)
+		for _, cf := range e.f.Carried { // the deliveries its message carried
+			out = append(out, cf.OperationID+"."+strconv.Itoa(cf.Attempt))
+		}
 	}
 	return out
 }

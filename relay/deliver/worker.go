@@ -303,7 +303,7 @@ func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claime
 
 	text := plan.Text
 	var riders []store.Claimed
-	if Coalesces(c, plan, policy) {
+	if Coalesces(c, plan, policy) && ctx.Err() == nil {
 		riders, text = w.gather(ctx, c, plan.Text, policy)
 	}
 
@@ -324,8 +324,9 @@ func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claime
 	if out.OperationID == "" {
 		out.OperationID = opID
 	}
-	out = CombinedOutcome(out, len(riders))
+	out, alone := CombinedOutcome(out, len(riders))
 	f := Decide(c, out, policy, w.opts.Retry, end, rand.Float64())
+	f.Alone = alone
 	kind := out.Kind
 	if kind == 0 {
 		kind = relay.RetryLater // no outcome: nothing was sent
@@ -341,6 +342,7 @@ func (w *Worker) process(ctx, claiming context.Context, p Poster, c store.Claime
 	}
 	for _, r := range riders {
 		cf := DecideCarried(f, r, out, w.opts.PolicyFunc(r.Route), w.opts.Retry, end, rand.Float64())
+		cf.Alone = alone
 		rec := *f.Record
 		rec.Carried, rec.CarriedBy = 0, c.OperationID
 		cf.Record = &rec

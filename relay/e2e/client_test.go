@@ -308,16 +308,24 @@ func attribute(msgs []ucwasim.Message, views map[string]deliveryView) map[string
 			continue
 		}
 		to := strings.ToLower("sip:" + strings.TrimPrefix(m.Recipient, "sip:"))
+		taken := map[string]bool{} // deliveries given a section of this message
 		for _, sec := range sections {
 			c := m
 			c.Body = sec
-			owner := id
-			ids := byText[key{to, strings.TrimPrefix(sec, deliver.ResentMarker)}]
-			for i, cand := range ids {
-				if i == 0 || slices.ContainsFunc(views[cand].AttemptLog, func(a attemptView) bool { return a.UCWAOperationID == m.OperationID }) {
-					owner = cand
+			owner, best := id, -1
+			for _, cand := range byText[key{to, strings.TrimPrefix(sec, deliver.ResentMarker)}] {
+				if taken[cand] {
+					continue // twins in one message are two deliveries
+				}
+				score := 0
+				if slices.ContainsFunc(views[cand].AttemptLog, func(a attemptView) bool { return a.UCWAOperationID == m.OperationID }) {
+					score = 1
+				}
+				if score > best || score == best && cand < owner {
+					owner, best = cand, score
 				}
 			}
+			taken[owner] = true
 			out[owner] = append(out[owner], c)
 		}
 	}

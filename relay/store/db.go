@@ -111,8 +111,14 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	db.enqueuer.observe = opts.OnIngestCommit
 	db.enqueuer.weight, db.enqueuer.maxWeight = enqueueWeight, opts.BatchMaxBytes
 	db.finisher = newGroupCommitter(2, opts.BatchMax, opts.Logger, db.writeFinishes)
+	// A finish carrying riders writes a row for each: a batch of them stays
+	// within the operation timeout.
+	db.finisher.weight, db.finisher.maxWeight = func(f Finish) int { return 1 + len(f.Carried) }, finishBatchRows
 	return db, nil
 }
+
+// finishBatchRows caps the deliveries one commit of finishes writes.
+const finishBatchRows = 512
 
 // DefaultBatchMaxBytes is Options.BatchMaxBytes's default: enough for
 // dozens of ordinary notifications per commit, while a burst of 1 MiB ones

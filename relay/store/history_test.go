@@ -209,7 +209,7 @@ func TestClaimAndRetryWriteNoIndex(t *testing.T) {
 	// What the claim, claim-next, finish (to pending) and release
 	// statements set.
 	written := []string{"state", "attempts", "lease_until", "claim_gen", "claim_token", "updated_at",
-		"unconfirmed", "resend", "next_attempt_at", "failures", "last_error", "delivered_at"}
+		"unconfirmed", "resend", "next_attempt_at", "failures", "last_error", "delivered_at", "alone"}
 	rows, err := b.db.Pool().Query(ctx, `SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid)
 FROM pg_index WHERE indrelid = 'deliveries'::regclass`)
 	if err != nil {

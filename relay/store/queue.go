@@ -39,6 +39,9 @@ type Claimed struct {
 	// Supersedable: a resolved delivery of the same alert group is queued
 	// after this firing one (see Supersede).
 	Supersedable bool
+	// Alone: the delivery goes out in a message of its own (a message that
+	// carried it was refused).
+	Alone bool
 	// Behind counts the recipient's unfinished deliveries queued after
 	// this one, up to the claim's Lookahead: what decides whether a send
 	// carries others (coalescing).
@@ -87,7 +90,7 @@ const reclaimCounts = `
 
 // claimedColumns are what a claim returns; old_state is the state before it.
 const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d.importance,
-    d.group_key, d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.unconfirmed, d.resend,
+    d.group_key, d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.unconfirmed, d.resend, d.alone,
     due.old_state = 'sending' AND NOT due.mine,
     d.status = 'firing' AND d.group_key <> '' AND EXISTS (
         SELECT 1 FROM deliveries r
@@ -175,7 +178,7 @@ func scanClaimed(gen int64) pgx.RowToFunc[Claimed] {
 		c := Claimed{Gen: gen}
 		err := row.Scan(&c.OperationID, &c.Seq, &c.Route, &c.Conversation, &c.Target.To, &c.Target.Subject,
 			&c.Target.Importance, &c.GroupKey, &c.Status, &c.Part, &c.Parts, &c.Text, &c.Attempt, &c.Failures,
-			&c.Unconfirmed, &c.Resend, &c.Reclaimed, &c.Supersedable, &c.Behind, &c.CreatedAt, &c.QueuedAt)
+			&c.Unconfirmed, &c.Resend, &c.Alone, &c.Reclaimed, &c.Supersedable, &c.Behind, &c.CreatedAt, &c.QueuedAt)
 		return c, err
 	}
 }
@@ -213,7 +216,9 @@ type Finish struct {
 	// Unconfirmed is the delivery's new count of unconfirmed sends.
 	Unconfirmed int
 	// Resend marks the next send "(resent)".
-	Resend    bool
+	Resend bool
+	// Alone sends the delivery in a message of its own from now on.
+	Alone     bool
 	LastError string
 	Record    *AttemptRecord
 	Now       time.Time
@@ -272,7 +277,7 @@ UPDATE deliveries SET
     failures = failures + CASE WHEN $6 THEN 1 ELSE 0 END, resend = $7,
     last_error = NULLIF($8, ''), lease_until = NULL, updated_at = $9,
     delivered_at = CASE WHEN $4 = 'delivered' THEN $9 ELSE delivered_at END,
-    unconfirmed = GREATEST(unconfirmed, $10)
+    unconfirmed = GREATEST(unconfirmed, $10), alone = alone OR $12::boolean
 WHERE operation_id = $1 AND ($11::timestamptz IS NULL OR queued_at = $11) AND `
 
 // finishFence keeps a late worker from overwriting a newer claim.
@@ -373,7 +378,7 @@ func queueFinish(b *pgx.Batch, f Finish) {
 		fence = lateFinishFence
 	}
 	b.Queue(finishSQL+fence, f.OperationID, f.Attempt, f.Gen, string(f.State), f.NextAttemptAt, f.Failed, f.Resend,
-		clean(f.LastError), f.Now, f.Unconfirmed, queuedAt)
+		clean(f.LastError), f.Now, f.Unconfirmed, queuedAt, f.Alone)
 }
 
 // readFinish reads the results queueFinish queued for f: whether the

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,7 +45,7 @@ WITH line AS (
     WHERE next.recipient = $1
 )
 SELECT d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d.importance,
-    d.group_key, d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.unconfirmed, d.resend,
+    d.group_key, d.status, d.part, d.parts, d.text, d.attempts, d.failures, d.unconfirmed, d.resend, d.alone,
     d.status = 'firing' AND d.group_key <> '' AND EXISTS (
         SELECT 1 FROM deliveries r
         WHERE r.recipient = d.recipient AND r.group_key = d.group_key AND r.seq > d.seq
@@ -56,6 +57,11 @@ WHERE d.operation_id = ANY (ARRAY(SELECT operation_id FROM line)) AND d.final_st
 ORDER BY d.seq
 FOR UPDATE OF d`
 
+// heldSQL locks the head of a coalesced send if its claim is still current.
+const heldSQL = `
+SELECT true FROM deliveries WHERE operation_id = $1 AND state = 'sending' AND attempts = $2 AND claim_gen = $3
+FOR UPDATE`
+
 // claimRidersSQL claims the riders taken, under the lock ridersSQL holds.
 const claimRidersSQL = `
 UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
@@ -64,9 +70,10 @@ WHERE operation_id = ANY($1) AND state = 'pending' AND final_state IS NULL`
 
 // ClaimRiders claims, for the delivery head that this worker has claimed,
 // the deliveries queued right behind it for the same recipient that take
-// accepts, in queue order: take sees each in turn and the run ends at the
-// first it refuses, so the riders are always the head's immediate
-// followers and the recipient's order holds. Nothing else claims them
+// accepts, in queue order: take sees each due one in turn, and the run
+// ends at the first that is not due or that take refuses, so the riders
+// are always the head's immediate followers and the recipient's order
+// holds. When head's claim is no longer current, nothing is claimed. Nothing else claims them
 // meanwhile: claims take only the head of a recipient's line, which the
 // caller holds. The riders come back claimed as sending under head's
 // session generation, each with its new attempt number.
@@ -79,6 +86,18 @@ func (db *DB) ClaimRiders(ctx context.Context, head Claimed, o RiderClaim, take 
 	var riders []Claimed
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		riders = nil
+		// The head must still be this claim's, locked until the riders are
+		// claimed: after a takeover, riders claimed under the old session
+		// generation would be taken over in turn and counted, and marked,
+		// as sent.
+		var held bool
+		err := tx.QueryRow(ctx, heldSQL, head.OperationID, head.Attempt, head.Gen).Scan(&held)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("lock the head: %w", err)
+		}
 		after := head.Seq
 		for {
 			rows, _ := tx.Query(ctx, ridersSQL, head.Target.To, after, o.Page, o.Now)
@@ -86,7 +105,7 @@ func (db *DB) ClaimRiders(ctx context.Context, head Claimed, o RiderClaim, take 
 				r := Rider{Claimed: Claimed{Gen: head.Gen}}
 				err := row.Scan(&r.OperationID, &r.Seq, &r.Route, &r.Conversation, &r.Target.To, &r.Target.Subject,
 					&r.Target.Importance, &r.GroupKey, &r.Status, &r.Part, &r.Parts, &r.Text, &r.Attempt, &r.Failures,
-					&r.Unconfirmed, &r.Resend, &r.Supersedable, &r.Due, &r.CreatedAt, &r.QueuedAt)
+					&r.Unconfirmed, &r.Resend, &r.Alone, &r.Supersedable, &r.Due, &r.CreatedAt, &r.QueuedAt)
 				return r, err
 			})
 			if err != nil {
@@ -94,7 +113,7 @@ func (db *DB) ClaimRiders(ctx context.Context, head Claimed, o RiderClaim, take 
 			}
 			stopped := len(page) < o.Page
 			for _, r := range page {
-				if !take(r) {
+				if !r.Due || !take(r) {
 					stopped = true
 					break
 				}

@@ -100,9 +100,9 @@ func TestClaimRidersTakesTheLineInOrder(t *testing.T) {
 	}
 }
 
-// TestClaimRidersStopsAtARiderNotDue: a rider waiting for a retry, or one
-// being sent, ends the run even when take would accept everything, so no
-// delivery overtakes another.
+// TestClaimRidersStopsAtARiderNotDue: a rider waiting for a retry ends the
+// run even when take accepts everything, so no delivery overtakes another
+// and none is sent before its time.
 func TestClaimRidersStopsAtARiderNotDue(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -120,7 +120,7 @@ func TestClaimRidersStopsAtARiderNotDue(t *testing.T) {
 		t.Fatalf("claim = %+v, %v; want one head, counting 2 behind (the lookahead, of 4)", heads, err)
 	}
 	riders, err := b.db.ClaimRiders(ctx, heads[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "r"},
-		func(r store.Rider) bool { return r.Due })
+		func(store.Rider) bool { return true })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,3 +135,74 @@ func TestClaimRidersStopsAtARiderNotDue(t *testing.T) {
 		t.Errorf("%d deliveries pending and never tried, want 4", n)
 	}
 }
+
+// TestClaimRidersNeedsTheHeadsClaim: once the head was taken over (a newer
+// session generation claimed it), the old claim's riders are not claimed.
+func TestClaimRidersNeedsTheHeadsClaim(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for i := range 4 {
+		enqueue(t, b, fmt.Sprintf("k%d", i), "g", "firing", "alice")
+	}
+	old, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true})
+	if err != nil || len(old) != 1 {
+		t.Fatalf("claim = %v, %v", old, err)
+	}
+	// Generation 2 takes the head over.
+	taken, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 2, Takeover: true})
+	if err != nil || len(taken) != 1 || taken[0].OperationID != old[0].OperationID || !taken[0].Reclaimed {
+		t.Fatalf("takeover = %+v, %v; want the head, reclaimed", taken, err)
+	}
+	riders, err := b.db.ClaimRiders(ctx, old[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "stale"},
+		func(store.Rider) bool { return true })
+	if err != nil || len(riders) != 0 {
+		t.Fatalf("riders of a claim taken over = %v, %v; want none", riders, err)
+	}
+	if n := count(t, b, "deliveries", "state = 'sending'"); n != 1 {
+		t.Errorf("%d deliveries sending, want only the head", n)
+	}
+	// The current claim still can.
+	riders, err = b.db.ClaimRiders(ctx, taken[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "current"},
+		func(store.Rider) bool { return true })
+	if err != nil || len(riders) != 3 || riders[0].Gen != 2 {
+		t.Fatalf("riders of the current claim = %+v, %v; want 3 under generation 2", riders, err)
+	}
+}
+
+// TestFinishAloneSticks: a delivery finished to go alone is claimed so
+// from then on, as a head and as a rider.
+func TestFinishAloneSticks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	enqueue(t, b, "k1", "g", "firing", "alice")
+	enqueue(t, b, "k2", "g", "firing", "alice")
+	c, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true})
+	if err != nil || len(c) != 1 || c[0].Alone {
+		t.Fatalf("claim = %+v, %v; want one, not alone", c, err)
+	}
+	riders, err := b.db.ClaimRiders(ctx, c[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "t"}, func(store.Rider) bool { return true })
+	if err != nil || len(riders) != 1 {
+		t.Fatalf("riders = %v, %v", riders, err)
+	}
+	res, err := b.db.Finish(ctx, store.Finish{OperationID: c[0].OperationID, Attempt: 1, Gen: 1, State: relay.StatePending,
+		NextAttemptAt: *b.now, Alone: true, Now: *b.now, Carried: []store.Finish{{OperationID: riders[0].OperationID, Attempt: 1, Gen: 1,
+			State: relay.StatePending, NextAttemptAt: *b.now, Alone: true, Now: *b.now}}})
+	if err != nil || !res.Recorded || len(res.CarriedRecorded) != 1 || !res.CarriedRecorded[0] {
+		t.Fatalf("Finish = %+v, %v", res, err)
+	}
+	c, err = b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true})
+	if err != nil || len(c) != 1 || !c[0].Alone {
+		t.Fatalf("claim again = %+v, %v; want the head, alone", c, err)
+	}
+	var offered []store.Rider
+	if _, err := b.db.ClaimRiders(ctx, c[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "t2"},
+		func(r store.Rider) bool { offered = append(offered, r); return false }); err != nil {
+		t.Fatal(err)
+	}
+	if len(offered) != 1 || !offered[0].Alone {
+		t.Errorf("offered %+v, want the second delivery, alone", offered)
+	}
+}
+
