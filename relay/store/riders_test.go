@@ -205,4 +205,3 @@ func TestFinishAloneSticks(t *testing.T) {
 		t.Errorf("offered %+v, want the second delivery, alone", offered)
 	}
 }
-
