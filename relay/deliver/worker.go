@@ -368,7 +368,8 @@ func (w *Worker) gather(ctx context.Context, head store.Claimed, headText string
 	texts := []string{headText}
 	size := len(headText)
 	token := newClaimToken()
-	riders, err := w.db.ClaimRiders(context.WithoutCancel(ctx), head, store.RiderClaim{Now: now, Lease: w.opts.Lease, Token: token},
+	riders, err := w.db.ClaimRiders(context.WithoutCancel(ctx), head,
+		store.RiderClaim{Now: now, Lease: w.opts.Lease, Token: token, Takeover: w.takeover()},
 		func(r store.Rider) bool {
 			text, ok := Ride(head, r, w.opts.PolicyFunc(r.Route), now)
 			if !ok || CoalescedLen(len(texts)+1, size+len(text)) > p.MaxMessageBytes {

@@ -69,8 +69,8 @@ FROM generate_series(1, 120000) g`)
 	stmts := []stmt{
 		{"claim", store.ClaimSQL, `(now(), 100, 60000, 1, 'tok', true, 3)`, "deliveries_queue_idx"},
 		{"claim next", store.ClaimNextSQL, `(now(), 60000, 1, 'sip:busy@contoso.com', 'tok', true, 3)`, "deliveries_queue_idx"},
-		{"riders", store.RidersSQL, `('sip:busy@contoso.com', 100001, 64, now())`, "deliveries_queue_idx"},
-		{"claim riders", store.ClaimRidersSQL, `('{skew-100002,skew-100003}'::text[], now(), 60000, 1, 'tok')`, "deliveries_pkey"},
+		{"riders", store.RidersSQL, `('sip:busy@contoso.com', 100001, 64, now(), 1, true)`, "deliveries_queue_idx"},
+		{"claim riders", store.ClaimRidersSQL, `('{skew-100002,skew-100003}'::text[], now(), 60000, 1, 'tok', true)`, "deliveries_pkey"},
 		{"supersede", store.SupersedeFindSQL, `('sip:busy@contoso.com', 'prod', 'c', 'g1', 100001)`, "deliveries_resolved_idx"},
 		{"claimed: superseded?", `SELECT 1 FROM deliveries r WHERE r.recipient = $1 AND r.group_key = $2 AND r.seq > $3
   AND r.final_state IS NULL AND r.state = 'pending' AND r.status = 'resolved' LIMIT 1`,

@@ -14,8 +14,12 @@ import (
 // message (coalescing).
 type Rider struct {
 	Claimed
-	// Due: pending and due now. A rider that is not (being sent under
-	// another claim, or waiting for a retry) ends the run.
+	// Due: pending and due now, or being sent under a claim that may be
+	// taken over (its lease ran out, or it belongs to an older session
+	// generation and the claim may take over: Reclaimed is then set, and
+	// the counts are the ones the claim writes, as for a head). A rider
+	// that is not due (being sent under a current claim, or waiting for a
+	// retry) ends the run.
 	Due bool
 }
 
@@ -28,6 +32,9 @@ type RiderClaim struct {
 	Token string
 	// Page is how many rows are read at a time (default 64).
 	Page int
+	// Takeover as in ClaimOptions: riders being sent under an older
+	// session generation may be taken over.
+	Takeover bool
 }
 
 // ridersSQL reads the next page of the recipient's line after seq, locked
@@ -50,7 +57,9 @@ SELECT d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d
         SELECT 1 FROM deliveries r
         WHERE r.recipient = d.recipient AND r.group_key = d.group_key AND r.seq > d.seq
           AND r.final_state IS NULL AND r.state = 'pending' AND r.status = 'resolved'),
-    d.state = 'pending' AND d.next_attempt_at <= $4,
+    (d.state = 'pending' AND d.next_attempt_at <= $4)
+       OR (d.state = 'sending' AND (d.lease_until < $4 OR (d.claim_gen < $5 AND $6))),
+    d.state = 'sending',
     d.created_at, d.queued_at
 FROM deliveries d
 WHERE d.operation_id = ANY (ARRAY(SELECT operation_id FROM line)) AND d.final_state IS NULL
@@ -63,10 +72,15 @@ SELECT true FROM deliveries WHERE operation_id = $1 AND state = 'sending' AND at
 FOR UPDATE`
 
 // claimRidersSQL claims the riders taken, under the lock ridersSQL holds.
+// One taken over from a claim that stopped mid-send counts as an
+// unconfirmed send and is marked for resending, as a reclaimed head is.
 const claimRidersSQL = `
 UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
-    lease_until = $2::timestamptz + $3::bigint * interval '1 millisecond', claim_gen = $4, claim_token = $5, updated_at = $2
-WHERE operation_id = ANY($1) AND state = 'pending' AND final_state IS NULL`
+    lease_until = $2::timestamptz + $3::bigint * interval '1 millisecond', claim_gen = $4, claim_token = $5, updated_at = $2,
+    unconfirmed = unconfirmed + CASE WHEN state = 'sending' THEN 1 ELSE 0 END,
+    resend = resend OR state = 'sending'
+WHERE operation_id = ANY($1) AND final_state IS NULL
+  AND (state = 'pending' OR (state = 'sending' AND (lease_until < $2 OR (claim_gen < $4 AND $6))))`
 
 // ClaimRiders claims, for the delivery head that this worker has claimed,
 // the deliveries queued right behind it for the same recipient that take
@@ -100,12 +114,16 @@ func (db *DB) ClaimRiders(ctx context.Context, head Claimed, o RiderClaim, take 
 		}
 		after := head.Seq
 		for {
-			rows, _ := tx.Query(ctx, ridersSQL, head.Target.To, after, o.Page, o.Now)
+			rows, _ := tx.Query(ctx, ridersSQL, head.Target.To, after, o.Page, o.Now, head.Gen, o.Takeover)
 			page, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Rider, error) {
 				r := Rider{Claimed: Claimed{Gen: head.Gen}}
 				err := row.Scan(&r.OperationID, &r.Seq, &r.Route, &r.Conversation, &r.Target.To, &r.Target.Subject,
 					&r.Target.Importance, &r.GroupKey, &r.Status, &r.Part, &r.Parts, &r.Text, &r.Attempt, &r.Failures,
-					&r.Unconfirmed, &r.Resend, &r.Alone, &r.Supersedable, &r.Due, &r.CreatedAt, &r.QueuedAt)
+					&r.Unconfirmed, &r.Resend, &r.Alone, &r.Supersedable, &r.Due, &r.Reclaimed, &r.CreatedAt, &r.QueuedAt)
+				if r.Reclaimed { // the counts the claim writes
+					r.Unconfirmed++
+					r.Resend = true
+				}
 				return r, err
 			})
 			if err != nil {
@@ -132,12 +150,12 @@ func (db *DB) ClaimRiders(ctx context.Context, head Claimed, o RiderClaim, take 
 		for i, r := range riders {
 			ids[i] = r.OperationID
 		}
-		tag, err := tx.Exec(ctx, claimRidersSQL, ids, o.Now, o.Lease.Milliseconds(), head.Gen, o.Token)
+		tag, err := tx.Exec(ctx, claimRidersSQL, ids, o.Now, o.Lease.Milliseconds(), head.Gen, o.Token, o.Takeover)
 		if err != nil {
 			return fmt.Errorf("claim riders: %w", err)
 		}
 		if n := tag.RowsAffected(); n != int64(len(riders)) {
-			// The rows are locked and were pending: this cannot happen
+			// The rows are locked and were due: this cannot happen
 			// short of a bug; claiming nothing keeps the order.
 			return fmt.Errorf("claim riders: %d of %d claimed", n, len(riders))
 		}

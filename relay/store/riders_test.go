@@ -205,3 +205,48 @@ func TestFinishAloneSticks(t *testing.T) {
 		t.Errorf("offered %+v, want the second delivery, alone", offered)
 	}
 }
+
+// TestClaimRidersTakesOverAStoppedCombinedSend: after a worker stopped
+// mid-send of a combined message, the next session's head carries the
+// riders again (counted as an unconfirmed send and marked for resending,
+// as a reclaimed head is), once it may take over; not before.
+func TestClaimRidersTakesOverAStoppedCombinedSend(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for i := range 4 {
+		enqueue(t, b, fmt.Sprintf("k%d", i), "g", "firing", "alice")
+	}
+	all := func(store.Rider) bool { return true }
+	old, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true})
+	if err != nil || len(old) != 1 {
+		t.Fatalf("claim = %v, %v", old, err)
+	}
+	if riders, err := b.db.ClaimRiders(ctx, old[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "g1"}, all); err != nil || len(riders) != 3 {
+		t.Fatalf("generation 1's riders = %v, %v; want 3", riders, err)
+	}
+	// Generation 1 stops mid-send. Generation 2 takes the head over.
+	head, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 2, Takeover: true})
+	if err != nil || len(head) != 1 || !head[0].Reclaimed {
+		t.Fatalf("takeover = %+v, %v; want the head, reclaimed", head, err)
+	}
+	// Before it may take over (the grace for the old holder's outcomes),
+	// the riders, under a current lease, are not due.
+	if riders, err := b.db.ClaimRiders(ctx, head[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "early"}, all); err != nil || len(riders) != 0 {
+		t.Fatalf("riders before takeover = %v, %v; want none", riders, err)
+	}
+	var offered []store.Rider
+	riders, err := b.db.ClaimRiders(ctx, head[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "g2", Takeover: true},
+		func(r store.Rider) bool { offered = append(offered, r); return true })
+	if err != nil || len(riders) != 3 {
+		t.Fatalf("riders after takeover = %v, %v; want 3", riders, err)
+	}
+	for _, r := range offered {
+		if !r.Reclaimed || r.Unconfirmed != 1 || !r.Resend {
+			t.Errorf("offered %s reclaimed %v unconfirmed %d resend %v; want reclaimed, 1, marked", r.OperationID, r.Reclaimed, r.Unconfirmed, r.Resend)
+		}
+	}
+	if n := count(t, b, "deliveries", "claim_gen = 2 AND state = 'sending' AND unconfirmed = 1 AND resend AND attempts = 2"); n != 4 {
+		t.Errorf("%d deliveries claimed by generation 2 as resends on their second attempt, want 4 (head and riders)", n)
+	}
+}
