@@ -8,6 +8,7 @@
 #
 #   make bench/latency                      3 runs of 30 s at 200 webhooks/s
 #   RATE=400 RUNS=1 DURATION=10 deploy/bench/latency.sh
+#   COALESCE=false deploy/bench/latency.sh  one message per delivery
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rate=${RATE:-200}
@@ -53,6 +54,7 @@ routes:
   - name: bench
     format: alertmanager
     conversations: [oncall]
+    delivery: { coalesce: ${COALESCE:-true} }
 log: { level: warn }
 YAML
 RELAY_ROUTE_BENCH_TOKEN=$token DATABASE_URL=$db_url "$work/bin/relay" serve --config "$work/relay.yaml" 2>"$work/relay.log" &
