@@ -42,13 +42,7 @@ func backlog(t *testing.T, sim *ucwasim.Sim, r *relayInstance, n int, faults ...
 	// The first is claimed (and held up in sending) before the others
 	// arrive: they wait behind it, and the next send carries them.
 	ids := r.post("burst", relaytest.Notification("Burst000", 1, "firing"))
-	deadline := time.Now().Add(30 * time.Second)
-	for r.delivery(ids[0]).State != "sending" {
-		if time.Now().After(deadline) {
-			t.Fatal("the first delivery was not claimed within 30s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitState(t, r, ids[0], "sending")
 	for i := 1; i < n; i++ {
 		ids = append(ids, r.post("burst", relaytest.Notification(fmt.Sprintf("Burst%03d", i), 1, "firing"))...)
 	}
@@ -264,4 +258,79 @@ func (r *relayInstance) metrics() string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestCoalescedOutcomeKeptThroughOutage: the database goes away while a
+// combined message is on its way; the outcome of every delivery it carried
+// is kept and written once the database is back, so none is sent again
+// and each one's audit shows the message that delivered it.
+func TestCoalescedOutcomeKeptThroughOutage(t *testing.T) {
+	sim := newSim(t)
+	proxy, dbURL := relaytest.NewProxy(t, relaytest.NewDatabase(t))
+	r := startRelay(t, dbURL, relaytest.UCWAYAML(sim.DiscoveryURLs())+`
+conversations:
+  oncall: { to: "sip:oncall@contoso.com" }
+routes:
+  - name: burst
+    format: alertmanager
+    conversations: [oncall]
+delivery:
+  poll_interval: 50ms
+  retry_base: 20ms
+  retry_max: 200ms
+  session_ttl: 15s
+  lease: 30s
+`)
+	r.waitFinal(30*time.Second, r.post("burst", relaytest.Notification("Warmup", 1, "firing"))...)
+	// The first send is held up while the others queue; the combined one
+	// after it is held up while the database goes away.
+	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: time.Second})
+	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: 2 * time.Second})
+	ids := r.post("burst", relaytest.Notification("Burst000", 1, "firing"))
+	waitState(t, r, ids[0], "sending")
+	for i := 1; i < 6; i++ {
+		ids = append(ids, r.post("burst", relaytest.Notification(fmt.Sprintf("Burst%03d", i), 1, "firing"))...)
+	}
+	waitState(t, r, ids[2], "sending") // riding: the combined message is on its way
+	proxy.Down()
+	time.Sleep(5 * time.Second)
+	proxy.Up()
+	got := r.waitFinal(30*time.Second, ids...)
+
+	var all strings.Builder
+	for _, m := range sim.Messages() {
+		all.WriteString(m.Body + "\n")
+	}
+	for i, id := range ids {
+		d := got[id]
+		if d.State != "delivered" || len(d.AttemptLog) != 1 {
+			t.Errorf("%s: %s with attempts %+v, want delivered on its one attempt", id, d.State, d.AttemptLog)
+			continue
+		}
+		if n := strings.Count(all.String(), d.Text); n != 1 {
+			t.Errorf("%s: its text arrived %d times, want once", id, n)
+		}
+		if a := d.AttemptLog[0]; i >= 2 && a.CarriedBy != ids[1] {
+			t.Errorf("%s: attempt %+v, want it carried by %s's message", id, a, ids[1])
+		}
+	}
+	if d := got[ids[1]]; d.AttemptLog[0].Carried != len(ids)-2 {
+		t.Errorf("the combined message's head carried %d, want %d", d.AttemptLog[0].Carried, len(ids)-2)
+	}
+	if !strings.Contains(r.logs.String(), "delivery outcome recorded after the database came back") {
+		t.Error("no outcome was kept through the outage: the test did not test it")
+	}
+	assertNoViolations(t, sim)
+}
+
+// waitState waits until delivery id is in state.
+func waitState(t *testing.T, r *relayInstance, id, state string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for r.delivery(id).State != state {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery %s not %s within 30s", id, state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
