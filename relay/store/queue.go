@@ -95,6 +95,7 @@ const claimedColumns = `d.operation_id, d.seq, d.route, d.conversation, d.recipi
     d.status = 'firing' AND d.group_key <> '' AND EXISTS (
         SELECT 1 FROM deliveries r
         WHERE r.recipient = d.recipient AND r.group_key = d.group_key AND r.seq > d.seq
+          AND r.route = d.route AND r.conversation = d.conversation
           AND r.final_state IS NULL AND r.state = 'pending' AND r.status = 'resolved'),
     ` + behindColumn + `,
     d.created_at, d.queued_at`

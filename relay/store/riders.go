@@ -56,6 +56,7 @@ SELECT d.operation_id, d.seq, d.route, d.conversation, d.recipient, d.subject, d
     d.status = 'firing' AND d.group_key <> '' AND EXISTS (
         SELECT 1 FROM deliveries r
         WHERE r.recipient = d.recipient AND r.group_key = d.group_key AND r.seq > d.seq
+          AND r.route = d.route AND r.conversation = d.conversation
           AND r.final_state IS NULL AND r.state = 'pending' AND r.status = 'resolved'),
     (d.state = 'pending' AND d.next_attempt_at <= $4)
        OR (d.state = 'sending' AND (d.lease_until < $4 OR (d.claim_gen < $5 AND $6))),

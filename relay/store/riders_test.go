@@ -250,3 +250,47 @@ func TestClaimRidersTakesOverAStoppedCombinedSend(t *testing.T) {
 		t.Errorf("%d deliveries claimed by generation 2 as resends on their second attempt, want 4 (head and riders)", n)
 	}
 }
+
+// TestRiderSupersedableOnlyByItsRoute: a firing rider is left to
+// supersession only when its group's resolved delivery is queued through
+// the same route and conversation (as Supersede requires); one resolved
+// through another route does not stop the run.
+func TestRiderSupersedableOnlyByItsRoute(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	enqueue(t, b, "k0", "g0", "firing", "alice")
+	firing := enqueue(t, b, "k1", "g1", "firing", "alice")
+	n := notification("k2")
+	n.Route = "other"
+	n.Messages = []store.NewMessage{{Conversation: "c", Target: relay.Target{To: "sip:alice@contoso.com"}, Text: "resolved g1",
+		GroupKey: "g1", Status: "resolved"}}
+	if _, err := b.db.Enqueue(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	same := enqueue(t, b, "k3", "g1", "resolved", "alice")
+	head, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true})
+	if err != nil || len(head) != 1 {
+		t.Fatalf("claim = %v, %v", head, err)
+	}
+	var offered []store.Rider
+	if _, err := b.db.ClaimRiders(ctx, head[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "t"},
+		func(r store.Rider) bool { offered = append(offered, r); return false }); err != nil {
+		t.Fatal(err)
+	}
+	if len(offered) != 1 || offered[0].OperationID != firing[0] || !offered[0].Supersedable {
+		t.Fatalf("offered %+v, want %s, supersedable by %s (same route)", offered, firing[0], same[0])
+	}
+	// Without the resolved one of its own route, it is not.
+	if _, err := b.db.Pool().Exec(ctx, `DELETE FROM deliveries WHERE operation_id = $1`, same[0]); err != nil {
+		t.Fatal(err)
+	}
+	offered = nil
+	if _, err := b.db.ClaimRiders(ctx, head[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "t"},
+		func(r store.Rider) bool { offered = append(offered, r); return false }); err != nil {
+		t.Fatal(err)
+	}
+	if len(offered) != 1 || offered[0].Supersedable {
+		t.Errorf("offered %+v, want %s, not supersedable (its group resolved through another route)", offered, firing[0])
+	}
+}
