@@ -142,19 +142,13 @@ func TestClaimRidersNeedsTheHeadsClaim(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	for i := range 4 {
-		enqueue(t, b, fmt.Sprintf("k%d", i), "g", "firing", "alice")
-	}
-	old, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true})
-	if err != nil || len(old) != 1 {
-		t.Fatalf("claim = %v, %v", old, err)
-	}
+	old := lineOfFour(t, b)
 	// Generation 2 takes the head over.
 	taken, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 2, Takeover: true})
-	if err != nil || len(taken) != 1 || taken[0].OperationID != old[0].OperationID || !taken[0].Reclaimed {
+	if err != nil || len(taken) != 1 || taken[0].OperationID != old.OperationID || !taken[0].Reclaimed {
 		t.Fatalf("takeover = %+v, %v; want the head, reclaimed", taken, err)
 	}
-	riders, err := b.db.ClaimRiders(ctx, old[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "stale"},
+	riders, err := b.db.ClaimRiders(ctx, old, store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "stale"},
 		func(store.Rider) bool { return true })
 	if err != nil || len(riders) != 0 {
 		t.Fatalf("riders of a claim taken over = %v, %v; want none", riders, err)
@@ -214,15 +208,9 @@ func TestClaimRidersTakesOverAStoppedCombinedSend(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	for i := range 4 {
-		enqueue(t, b, fmt.Sprintf("k%d", i), "g", "firing", "alice")
-	}
 	all := func(store.Rider) bool { return true }
-	old, err := b.db.Claim(ctx, *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true})
-	if err != nil || len(old) != 1 {
-		t.Fatalf("claim = %v, %v", old, err)
-	}
-	if riders, err := b.db.ClaimRiders(ctx, old[0], store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "g1"}, all); err != nil || len(riders) != 3 {
+	old := lineOfFour(t, b)
+	if riders, err := b.db.ClaimRiders(ctx, old, store.RiderClaim{Now: *b.now, Lease: time.Minute, Token: "g1"}, all); err != nil || len(riders) != 3 {
 		t.Fatalf("generation 1's riders = %v, %v; want 3", riders, err)
 	}
 	// Generation 1 stops mid-send. Generation 2 takes the head over.
@@ -293,4 +281,18 @@ func TestRiderSupersedableOnlyByItsRoute(t *testing.T) {
 	if len(offered) != 1 || offered[0].Supersedable {
 		t.Errorf("offered %+v, want %s, not supersedable (its group resolved through another route)", offered, firing[0])
 	}
+}
+
+// lineOfFour queues four deliveries for alice and returns the first,
+// claimed under session generation 1.
+func lineOfFour(t *testing.T, b testBundle) store.Claimed {
+	t.Helper()
+	for i := range 4 {
+		enqueue(t, b, fmt.Sprintf("k%d", i), "g", "firing", "alice")
+	}
+	c, err := b.db.Claim(context.Background(), *b.now, store.ClaimOptions{Limit: 1, Lease: time.Minute, Gen: 1, Takeover: true})
+	if err != nil || len(c) != 1 {
+		t.Fatalf("claim = %v, %v", c, err)
+	}
+	return c[0]
 }
