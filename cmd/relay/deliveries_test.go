@@ -69,20 +69,7 @@ routes:
 		}
 	})
 	r := &cliRelay{base: "http://" + ln.Addr().String(), addr: ln.Addr().String(), dbURL: dbURL}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(r.base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("relay did not become ready")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	relaytest.WaitReady(t, r.base)
 	for _, g := range groups {
 		resp, err := http.Post(r.base+"/v1/webhooks/prod", "application/json",
 			bytes.NewReader(relaytest.Notification(g, 1, "firing")))

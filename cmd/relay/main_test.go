@@ -56,20 +56,12 @@ routes:
 	defer func() { _ = cmd.Process.Kill() }()
 
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+	defer func() {
+		if t.Failed() {
+			t.Logf("relay's logs:\n%s", logs.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("relay did not become ready; logs:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	}()
+	relaytest.WaitReady(t, base)
 	resp, err := http.Post(base+"/v1/webhooks/prod", "application/json",
 		bytes.NewReader(relaytest.Notification("HighCPU", 1, "firing")))
 	if err != nil {
