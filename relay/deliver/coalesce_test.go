@@ -112,7 +112,7 @@ func TestCoalesceText(t *testing.T) {
 		}
 	}
 	// CoalescedLen is exact, across the digit boundaries of the counts.
-	for _, n := range []int{1, 2, 9, 10, 11, 99, 100, 101} {
+	for _, n := range []int{1, 2, 9, 10, 11, 99, 100, 101, 999, 1000, 1001} {
 		var ts []string
 		for i := range n {
 			ts = append(ts, strings.Repeat("x", i%7))
