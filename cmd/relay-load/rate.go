@@ -111,7 +111,7 @@ func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies
 
 	// The simulator's record: wait until every accepted message is there.
 	var lat []time.Duration
-	var rows []string // the trace: ms from the start to the 202, latency in ms
+	var acceptedAt []time.Time // each latency's 202, for the trace
 	res := RateResult{Rate: rate, Seconds: elapsed.Seconds(), Sent: n, Accepted: len(accepted), Errors: errs, Late: late}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -121,13 +121,13 @@ func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies
 			return 1
 		}
 		lat = lat[:0]
-		rows = rows[:0]
+		acceptedAt = acceptedAt[:0]
 		seen := map[string]bool{}
 		arrived := func(id string, at time.Time) {
 			if t, ok := accepted[id]; ok && !seen[id] {
 				seen[id] = true
 				lat = append(lat, at.Sub(t))
-				rows = append(rows, fmt.Sprintf("%.3f,%.3f", float64(t.Sub(start).Microseconds())/1000, float64(at.Sub(t).Microseconds())/1000))
+				acceptedAt = append(acceptedAt, t)
 			}
 		}
 		res.Combined = 0
@@ -157,7 +157,12 @@ func runRate(u *url.URL, token string, rate float64, d time.Duration, bs *bodies
 		res.MissingAfter = fmt.Sprintf("%d of %d messages not recorded after 2m", len(accepted)-len(lat), len(accepted))
 	}
 	if trace != "" {
-		if err := os.WriteFile(trace, []byte("accepted_ms,latency_ms\n"+strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
+		// ms from the start to the 202, latency in ms
+		out := []byte("accepted_ms,latency_ms\n")
+		for i, l := range lat {
+			out = fmt.Appendf(out, "%.3f,%.3f\n", float64(acceptedAt[i].Sub(start).Microseconds())/1000, float64(l.Microseconds())/1000)
+		}
+		if err := os.WriteFile(trace, out, 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "relay-load:", err)
 			return 1
 		}
