@@ -312,7 +312,11 @@ func BenchmarkDrainOneRecipient(b *testing.B) {
 // whatever the backlog.
 func oneByOne(yaml string) string {
 	for _, conv := range []string{"[oncall, dba]", "[oncall]"} {
-		yaml = strings.Replace(yaml, "    conversations: "+conv+"\n", "    conversations: "+conv+"\n    delivery: { coalesce: false }\n", 1)
+		line := "    conversations: " + conv + "\n"
+		if !strings.Contains(yaml, line) {
+			panic("oneByOne: deliveryYAML has no route with conversations " + conv)
+		}
+		yaml = strings.Replace(yaml, line, line+"    delivery: { coalesce: false }\n", 1)
 	}
 	return yaml
 }
