@@ -2,18 +2,16 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/skype-relay/relay/relay/app"
-	"github.com/skype-relay/relay/relay/config"
+	"github.com/skype-relay/relay/relay/app/apptest"
 	"github.com/skype-relay/relay/relay/deliver/ucwa/ucwasim"
 	"github.com/skype-relay/relay/relay/relaytest"
 )
@@ -21,11 +19,12 @@ import (
 // relayInstance is one relay running in-process against a real database
 // and the UCWA simulator.
 type relayInstance struct {
-	t      testing.TB
-	base   string
-	cancel context.CancelFunc
-	done   chan error
-	logs   *relaytest.Buffer
+	t    testing.TB
+	base string
+	// stop shuts the relay down gracefully and waits for it (again: at
+	// once).
+	stop func()
+	logs *relaytest.Buffer
 }
 
 const simPassword = "sim-password-7c1e"
@@ -76,35 +75,10 @@ func newSim(t testing.TB) *ucwasim.Sim {
 func startRelay(t testing.TB, dbURL, yaml string) *relayInstance {
 	t.Helper()
 	env := map[string]string{"DATABASE_URL": dbURL, "RELAY_API_TOKEN": "api-token", "RELAY_UCWA_PASSWORD": simPassword}
-	cfg, err := config.Parse([]byte(yaml), t.TempDir(), func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("config.Parse: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &relayInstance{t: t, base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1), logs: &relaytest.Buffer{}}
+	r := &relayInstance{t: t, logs: &relaytest.Buffer{}}
 	logger := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() { r.done <- app.Run(ctx, cfg, logger, app.Options{Listener: ln}) }()
-	t.Cleanup(r.stop)
-	relaytest.WaitReady(t, r.base)
+	r.base, r.stop = apptest.Run(t, yaml, env, logger, app.Options{})
 	return r
-}
-
-// stop shuts the relay down gracefully and waits for it.
-func (r *relayInstance) stop() {
-	r.cancel()
-	select {
-	case err := <-r.done:
-		if err != nil {
-			r.t.Errorf("app.Run: %v", err)
-		}
-		r.done <- nil // a second stop returns at once
-	case <-time.After(60 * time.Second):
-		r.t.Errorf("relay did not stop")
-	}
 }
 
 func (r *relayInstance) post(route string, body []byte) []string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,14 @@ import (
 // ends, and returns its base URL once it is ready. The test fails if relay
 // does not stop cleanly.
 func Start(t testing.TB, yaml string, env map[string]string, logger *slog.Logger, opts app.Options) string {
+	t.Helper()
+	base, _ := Run(t, yaml, env, logger, opts)
+	return base
+}
+
+// Run is Start, and also returns stop, which shuts relay down gracefully
+// and waits for it before the test ends (later calls return at once).
+func Run(t testing.TB, yaml string, env map[string]string, logger *slog.Logger, opts app.Options) (base string, stop func()) {
 	t.Helper()
 	cfg, err := config.Parse([]byte(yaml), t.TempDir(), func(k string) string { return env[k] })
 	if err != nil {
@@ -37,18 +46,22 @@ func Start(t testing.TB, yaml string, env map[string]string, logger *slog.Logger
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, cfg, logger, opts) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("app.Run: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("app.Run: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Errorf("relay did not stop")
 			}
-		case <-time.After(60 * time.Second):
-			t.Errorf("relay did not stop")
-		}
-	})
-	base := "http://" + ln.Addr().String()
+		})
+	}
+	t.Cleanup(stop)
+	base = "http://" + ln.Addr().String()
 	relaytest.WaitReady(t, base)
-	return base
+	return base, stop
 }
