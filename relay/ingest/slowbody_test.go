@@ -2,6 +2,8 @@ package ingest_test
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,11 +16,27 @@ import (
 
 // TestSlowBodyIsATimeout: a sender whose body stops coming before the
 // server's read timeout is answered 503 (it may try again) and counted as
-// result "timeout", not as a bad request (issue #13).
+// result "timeout", not as a bad request (issue #13), plain or gzipped.
 func TestSlowBodyIsATimeout(t *testing.T) {
 	t.Parallel()
+	plain := relaytest.Notification("Slow", 1, "firing")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(plain)
+	_ = zw.Close()
+	for _, tc := range []struct {
+		name, header string
+		body         []byte
+	}{{"plain", "", plain}, {"gzip", "Content-Encoding: gzip\r\n", gz.Bytes()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			slowBody(t, tc.header, tc.body)
+		})
+	}
+}
+
+func slowBody(t *testing.T, header string, body []byte) {
 	b := setupWith(t, bundleOptions{readTimeout: 300 * time.Millisecond}, nil)
-	body := relaytest.Notification("Slow", 1, "firing")
 	conn, err := net.Dial("tcp", strings.TrimPrefix(b.srv.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +44,7 @@ func TestSlowBodyIsATimeout(t *testing.T) {
 	defer conn.Close()
 	// Half of the body, then nothing: the server's read deadline ends it.
 	_, err = fmt.Fprintf(conn, "POST /v1/webhooks/prod HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"+
-		"Content-Length: %d\r\n\r\n%s", len(body), body[:len(body)/2])
+		"%sContent-Length: %d\r\n\r\n%s", header, len(body), body[:len(body)/2])
 	if err != nil {
 		t.Fatal(err)
 	}
