@@ -52,8 +52,12 @@ func setup(t testing.TB, mutate func(*ingest.Config)) testBundle {
 
 // bundleOptions tunes setupWith; zero values keep setup's.
 type bundleOptions struct {
-	store          store.Options // OpTimeout 5s by default
-	requestTimeout time.Duration // 8s by default
+	// The timeouts are generous by default: a test that is not about them
+	// must not get a 503 because a loaded machine (CI runs the race
+	// detector, the browser test and the failover test beside this
+	// package) took a few seconds over a commit.
+	store          store.Options // OpTimeout 30s by default
+	requestTimeout time.Duration // 45s by default
 	// readTimeout is the server's (none by default).
 	readTimeout time.Duration
 	// lifecycle, reload and listenerAuth are the Options of the same names.
@@ -65,10 +69,10 @@ type bundleOptions struct {
 func setupWith(t testing.TB, o bundleOptions, mutate func(*ingest.Config)) testBundle {
 	t.Helper()
 	if o.store.OpTimeout == 0 {
-		o.store.OpTimeout = 5 * time.Second
+		o.store.OpTimeout = 30 * time.Second
 	}
 	if o.requestTimeout == 0 {
-		o.requestTimeout = 8 * time.Second
+		o.requestTimeout = 45 * time.Second
 	}
 	url := relaytest.NewDatabase(t)
 	proxy, proxied := relaytest.NewProxy(t, url)
@@ -110,6 +114,13 @@ func setupWith(t testing.TB, o bundleOptions, mutate func(*ingest.Config)) testB
 		mutate(cfg)
 	}
 	logs := &relaytest.Buffer{}
+	t.Cleanup(func() {
+		// A failure's cause (a timeout, a refused statement) is in the
+		// handler's log, not in the answer a client sees.
+		if t.Failed() {
+			t.Logf("relay's log:\n%s", logs)
+		}
+	})
 	reg := prometheus.NewRegistry()
 	h := ingest.New(cfg, ingest.Options{
 		DB: db, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: reg, Gatherer: reg,
