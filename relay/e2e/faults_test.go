@@ -163,6 +163,15 @@ func TestFailoverToReadyBackupIsFast(t *testing.T) {
 		percentile(lat, 1).Round(time.Millisecond), len(ids), s.summary(), o.duplicates)
 }
 
+// maxArrivalsPerSecond bounds the requests a failing pool sees in any one
+// second. The relay lets at most 3 through in any second (relay/deliver/ucwa's
+// gate, whose unit tests check that exactly), but the simulator counts
+// arrivals: on a loaded machine (the race detector, other packages' tests
+// beside these) a request can reach the server up to a second after the
+// gate let it go, so one second of arrivals may hold two seconds' worth.
+// A relay that ignored the limit would send tens.
+const maxArrivalsPerSecond = 2 * 3
+
 // TestServerBusyStormIsThrottling (production timers): about 25 answers of
 // 503 with Retry-After: 1 in a row, on every resource the event channel
 // included, then a healthy server. That is throttling, not a failover:
@@ -219,8 +228,8 @@ func TestServerBusyStormIsThrottling(t *testing.T) {
 		t.Errorf("%d deliveries were sent more than once", o.duplicates)
 	}
 	maxRate, total := sim.RequestRate("fe1", start, end.Add(time.Millisecond))
-	if maxRate > 4 {
-		t.Errorf("up to %d requests in one second reached the throttling pool, want about 3 at most", maxRate)
+	if maxRate > maxArrivalsPerSecond {
+		t.Errorf("up to %d requests in one second reached the throttling pool, want 3 at most (%d as arrivals are counted)", maxRate, maxArrivalsPerSecond)
 	}
 	t.Logf("storm of %d answers of 503 lasted %s (%v); delivery resumed %s after it; %d requests reached fe1 meanwhile, at most %d in one second; %d deliveries (%s)",
 		storm, end.Sub(start).Round(time.Millisecond), resources, resumed.Round(time.Millisecond), total, maxRate, len(ids), s.summary())
@@ -251,8 +260,8 @@ func TestDeadPoolIsProbedGentlyAndUsedWhenBack(t *testing.T) {
 		t.Errorf("delivery resumed %s after the pool came back, want ≤ 5s", resumed.Round(time.Millisecond))
 	}
 	maxRate, total := sim.RequestRate("fe1", gone.Add(time.Second), back)
-	if maxRate > 4 {
-		t.Errorf("up to %d requests in one second reached the dead pool (%d in %s), want about 3 at most", maxRate, total, back.Sub(gone).Round(time.Second))
+	if maxRate > maxArrivalsPerSecond {
+		t.Errorf("up to %d requests in one second reached the dead pool (%d in %s), want 3 at most (%d as arrivals are counted)", maxRate, total, back.Sub(gone).Round(time.Second), maxArrivalsPerSecond)
 	}
 	t.Logf("pool dead %s: %d requests reached it, at most %d in one second; delivery resumed %s after it came back; %d deliveries (%s); %d duplicated (all marked resent)",
 		back.Sub(gone).Round(time.Millisecond), total, maxRate, resumed.Round(time.Millisecond), len(ids), s.summary(), o.duplicates)

@@ -264,8 +264,12 @@ func TestUnavailableStormIsThrottling(t *testing.T) {
 	// depends on scheduling; relay/e2e's TestServerBusyStormIsThrottling
 	// requires it to, with the whole relay.
 	peak, total := b.sim.RequestRate(home, stormStart, stormEnd)
-	if peak > 4 {
-		t.Errorf("%d requests within one second to the failing pool, want 3 at most (4 as arrivals are counted)", peak)
+	// The gate lets 3 through in any second (gate_test.go checks that
+	// exactly); the simulator counts arrivals, which a loaded machine can
+	// hold back up to a second, so one second of them may hold two of
+	// the gate's.
+	if peak > 2*failingRate {
+		t.Errorf("%d requests within one second to the failing pool, want %d at most (%d as arrivals are counted)", peak, failingRate, 2*failingRate)
 	}
 	t.Logf("storm: %d requests (event channel 503s: %d), at most %d in one second; delivery resumed %v after it",
 		total, after.Requests["events 503"], peak, resumed)
