@@ -35,7 +35,7 @@ func (c *clock) advance(d time.Duration) {
 
 func openStore(t *testing.T, c *clock) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), relaytest.NewDatabase(t), store.Options{Now: c.now})
+	db, err := store.Open(context.Background(), relaytest.NewDatabase(t), store.Options{Now: c.now, OpTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,9 @@ func setup(t *testing.T) testBundle {
 	url := relaytest.NewDatabase(t)
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	mu := &sync.Mutex{}
-	db, err := store.Open(context.Background(), url, store.Options{Now: func() time.Time {
+	// OpTimeout is generous: these tests are not about it, and a loaded
+	// machine must not fail them.
+	db, err := store.Open(context.Background(), url, store.Options{OpTimeout: 30 * time.Second, Now: func() time.Time {
 		mu.Lock()
 		defer mu.Unlock()
 		return now

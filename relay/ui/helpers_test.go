@@ -47,7 +47,8 @@ type testBundle struct {
 func setup(t testing.TB, mutate func(*ui.Settings)) testBundle {
 	t.Helper()
 	dbURL := relaytest.NewDatabase(t)
-	db, err := store.Open(context.Background(), dbURL, store.Options{})
+	// Generous: a loaded machine must not turn a test's webhook into a 503.
+	db, err := store.Open(context.Background(), dbURL, store.Options{OpTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +77,11 @@ func setup(t testing.TB, mutate func(*ui.Settings)) testBundle {
 		APIToken: apiToken, DedupWindow: 15 * time.Minute, Engine: engine, Conversations: convs, RedeliverWindow: time.Minute,
 	}
 	logs := &relaytest.Buffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("relay's log:\n%s", logs)
+		}
+	})
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	settings := &ui.Settings{Users: users}
 	if mutate != nil {
@@ -87,7 +93,8 @@ func setup(t testing.TB, mutate func(*ui.Settings)) testBundle {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	h = ingest.New(cfg, ingest.Options{DB: db, Logger: logger, Registerer: reg, Gatherer: reg, Console: console})
+	h = ingest.New(cfg, ingest.Options{DB: db, Logger: logger, Registerer: reg, Gatherer: reg, Console: console,
+		RequestTimeout: 45 * time.Second})
 	h.Open()
 	srv := httptest.NewServer(h.Echo())
 	t.Cleanup(srv.Close)
