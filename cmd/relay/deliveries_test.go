@@ -71,18 +71,13 @@ routes:
 	r := &cliRelay{base: "http://" + ln.Addr().String(), addr: ln.Addr().String(), dbURL: dbURL}
 	relaytest.WaitReady(t, r.base)
 	for _, g := range groups {
-		resp, err := http.Post(r.base+"/v1/webhooks/prod", "application/json",
-			bytes.NewReader(relaytest.Notification(g, 1, "firing")))
-		if err != nil {
-			t.Fatal(err)
-		}
+		status, raw := relaytest.PostWebhook(t, r.base+"/v1/webhooks/prod", relaytest.Notification(g, 1, "firing"))
 		var ack struct {
 			OperationIDs []string `json:"operationIds"`
 		}
-		err = json.NewDecoder(resp.Body).Decode(&ack)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusAccepted || len(ack.OperationIDs) != 1 {
-			t.Fatalf("POST webhook %s = %d %v, want 202 with one operationId (err %v)", g, resp.StatusCode, ack, err)
+		err := json.Unmarshal(raw, &ack)
+		if err != nil || status != http.StatusAccepted || len(ack.OperationIDs) != 1 {
+			t.Fatalf("POST webhook %s = %d %s, want 202 with one operationId (err %v)", g, status, raw, err)
 		}
 		r.ids = append(r.ids, ack.OperationIDs[0])
 	}

@@ -62,19 +62,12 @@ routes:
 		}
 	}()
 	relaytest.WaitReady(t, base)
-	resp, err := http.Post(base+"/v1/webhooks/prod", "application/json",
-		bytes.NewReader(relaytest.Notification("HighCPU", 1, "firing")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Errorf("POST = %d, want 202", resp.StatusCode)
+	if status, raw := relaytest.PostWebhook(t, base+"/v1/webhooks/prod", relaytest.Notification("HighCPU", 1, "firing")); status != http.StatusAccepted {
+		t.Errorf("POST = %d %s, want 202", status, raw)
 	}
 	// --web.enable-lifecycle serves POST /-/reload (here to a loopback
 	// client, as no API token is configured).
-	resp, err = http.Post(base+"/-/reload", "", nil)
+	resp, err := http.Post(base+"/-/reload", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

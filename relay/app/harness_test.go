@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -83,16 +82,12 @@ func startRelay(t testing.TB, dbURL, yaml string) *relayInstance {
 
 func (r *relayInstance) post(route string, body []byte) []string {
 	r.t.Helper()
-	resp, err := http.Post(r.base+"/v1/webhooks/"+route, "application/json", bytes.NewReader(body))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	status, raw := relaytest.PostWebhook(r.t, r.base+"/v1/webhooks/"+route, body)
 	var out struct {
 		OperationIDs []string `json:"operationIds"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode/100 != 2 {
-		r.t.Fatalf("POST %s = %d (%v)", route, resp.StatusCode, err)
+	if err := json.Unmarshal(raw, &out); err != nil || status/100 != 2 {
+		r.t.Fatalf("POST %s = %d %s (%v)", route, status, raw, err)
 	}
 	return out.OperationIDs
 }

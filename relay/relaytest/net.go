@@ -1,6 +1,8 @@
 package relaytest
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -54,5 +56,31 @@ func WaitReady(t testing.TB, base string) {
 			t.Fatal("relay did not become ready")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// PostWebhook posts body as JSON to url and returns the status and the
+// answer's body. A 503 is tried again for up to 30 s, as Alertmanager
+// does: a loaded machine may take longer than relay's commit allowance now
+// and then, and the tests using this are about what happens to a webhook
+// once accepted. A test about 503s posts on its own.
+func PostWebhook(t testing.TB, url string, body []byte) (int, []byte) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("POST %s: %v", url, err)
+		}
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("POST %s: read the answer: %v", url, err)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return resp.StatusCode, raw
+		}
+		t.Logf("POST %s = 503 %s; trying again", url, bytes.TrimSpace(raw))
+		time.Sleep(200 * time.Millisecond)
 	}
 }
