@@ -35,7 +35,8 @@ routes:
 func backlog(t *testing.T, sim *ucwasim.Sim, r *relayInstance, n int, faults ...ucwasim.Fault) ([]string, map[string]deliveryView) {
 	t.Helper()
 	r.waitFinal(30*time.Second, r.post("burst", relaytest.Notification("Warmup", 1, "firing"))...)
-	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: time.Second})
+	hold := make(chan struct{})
+	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Hold: hold})
 	for _, f := range faults {
 		sim.Inject(f)
 	}
@@ -46,6 +47,10 @@ func backlog(t *testing.T, sim *ucwasim.Sim, r *relayInstance, n int, faults ...
 	for i := 1; i < n; i++ {
 		ids = append(ids, r.post("burst", relaytest.Notification(fmt.Sprintf("Burst%03d", i), 1, "firing"))...)
 	}
+	if d := r.delivery(ids[0]); d.State != "sending" {
+		t.Fatalf("%s is %s once the backlog is in, want still sending: the client gave up on the held send", ids[0], d.State)
+	}
+	close(hold)
 	return ids, r.waitFinal(60*time.Second, ids...)
 }
 
@@ -284,15 +289,20 @@ delivery:
 	r.waitFinal(30*time.Second, r.post("burst", relaytest.Notification("Warmup", 1, "firing"))...)
 	// The first send is held up while the others queue; the combined one
 	// after it is held up while the database goes away.
-	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: time.Second})
-	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: 2 * time.Second})
+	first, combined := make(chan struct{}), make(chan struct{})
+	faults := sim.Stats().FaultsApplied
+	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Hold: first})
+	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Hold: combined})
 	ids := r.post("burst", relaytest.Notification("Burst000", 1, "firing"))
 	waitState(t, r, ids[0], "sending")
 	for i := 1; i < 6; i++ {
 		ids = append(ids, r.post("burst", relaytest.Notification(fmt.Sprintf("Burst%03d", i), 1, "firing"))...)
 	}
+	close(first)
 	waitState(t, r, ids[2], "sending") // riding: the combined message is on its way
+	waitHeld(t, sim, faults+2)
 	proxy.Down()
+	close(combined) // the server takes it while the database is away
 	time.Sleep(5 * time.Second)
 	proxy.Up()
 	got := r.waitFinal(30*time.Second, ids...)
@@ -321,6 +331,19 @@ delivery:
 		t.Error("no outcome was kept through the outage: the test did not test it")
 	}
 	assertNoViolations(t, sim)
+}
+
+// waitHeld waits until the simulator has applied n faults in all: a
+// request meeting a Hold fault is then held.
+func waitHeld(t *testing.T, sim *ucwasim.Sim, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for sim.Stats().FaultsApplied < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d faults applied within 30s, want %d", sim.Stats().FaultsApplied, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // waitState waits until delivery id is in state.

@@ -36,6 +36,11 @@ type Fault struct {
 	RetryAfter string
 	// Delay slows the response down (real time, not scaled).
 	Delay time.Duration
+	// Hold, when not nil, keeps the request waiting (after Delay) until it
+	// is closed or the client gives up: a test closes it once it has made
+	// happen what must happen meanwhile, however slow the machine. Go
+	// only; the control API has no counterpart.
+	Hold <-chan struct{}
 	// Reset drops the TCP connection without an answer. Note that Go's
 	// transport silently retries an idempotent request (GET) whose reused
 	// keep-alive connection dies before any byte arrives, so give such

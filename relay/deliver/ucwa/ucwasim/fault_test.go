@@ -432,3 +432,38 @@ func TestControlAPI(t *testing.T) {
 	}
 	_ = json.Valid
 }
+
+// TestHeldRequest: a request meeting a fault with Hold is answered only
+// once the test closes it.
+func TestHeldRequest(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	hold := make(chan struct{})
+	b.s.Inject(Fault{Resource: "application", Hold: hold})
+	answered := make(chan int, 1)
+	go func() { answered <- b.c.do("GET", b.a.self, "", "").status }()
+	// Held while nothing closes it: wait until the request is in, then a
+	// little more.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.s.Stats().FaultsApplied == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never met the fault")
+		}
+		sleepBrief()
+	}
+	select {
+	case st := <-answered:
+		t.Fatalf("held request answered %d before its hold was released", st)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(hold)
+	select {
+	case st := <-answered:
+		if st != http.StatusOK {
+			t.Errorf("released request = %d, want 200", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("released request not answered")
+	}
+	noViolations(t, b.s)
+}

@@ -225,6 +225,13 @@ func (p *pool) applyFault(w *statusWriter, r *http.Request, f Fault, fx *effects
 	if f.Delay > 0 {
 		p.s.sleep(r, f.Delay)
 	}
+	if f.Hold != nil {
+		select {
+		case <-f.Hold:
+		case <-r.Context().Done():
+		case <-p.s.closing:
+		}
+	}
 	if f.Reset && !f.AfterEffect {
 		w.resetConn()
 		return true
