@@ -34,7 +34,7 @@ delivery:
   poll_interval: 50ms
   retry_base: 20ms
   retry_max: 200ms
-  session_ttl: 2s
+  session_ttl: 6s
   lease: 30s
 `
 	return apptest.Start(t, yaml, env, nil, app.Options{})
