@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,6 +92,7 @@ func TestSerializedInCallOrder(t *testing.T) {
 	}
 	b.sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: 100 * time.Millisecond})
 	var wg sync.WaitGroup
+	var finished atomic.Int32
 	for i := 1; i <= 5; i++ {
 		wg.Add(1)
 		go func() {
@@ -98,8 +100,19 @@ func TestSerializedInCallOrder(t *testing.T) {
 			if out := b.send(t, tg, fmt.Sprintf("q-%d", i), "queued"); out.Kind != relay.Delivered {
 				t.Errorf("Send(q-%d) = %+v", i, out)
 			}
+			finished.Add(1)
 		}()
-		time.Sleep(10 * time.Millisecond) // fix the call order
+		// Fix the call order: the next send starts once this one is on the
+		// target's lane (however slow the machine), and a moment more for
+		// it to queue there.
+		deadline := time.Now().Add(10 * time.Second)
+		for laneUsers(b.client, tg)+int(finished.Load()) < i {
+			if time.Now().After(deadline) {
+				t.Fatalf("send q-%d never reached its lane", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	wg.Wait()
 	var got []string
@@ -109,6 +122,18 @@ func TestSerializedInCallOrder(t *testing.T) {
 	if want := "q-0 q-1 q-2 q-3 q-4 q-5"; strings.Join(got, " ") != want {
 		t.Errorf("accepted order = %v, want %s", got, want)
 	}
+}
+
+// laneUsers is how many sends hold or wait for tg's lane.
+func laneUsers(c *Client, tg relay.Target) int {
+	k := laneKey(tg)
+	k.To = strings.ToLower(strings.TrimSpace(k.To))
+	c.lanesMu.Lock()
+	defer c.lanesMu.Unlock()
+	if l := c.lanes[k]; l != nil {
+		return l.users
+	}
+	return 0
 }
 
 func TestSecretsNeverLogged(t *testing.T) {
