@@ -115,17 +115,31 @@ func (s *sender) try(ctx context.Context, route string, body []byte) ([]string, 
 // pausing pace between posts. Group names start with prefix. It returns
 // the operationIds of every accepted post.
 func (s *sender) stream(ctx context.Context, prefix string, n, workers int, pace time.Duration) []string {
+	return s.streamUntil(ctx, nil, prefix, n, workers, pace)
+}
+
+// streamUntil is stream, ending also once stop is closed (a post under
+// way is finished first).
+func (s *sender) streamUntil(ctx context.Context, stop <-chan struct{}, prefix string, n, workers int, pace time.Duration) []string {
 	var (
 		mu  sync.Mutex
 		ids []string
 		wg  sync.WaitGroup
 	)
 	next := atomic.Int64{}
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
 	for range workers {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
+				if i >= n || ctx.Err() != nil || stopped() {
 					return
 				}
 				route := routes[i%len(routes)].name
@@ -159,6 +173,33 @@ func (s *sender) streamAsync(ctx context.Context, prefix string, n, workers int,
 		<-done
 	})
 	return func() []string {
+		<-done
+		return ids
+	}
+}
+
+// streamOpen is streamAsync without an end of its own: it posts until
+// stop is called (or ctx ends), which waits for the posts under way and
+// returns the ids. For a test whose stream must outlast an event however
+// slowly the machine gets there.
+func (s *sender) streamOpen(ctx context.Context, prefix string, workers int, pace time.Duration) (stop func() []string) {
+	ctx, cancel := context.WithCancel(ctx)
+	halt := make(chan struct{})
+	done := make(chan struct{})
+	var ids []string
+	go func() {
+		defer close(done)
+		ids = s.streamUntil(ctx, halt, prefix, 1<<30, workers, pace)
+	}()
+	var once sync.Once
+	end := func() { once.Do(func() { close(halt) }) }
+	s.t.Cleanup(func() {
+		end()
+		cancel()
+		<-done
+	})
+	return func() []string {
+		end()
 		<-done
 		return ids
 	}
@@ -451,7 +492,7 @@ func sessionState(base string) string {
 // scrape returns the lines of the relay's /metrics (none when it does not
 // answer).
 func scrape(base string) []string {
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{Timeout: 15 * time.Second} // a loaded machine may be slow; a dead relay refuses at once
 	resp, err := client.Get(base + "/metrics")
 	if err != nil {
 		return nil
@@ -464,4 +505,28 @@ func scrape(base string) []string {
 		lines = append(lines, sc.Text())
 	}
 	return lines
+}
+
+// waitAcceptedAfter waits until s has had at least n deliveries accepted
+// after from, failing t after within.
+func waitAcceptedAfter(t *testing.T, s *sender, from time.Time, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		s.mu.Lock()
+		got := 0
+		for _, at := range s.acceptedAt {
+			if at.After(from) {
+				got++
+			}
+		}
+		s.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries accepted in the %s after %s, want %d (%s)", got, within, from.Format(time.StampMilli), n, s.summary())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -22,9 +22,8 @@ func TestDatabaseRestartMidStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	s := newSender(t, r.base)
-	// About 4.5 s of posting: it starts before the outage, goes through it
-	// and ends after it.
-	streamed := s.streamAsync(ctx, "db", 300, 4, 60*time.Millisecond)
+	// Posting starts before the outage, goes through it and ends after it.
+	streamed := s.streamOpen(ctx, "db", 4, 60*time.Millisecond)
 
 	waitMessages(t, sim, 100, 60*time.Second)
 	proxy.Down()
@@ -38,6 +37,7 @@ func TestDatabaseRestartMidStream(t *testing.T) {
 	proxy.Up()
 	up := time.Now()
 	t.Logf("database away for %s: %d messages and %d deliveries accepted before; %d answers of 503 during", time.Since(down).Round(time.Millisecond), atDown, acceptedAtDown, refused)
+	waitAcceptedAfter(t, s, up, 20, 60*time.Second)
 	streamed()
 	if t.Failed() {
 		t.FailNow()
