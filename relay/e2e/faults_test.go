@@ -327,7 +327,16 @@ func TestLinksOutsideAllowedHostsAreTheServersFault(t *testing.T) {
 	s := newSender(t, r.base)
 	ids := s.stream(ctx, "links", 6, 2, 0)
 
-	time.Sleep(3 * time.Second)
+	// The relay says it is failing over; a while later nothing has been
+	// counted against the deliveries.
+	deadline := time.Now().Add(30 * time.Second)
+	for st := sessionState(r.base); st != "failing_over"; st = sessionState(r.base) {
+		if time.Now().After(deadline) {
+			t.Fatalf("relay_ucwa_session_state says %q after 30 s, want failing_over", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, id := range ids {
 		d, err := getDelivery(client, r.base, id)
@@ -346,7 +355,7 @@ func TestLinksOutsideAllowedHostsAreTheServersFault(t *testing.T) {
 		t.Errorf("the relay sent %d request(s) to the untrusted host", n)
 	}
 	if st := sessionState(r.base); st != "failing_over" {
-		t.Errorf("relay_ucwa_session_state says %q, want failing_over", st)
+		t.Errorf("relay_ucwa_session_state says %q, want failing_over still", st)
 	}
 	if logs := r.logs.String(); !strings.Contains(logs, "host_not_allowed") && !strings.Contains(logs, "AllowedHosts") {
 		t.Error("the log does not say that links were refused for their host")
