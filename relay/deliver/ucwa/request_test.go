@@ -155,10 +155,13 @@ func TestTokenRefusalCountedOncePerToken(t *testing.T) {
 // per request, so it does not reach FailoverAfter and the session stays.
 func TestTokenEndpointTimeoutCountedOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{client: func(c *Config) { c.Timers.Request = 500 * time.Millisecond }})
+	// The request timer applies to every request: long enough that only
+	// the token request, held far longer, runs out of it on a loaded
+	// machine.
+	b := setup(t, setupOpts{client: func(c *Config) { c.Timers.Request = 2 * time.Second }})
 	const n = 6 // more than FailoverAfter (5)
 	warmTargets(t, b, n)
-	b.sim.Inject(ucwasim.Fault{Resource: "token", Delay: 1500 * time.Millisecond})
+	b.sim.Inject(ucwasim.Fault{Resource: "token", Delay: 5 * time.Second})
 	b.sim.ExpireTokens()
 	outs := sendAll(t, b, n, "te")
 	checkBlame(t, outs...)

@@ -78,11 +78,25 @@ func TestSendWaitsBrieflyForConfirmationAfterCancel(t *testing.T) {
 		t.Fatalf("second send: %+v", out)
 	}
 	// The next poll is now sleeping on the server: this message's
-	// confirmation comes up to 1.2 s after the POST, after the caller's
-	// context ended.
-	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	// confirmation comes up to 1.2 s after the POST. The caller gives up
+	// once the server has taken the message (and a moment for its 201 to
+	// reach the client), before the confirmation.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out, err := b.client.Send(ctx, tg, "late-confirm", "third")
+	type result struct {
+		out relay.Outcome
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := b.client.Send(ctx, tg, "late-confirm", "third")
+		done <- result{out, err}
+	}()
+	waitRecorded(t, b, "late-confirm")
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	res := <-done
+	out, err := res.out, res.err
 	if out.Kind != relay.Delivered || err != nil {
 		t.Fatalf("Send = %+v, %v; want delivered: the confirmation came within the grace", out, err)
 	}
