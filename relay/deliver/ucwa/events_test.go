@@ -25,7 +25,7 @@ func TestEventChannelFollowsRetryAfter(t *testing.T) {
 	if out := b.send(t, tg, "er-0", "warm"); out.Kind != relay.Delivered {
 		t.Fatalf("warm-up = %+v", out)
 	}
-	time.Sleep(30 * time.Millisecond) // let the next long poll reach the server
+	waitPollHeld(t, b.sim) // the next long poll is on the server
 	const storm = 8 * time.Second
 	stormEnd := time.Now().Add(storm)
 	b.sim.Inject(ucwasim.Fault{Resource: "events", Status: 503, Code: "ServiceUnavailable", RetryAfter: "1", Count: -1, Until: storm})

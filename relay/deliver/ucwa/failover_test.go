@@ -333,7 +333,7 @@ func TestSendRidesOutQuickFailover(t *testing.T) {
 			if out := b.send(t, tg, "rq-0", "warm"); out.Kind != relay.Delivered {
 				t.Fatalf("warm-up = %+v", out)
 			}
-			time.Sleep(30 * time.Millisecond) // let the next long poll reach the server
+			waitPollHeld(t, b.sim) // the next long poll is on the server
 			b.sim.SetHomePool(pools[1])
 			start := time.Now()
 			if who == "event_channel" {

@@ -136,7 +136,7 @@ func TestSessionFaultsRecovered(t *testing.T) {
 			if outs[0].Kind != relay.Delivered {
 				t.Fatalf("Send before fault = %+v", outs[0])
 			}
-			time.Sleep(30 * time.Millisecond) // let the next long poll reach the server
+			waitPollHeld(t, b.sim) // the next long poll is on the server
 			tt.fault(b.sim)
 			time.Sleep(20 * time.Millisecond) // let the event channel notice
 			outs = append(outs, b.sendUntilDelivered(t, tg, "after", "after the fault", 30)...)
@@ -342,7 +342,7 @@ func TestResume(t *testing.T) {
 	if out := b.send(t, tg, "r-0", "before"); out.Kind != relay.Delivered {
 		t.Fatalf("first Send = %+v", out)
 	}
-	time.Sleep(30 * time.Millisecond) // let the next long poll reach the server
+	waitPollHeld(t, b.sim) // the next long poll is on the server
 	b.sim.DropEventChannel()
 	time.Sleep(400 * time.Millisecond) // the client backs off 200 ms before polling again
 	outs := b.sendUntilDelivered(t, tg, "r-1", "after resume", 20)
@@ -355,6 +355,18 @@ func TestResume(t *testing.T) {
 		t.Errorf("the client never saw a resume link; the test proved nothing")
 	}
 	b.checkDelivered(t, outs)
+}
+
+// waitPollHeld waits until the simulator holds an event channel poll.
+func waitPollHeld(t *testing.T, sim *ucwasim.Sim) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for sim.HeldPolls() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no event channel poll held by the server after 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // waitFaultDone waits until the simulator finished the request that got a

@@ -55,7 +55,7 @@ func TestHostNotAllowedFailsOverAndRecovers(t *testing.T) {
 	if out := b.send(t, target(1), "hn-0", "warm"); out.Kind != relay.Delivered {
 		t.Fatalf("warm-up = %+v", out)
 	}
-	time.Sleep(30 * time.Millisecond) // let the next long poll reach the server
+	waitPollHeld(t, b.sim) // the next long poll is on the server
 	b.sim.SetLinkHost(home, "localhost")
 
 	var (
@@ -186,7 +186,7 @@ func TestUnavailableStormIsThrottling(t *testing.T) {
 	if out := b.send(t, target(1), "us-0", "warm"); out.Kind != relay.Delivered {
 		t.Fatalf("warm-up = %+v", out)
 	}
-	time.Sleep(30 * time.Millisecond) // let the next long poll reach the server
+	waitPollHeld(t, b.sim) // the next long poll is on the server
 	before := b.sim.Stats()
 	const storm = 3 * time.Second
 	stormStart := time.Now()
@@ -287,7 +287,7 @@ func TestFailoverToReadyBackupIsQuick(t *testing.T) {
 	if out := b.send(t, target(1), "fq-0", "warm"); out.Kind != relay.Delivered {
 		t.Fatalf("warm-up = %+v", out)
 	}
-	time.Sleep(30 * time.Millisecond) // let the next long poll reach the server
+	waitPollHeld(t, b.sim) // the next long poll is on the server
 	b.sim.SetHomePool(pools[1])
 	start := time.Now()
 	b.sim.PoolGone(pools[0])

@@ -452,6 +452,21 @@ func (a *application) releasedLocked(now time.Time) {
 	}
 }
 
+// HeldPolls is how many event channel P-GETs the simulator holds now,
+// waiting for events: a test waits for one before it drops or replaces
+// them.
+func (s *Sim) HeldPolls() int {
+	n := 0
+	for _, a := range s.liveApps() {
+		a.mu.Lock()
+		if a.ev.waiter != nil {
+			n++
+		}
+		a.mu.Unlock()
+	}
+	return n
+}
+
 // DropEventChannel resets the connection of every held P-GET.
 func (s *Sim) DropEventChannel() {
 	for _, a := range s.liveApps() {
