@@ -47,7 +47,8 @@
 // [Sim.SetLinkHost]. A Fault with neither Pool nor Resource answers every
 // request to the roots and pools (the event channel P-GET, sendMessage and
 // the token endpoint included) as it arrives, until its Count runs out; a
-// P-GET already held when it is injected is not released by it. [Sim.PoolGone]
+// P-GET already held when it is injected is not released by it. A Fault's
+// Hold keeps the requests it meets until the test closes it. [Sim.PoolGone]
 // answers every request to the pool 410 CannotRedirect (the P-GET at once)
 // except the token endpoint and xframe, until [Sim.PoolRecover]. Recipients
 // are scripted per attempt with [Sim.SetRecipient]; [Sim.SetUnconfirmed]
@@ -55,7 +56,7 @@
 // never confirmed: no message completed event, status "Pending".
 // Observations: [Sim.Messages], [Sim.Violations], [Sim.Stats],
 // [Sim.Conversations], [Sim.RequestLog], [Sim.DuplicateCounts],
-// [Sim.RequestRate]. Messages, violations and request counts are recorded
+// [Sim.RequestRate], [Sim.HeldPolls]. Messages, violations and request counts are recorded
 // before the answer is written, so a client that saw an answer also sees
 // its record; the request log entry (with latency) is written after it.
 //
