@@ -69,12 +69,20 @@ func TestSupervisorReleasesTheLeaseWhenTheSessionStops(t *testing.T) {
 	defer cancel()
 
 	var opened, sends atomic.Int32
+	var (
+		mu      sync.Mutex
+		openAt  []time.Time
+		retryIn = 1500 * time.Millisecond
+	)
 	worker := deliver.NewWorker(db, deliver.Options{PollInterval: 20 * time.Millisecond})
 	sup := deliver.NewSupervisor(db, worker, deliver.SupervisorOptions{
 		Account: "bot@contoso.com", TTL: time.Second,
-		StoppedRetry: backoff.Policy{Min: 1500 * time.Millisecond, Max: 1500 * time.Millisecond},
+		StoppedRetry: backoff.Policy{Min: retryIn, Max: retryIn},
 		States:       []string{"ready", "stopped"},
 		Open: func() (deliver.Session, error) {
+			mu.Lock()
+			openAt = append(openAt, time.Now())
+			mu.Unlock()
 			opened.Add(1)
 			s := &refusedSession{stopped: make(chan struct{}), sends: &sends}
 			close(s.stopped)
@@ -115,11 +123,9 @@ relay_ucwa_session_state{state="stopped"} 1
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "relay_ucwa_session_state"); err != nil {
 		t.Error(err)
 	}
-	// Nothing opens a new session before StoppedRetry has passed.
-	time.Sleep(time.Second)
-	if n := opened.Load(); n != 1 {
-		t.Errorf("%d sessions opened within a second of the stop, want 1 until StoppedRetry (1.5s)", n)
-	}
+	// Nothing opens a new session before StoppedRetry has passed: the
+	// session stopped as it was opened, so the next open comes no sooner
+	// than StoppedRetry after the first.
 	deadline = time.Now().Add(10 * time.Second)
 	for opened.Load() < 2 {
 		if time.Now().After(deadline) {
@@ -127,6 +133,11 @@ relay_ucwa_session_state{state="stopped"} 1
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	mu.Lock()
+	if gap := openAt[1].Sub(openAt[0]); gap < retryIn {
+		t.Errorf("a new session was opened %v after the one that stopped, want no sooner than StoppedRetry (%v)", gap, retryIn)
+	}
+	mu.Unlock()
 	d, err := db.GetDelivery(ctx, id)
 	if err != nil {
 		t.Fatal(err)
