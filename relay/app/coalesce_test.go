@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 
 // coalesceYAML is one route to one conversation, coalescing as told.
 func coalesceYAML(sim *ucwasim.Sim, delivery string) string {
-	return relaytest.UCWAYAML(sim.DiscoveryURLs()) + fmt.Sprintf(`
+	return holding(relaytest.UCWAYAML(sim.DiscoveryURLs()) + fmt.Sprintf(`
 conversations:
   oncall: { to: "sip:oncall@contoso.com", subject: "Production alerts" }
 routes:
@@ -24,7 +25,32 @@ routes:
     format: alertmanager
     conversations: [oncall]
     delivery: %s
-`, delivery) + fastDelivery
+`, delivery) + fastDelivery)
+}
+
+// holding gives config y (relaytest.UCWAYAML's timers, a 30 s delivery
+// lease) a UCWA request timer long enough for a test to hold a send
+// (ucwasim.Fault.Hold) while it posts a backlog on a slow machine, and the
+// longer delivery lease that timer needs. A client that gave up on the
+// held send would leave it accepted all the same, and the test would
+// measure that instead.
+func holding(y string) string {
+	for _, r := range [][2]string{{"request_timeout: 5s", "request_timeout: 20s"}, {"lease: 30s", "lease: 90s"}} {
+		if strings.Count(y, r[0]) != 1 {
+			panic(fmt.Sprintf("the config no longer sets %q once: %s", r[0], y))
+		}
+		y = strings.Replace(y, r[0], r[1], 1)
+	}
+	return y
+}
+
+// release returns a func closing hold once, also called when the test
+// ends: a test that fails before releasing does not leave the send held
+// until the client's timer.
+func release(t *testing.T, hold chan struct{}) func() {
+	once := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(once)
+	return once
 }
 
 // backlog posts n alert groups to the burst route while the first of them
@@ -36,6 +62,7 @@ func backlog(t *testing.T, sim *ucwasim.Sim, r *relayInstance, n int, faults ...
 	t.Helper()
 	r.waitFinal(30*time.Second, r.post("burst", relaytest.Notification("Warmup", 1, "firing"))...)
 	hold := make(chan struct{})
+	free := release(t, hold)
 	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Hold: hold})
 	for _, f := range faults {
 		sim.Inject(f)
@@ -50,7 +77,7 @@ func backlog(t *testing.T, sim *ucwasim.Sim, r *relayInstance, n int, faults ...
 	if d := r.delivery(ids[0]); d.State != "sending" {
 		t.Fatalf("%s is %s once the backlog is in, want still sending: the client gave up on the held send", ids[0], d.State)
 	}
-	close(hold)
+	free()
 	return ids, r.waitFinal(60*time.Second, ids...)
 }
 
@@ -266,13 +293,14 @@ func (r *relayInstance) metrics() string {
 }
 
 // TestCoalescedOutcomeKeptThroughOutage: the database goes away while a
-// combined message is on its way; the outcome of every delivery it carried
+// combined message is held on the server, which takes it once the database
+// is gone; the outcome of every delivery it carried
 // is kept and written once the database is back, so none is sent again
 // and each one's audit shows the message that delivered it.
 func TestCoalescedOutcomeKeptThroughOutage(t *testing.T) {
 	sim := newSim(t)
 	proxy, dbURL := relaytest.NewProxy(t, relaytest.NewDatabase(t))
-	r := startRelay(t, dbURL, relaytest.UCWAYAML(sim.DiscoveryURLs())+`
+	r := startRelay(t, dbURL, holding(relaytest.UCWAYAML(sim.DiscoveryURLs())+`
 conversations:
   oncall: { to: "sip:oncall@contoso.com" }
 routes:
@@ -285,11 +313,12 @@ delivery:
   retry_max: 200ms
   session_ttl: 15s
   lease: 30s
-`)
+`))
 	r.waitFinal(30*time.Second, r.post("burst", relaytest.Notification("Warmup", 1, "firing"))...)
-	// The first send is held up while the others queue; the combined one
-	// after it is held up while the database goes away.
+	// The first send is held while the others queue; the combined one
+	// after it is held until the database has gone away.
 	first, combined := make(chan struct{}), make(chan struct{})
+	freeFirst, freeCombined := release(t, first), release(t, combined)
 	faults := sim.Stats().FaultsApplied
 	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Hold: first})
 	sim.Inject(ucwasim.Fault{Resource: "sendMessage", Hold: combined})
@@ -298,11 +327,11 @@ delivery:
 	for i := 1; i < 6; i++ {
 		ids = append(ids, r.post("burst", relaytest.Notification(fmt.Sprintf("Burst%03d", i), 1, "firing"))...)
 	}
-	close(first)
+	freeFirst()
 	waitState(t, r, ids[2], "sending") // riding: the combined message is on its way
 	waitHeld(t, sim, faults+2)
 	proxy.Down()
-	close(combined) // the server takes it while the database is away
+	freeCombined() // the server takes it while the database is away
 	time.Sleep(5 * time.Second)
 	proxy.Up()
 	got := r.waitFinal(30*time.Second, ids...)
