@@ -2,6 +2,7 @@ package ucwa
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,18 +70,18 @@ func TestSendWaitsBrieflyForConfirmationAfterCancel(t *testing.T) {
 	if out := b.send(t, tg, "warm-1", "first"); out.Kind != relay.Delivered {
 		t.Fatalf("first send: %+v", out)
 	}
-	// Every event channel request from now on waits 1.2 s on the server
-	// before it is answered. The poll held now returns with the next
-	// event (the first message's confirmation, above, already released it;
-	// this one releases the one after).
-	b.sim.Inject(ucwasim.Fault{Resource: "events", Delay: 1200 * time.Millisecond, Count: -1})
+	// The poll after the first message waits on the server; it brings the
+	// second one's confirmation. The poll after that is held until the test
+	// releases it, so the third message's confirmation cannot come before
+	// its caller gives up.
+	waitPollHeld(t, b.sim)
+	hold := make(chan struct{})
+	free := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(free)
+	b.sim.Inject(ucwasim.Fault{Resource: "events", Hold: hold})
 	if out := b.send(t, tg, "warm-2", "second"); out.Kind != relay.Delivered {
 		t.Fatalf("second send: %+v", out)
 	}
-	// The next poll is now sleeping on the server: this message's
-	// confirmation comes up to 1.2 s after the POST. The caller gives up
-	// once the server has taken the message (and a moment for its 201 to
-	// reach the client), before the confirmation.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type result struct {
@@ -92,9 +93,19 @@ func TestSendWaitsBrieflyForConfirmationAfterCancel(t *testing.T) {
 		out, err := b.client.Send(ctx, tg, "late-confirm", "third")
 		done <- result{out, err}
 	}()
+	// The server takes the message; a moment for its 201 to reach the
+	// client, then the caller gives up, and a moment later the
+	// confirmation comes.
 	waitRecorded(t, b, "late-confirm")
 	time.Sleep(200 * time.Millisecond)
+	select {
+	case res := <-done:
+		t.Fatalf("Send returned %+v, %v before its caller gave up: the test proves nothing", res.out, res.err)
+	default:
+	}
 	cancel()
+	time.Sleep(300 * time.Millisecond)
+	free()
 	res := <-done
 	out, err := res.out, res.err
 	if out.Kind != relay.Delivered || err != nil {
