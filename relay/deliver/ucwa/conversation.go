@@ -17,6 +17,13 @@ import (
 // case-insensitively.
 type laneKey relay.Target
 
+// keyOf is t's lane key.
+func keyOf(t relay.Target) laneKey {
+	k := laneKey(t)
+	k.To = strings.ToLower(strings.TrimSpace(k.To))
+	return k
+}
+
 // lane serializes the sends to one target in call order and remembers the
 // target's conversation. A buffered channel of one is the lock: blocked
 // senders on a channel are served first in, first out.
@@ -30,8 +37,7 @@ type lane struct {
 // lane returns the target's lane, registering the caller as a user; every
 // call is paired with releaseLane.
 func (c *Client) lane(t relay.Target) *lane {
-	k := laneKey(t)
-	k.To = strings.ToLower(strings.TrimSpace(k.To))
+	k := keyOf(t)
 	c.lanesMu.Lock()
 	defer c.lanesMu.Unlock()
 	l, ok := c.lanes[k]

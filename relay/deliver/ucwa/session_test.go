@@ -90,7 +90,11 @@ func TestSerializedInCallOrder(t *testing.T) {
 	if out := b.send(t, tg, "q-0", "warm"); out.Kind != relay.Delivered {
 		t.Fatalf("warm-up = %+v", out)
 	}
-	b.sim.Inject(ucwasim.Fault{Resource: "sendMessage", Delay: 100 * time.Millisecond})
+	// The first send is held on the server until all five are queued.
+	hold := make(chan struct{})
+	free := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(free)
+	b.sim.Inject(ucwasim.Fault{Resource: "sendMessage", Hold: hold})
 	var wg sync.WaitGroup
 	var finished atomic.Int32
 	for i := 1; i <= 5; i++ {
@@ -114,6 +118,7 @@ func TestSerializedInCallOrder(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	free()
 	wg.Wait()
 	var got []string
 	for _, m := range b.sim.Messages() {
@@ -126,11 +131,9 @@ func TestSerializedInCallOrder(t *testing.T) {
 
 // laneUsers is how many sends hold or wait for tg's lane.
 func laneUsers(c *Client, tg relay.Target) int {
-	k := laneKey(tg)
-	k.To = strings.ToLower(strings.TrimSpace(k.To))
 	c.lanesMu.Lock()
 	defer c.lanesMu.Unlock()
-	if l := c.lanes[k]; l != nil {
+	if l := c.lanes[keyOf(tg)]; l != nil {
 		return l.users
 	}
 	return 0
