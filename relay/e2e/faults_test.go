@@ -169,7 +169,9 @@ func TestFailoverToReadyBackupIsFast(t *testing.T) {
 // arrivals: on a loaded machine (the race detector, other packages' tests
 // beside these) a request can reach the server up to a second after the
 // gate let it go, so one second of arrivals may hold two seconds' worth.
-// A relay that ignored the limit would send tens.
+// What this catches is a relay that hammers: one that sent every waiting
+// conversation's request as soon as a Retry-After ended, or probed a dead
+// pool without pause.
 const maxArrivalsPerSecond = 2 * 3
 
 // TestServerBusyStormIsThrottling (production timers): about 25 answers of

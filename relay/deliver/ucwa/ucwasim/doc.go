@@ -48,7 +48,8 @@
 // request to the roots and pools (the event channel P-GET, sendMessage and
 // the token endpoint included) as it arrives, until its Count runs out; a
 // P-GET already held when it is injected is not released by it. A Fault's
-// Hold keeps the requests it meets until the test closes it. [Sim.PoolGone]
+// Hold keeps the requests it meets until the test closes it (or the client
+// gives up, or the simulator closes), then lets them go on. [Sim.PoolGone]
 // answers every request to the pool 410 CannotRedirect (the P-GET at once)
 // except the token endpoint and xframe, until [Sim.PoolRecover]. Recipients
 // are scripted per attempt with [Sim.SetRecipient]; [Sim.SetUnconfirmed]

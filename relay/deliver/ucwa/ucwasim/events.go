@@ -454,7 +454,7 @@ func (a *application) releasedLocked(now time.Time) {
 
 // HeldPolls is how many event channel P-GETs the simulator holds now,
 // waiting for events: a test waits for one before it drops or replaces
-// them.
+// them. A P-GET still in a fault's Delay or Hold is not counted.
 func (s *Sim) HeldPolls() int {
 	n := 0
 	for _, a := range s.liveApps() {

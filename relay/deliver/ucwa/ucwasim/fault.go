@@ -21,8 +21,8 @@ type Fault struct {
 	// "me", "makeMeAvailable", "reportMyActivity" (also "communication",
 	// "stopMessaging", "cancel", "participant", "xframe").
 	Resource string
-	// Status is the HTTP status to answer (0 = none: only Delay, Reset and
-	// the message faults apply).
+	// Status is the HTTP status to answer (0 = none: only Delay, Hold,
+	// Reset and the message faults apply).
 	Status int
 	// Code and Subcode make a UCWA JSON error body {code, subcode, message};
 	// an empty Code with Status set gives a proxy-style HTML body.
@@ -37,9 +37,12 @@ type Fault struct {
 	// Delay slows the response down (real time, not scaled).
 	Delay time.Duration
 	// Hold, when not nil, keeps the request waiting (after Delay) until it
-	// is closed or the client gives up: a test closes it once it has made
-	// happen what must happen meanwhile, however slow the machine. Go
-	// only; the control API has no counterpart.
+	// is closed, the client gives up or the simulator closes: a test closes
+	// it once it has made happen what must happen meanwhile, however slow
+	// the machine. Released, the request goes on to the fault's Status or
+	// Reset, or to normal handling: a held sendMessage whose client gave
+	// up is still accepted (a ghost delivery). Go only; the control API has
+	// no counterpart.
 	Hold <-chan struct{}
 	// Reset drops the TCP connection without an answer. Note that Go's
 	// transport silently retries an idempotent request (GET) whose reused

@@ -441,7 +441,13 @@ func TestHeldRequest(t *testing.T) {
 	hold := make(chan struct{})
 	b.s.Inject(Fault{Resource: "application", Hold: hold})
 	answered := make(chan int, 1)
-	go func() { answered <- b.c.do("GET", b.a.self, "", "").status }()
+	go func() {
+		r, err := b.c.doErr(context.Background(), "GET", b.a.self, "", "")
+		if err != nil {
+			t.Errorf("held GET: %v", err)
+		}
+		answered <- r.status
+	}()
 	// Held while nothing closes it: wait until the request is in, then a
 	// little more.
 	deadline := time.Now().Add(10 * time.Second)

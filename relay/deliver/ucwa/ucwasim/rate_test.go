@@ -88,7 +88,7 @@ func TestRequestRate(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	mid := time.Now()
 	c.doAnon("GET", fe1+userPath, "", "")
-	time.Sleep(300 * time.Millisecond) // within one second of the first, however slow the machine
+	time.Sleep(300 * time.Millisecond) // well within one second of the first
 	c.doAnon("GET", fe1+userPath, "", "")
 	if m, n := s.RequestRate("fe1", mid, time.Time{}); m != 2 || n != 2 {
 		t.Errorf("RequestRate(fe1, mid, -) = %d, %d, want 2, 2", m, n)
