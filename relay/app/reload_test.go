@@ -128,7 +128,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for after := sent.Load() + 4; sent.Load() < max(after, 10); {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d webhooks sent in all, none of the last ones within 30 s of the reloads", sent.Load())
+			t.Errorf("%d webhooks sent in all, none of the last ones within 30 s of the reloads", sent.Load())
+			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
