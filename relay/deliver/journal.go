@@ -86,11 +86,7 @@ func (w *Worker) flushJournal(ctx context.Context) bool {
 			// The state matters more than the audit row: try without it.
 			w.log.ErrorContext(ctx, "could not record a kept delivery attempt; recording its outcome without it",
 				slog.String("operation_id", e.c.OperationID), slog.Int("attempt", e.c.Attempt), slog.Any("err", err))
-			e.f.Record = nil
-			e.f.Carried = slices.Clone(e.f.Carried) // the journal's copy stays whole
-			for i := range e.f.Carried {
-				e.f.Carried[i].Record = nil
-			}
+			e.f = e.f.WithoutRecords() // a copy: the journal's stays whole
 			res, err = w.db.Finish(ctx, e.f)
 		}
 		if err != nil && !errors.Is(err, relay.ErrUnavailable) {

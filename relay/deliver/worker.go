@@ -432,10 +432,7 @@ func (w *Worker) record(ctx, claiming context.Context, c store.Claimed, f store.
 			// state matters more than the audit row, so try without it.
 			w.log.ErrorContext(ctx, "could not record a delivery's attempt; recording its outcome without it",
 				slog.String("operation_id", c.OperationID), slog.String("state", string(f.State)), slog.Any("err", err))
-			f.Record = nil
-			for i := range f.Carried {
-				f.Carried[i].Record = nil
-			}
+			f = f.WithoutRecords()
 			continue
 		case !errors.Is(err, relay.ErrUnavailable):
 			// Keeping it would only block claiming. The delivery is taken

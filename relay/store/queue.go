@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -240,6 +241,18 @@ type Finish struct {
 	// that the claim of the recipient's next delivery sees them finished.
 	// Their own ClaimNext and Carried are ignored.
 	Carried []Finish
+}
+
+// WithoutRecords is f, and each finish it carries, without their attempt
+// rows: what is written when the database refuses those, as the state
+// matters more than the audit row. The copy shares no finish with f.
+func (f Finish) WithoutRecords() Finish {
+	f.Record = nil
+	f.Carried = slices.Clone(f.Carried)
+	for i := range f.Carried {
+		f.Carried[i].Record = nil
+	}
+	return f
 }
 
 // NextClaim asks Finish to claim the recipient's next delivery.
