@@ -214,7 +214,7 @@ const (
 // Coalesce is the text of one message carrying texts, oldest first.
 func Coalesce(texts []string) string {
 	var b strings.Builder
-	b.Grow(CoalescedLen(len(texts), 0) + textBytes(texts))
+	b.Grow(CoalescedLen(len(texts), textBytes(texts)))
 	fmt.Fprintf(&b, coalesceHeader, len(texts))
 	for i, t := range texts {
 		fmt.Fprintf(&b, coalesceSeparator, i+1, len(texts))
@@ -307,14 +307,12 @@ func Sections(body string) (texts []string, ok bool) {
 		return nil, false
 	}
 	for i := 1; i <= n; i++ {
-		var sep string
 		if rest, found = strings.CutPrefix(rest, fmt.Sprintf(coalesceSeparator, i, n)); !found {
 			return nil, false
 		}
 		text := rest
 		if i < n {
-			sep = fmt.Sprintf(coalesceSeparator, i+1, n)
-			j := strings.Index(rest, sep)
+			j := strings.Index(rest, fmt.Sprintf(coalesceSeparator, i+1, n))
 			if j < 0 {
 				return nil, false
 			}
